@@ -1,0 +1,39 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch first, pinned: the CPU build of 2.13.0 lies on disk on the build machines; a plain
+# `torch` requirement would pull a multi-GB CUDA build instead.
+TORCH_SPEC ?= torch==2.13.0
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: demo test lint dag clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/snakemake --cores 2 --configfile config/demo.yaml
+	@echo ""
+	@echo "Demo done."
+	@echo "  Parquet dataset : results/demo/parquet/"
+	@echo "  merge_all       : results/demo/vjepa2-tiny_embeddings_all.{pt,npy,keys.txt}"
+	@echo "  Metrics         : results/demo/validation/metrics.json"
+	@echo "  Errors          : results/demo/embeddings/*.errors.parquet"
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/snakemake --lint --configfile config/demo.yaml
+
+dag: $(BIN)/.installed
+	$(BIN)/snakemake --configfile config/demo.yaml --dag | dot -Tsvg > dag.svg
+
+clean:
+	rm -rf results logs .snakemake

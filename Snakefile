@@ -1,0 +1,36 @@
+# embedpipe: media files → foundation-model embedding datasets.
+#   snakemake --cores 2 --configfile config/demo.yaml                     (the demo)
+#   snakemake --profile profiles/slurm --configfile config/examples/mimic_iv_echo.yaml
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: os.path.join(workflow.basedir, "config/config.yaml")
+
+
+# Before any job: an unknown key or a wrong type stops here, naming the key.
+validate(config, os.path.join(workflow.basedir, "config/schema.yaml"))
+
+
+include: "rules/common.smk"
+
+
+if DEMO:
+
+    include: "rules/demo.smk"
+
+
+include: "rules/discover.smk"
+include: "rules/extract.smk"
+include: "rules/merge.smk"
+include: "rules/parquet.smk"
+include: "rules/validate.smk"
+
+
+rule all:
+    input:
+        MERGED.values(),
+        DATASET_FILES,
+        METRICS,
+    default_target: True

@@ -1,0 +1,98 @@
+# Shared names and start-up checks. Everything here runs when the DAG is built, before any job.
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # the Snakefile itself needs only stdlib parts
+from embedpipe.discover import list_top_folders  # noqa: E402
+from embedpipe.presets import VJEPA2_PRESETS, dataset_file_name  # noqa: E402
+
+from snakemake.exceptions import WorkflowError  # noqa: E402
+
+
+def config_error(key, message):
+    raise WorkflowError(f"config key {key!r}: {message}")
+
+
+DEMO = bool(config["demo"]["enabled"])
+RUN = config["run"]
+RUN_DIR = f"{config.get('results_dir', 'results')}/{RUN}"
+LOG_DIR = f"{config.get('logs_dir', 'logs')}/{RUN}"
+SCRIPTS = os.path.join(workflow.basedir, "workflow", "scripts")
+# Jobs run the scripts with the Python that runs Snakemake (the project's venv), unless a
+# software-deployment method (conda, apptainer) provides the environment: then its `python`.
+PYTHON = "python" if workflow.deployment_settings.deployment_method else sys.executable
+ENCODER = config["encoder"]
+MODEL = ENCODER["model"]
+SHARDING = config["shards"]
+
+if not DEMO and not os.path.isdir(config["input_dir"]):
+    config_error("input_dir", f"{config['input_dir']!r} is not a directory")
+if not DEMO and ENCODER.get("path") and not os.path.exists(ENCODER["path"]):
+    config_error("encoder.path", f"{ENCODER['path']!r} does not exist")
+if config["metadata"]["kind"] == "mimic_iv_echo":
+    for key in ("record_list", "study_list"):
+        if not config["metadata"].get(key):
+            config_error(f"metadata.{key}", "required when metadata.kind is mimic_iv_echo")
+
+if SHARDING["by"] == "folder":
+    # Shard ids must be known when the DAG is built (no checkpoint), so listing the top-level
+    # folders is the only scan done here; files are scanned by the discover job.
+    SHARDS = sorted(SHARDING.get("folders") or [])
+    if not SHARDS:
+        if DEMO:
+            config_error("shards.folders", "the demo must list its folders")
+        SHARDS = list_top_folders(config["input_dir"])
+        if not SHARDS:
+            config_error("input_dir", f"no top-level folders in {config['input_dir']!r} to shard by")
+else:
+    n = SHARDING.get("num_shards", 1)
+    SHARDS = [f"shard-{i:0{max(3, len(str(n - 1)))}d}" for i in range(n)]
+
+DATASET_NAMES = {s: dataset_file_name(i, len(SHARDS)) for i, s in enumerate(SHARDS)}
+SHARD_OF_DATASET = {v.removesuffix(".parquet"): k for k, v in DATASET_NAMES.items()}
+
+
+wildcard_constraints:
+    shard="|".join(map(re.escape, SHARDS)),
+    part=r"train-\d{5}-of-\d{5}",
+
+
+MANIFEST = f"{RUN_DIR}/manifests/{{shard}}.txt"
+EMBEDDINGS = f"{RUN_DIR}/embeddings/{{shard}}.parquet"
+ERRORS = f"{RUN_DIR}/embeddings/{{shard}}.errors.parquet"
+PARTS = f"{RUN_DIR}/parts/{{shard}}"
+DATASET = f"{RUN_DIR}/parquet/{{part}}.parquet"
+DATASET_FILES = [f"{RUN_DIR}/parquet/{DATASET_NAMES[s]}" for s in SHARDS]
+MERGED = {
+    "pt": f"{RUN_DIR}/{MODEL}_embeddings_all.pt",
+    "npy": f"{RUN_DIR}/{MODEL}_embeddings_all.npy",
+    "index": f"{RUN_DIR}/{MODEL}_embeddings_all.keys.txt",
+}
+METRICS = f"{RUN_DIR}/validation/metrics.json"
+
+
+def demo_inputs(*names):
+    """Files the demo rules make; empty in a real run, so a real DAG holds no demo job."""
+    if not DEMO:
+        return []
+    paths = {
+        "data": config["input_dir"],
+        "model": ENCODER["path"],
+        "record_list": config["metadata"]["record_list"],
+        "study_list": config["metadata"]["study_list"],
+    }
+    return [paths[n] for n in names]
+
+
+def metadata_inputs():
+    if config["metadata"]["kind"] == "none" or DEMO:
+        return []
+    return [config["metadata"]["record_list"], config["metadata"]["study_list"]]
+
+
+def expected_dim_arg():
+    """The preset's width, checked by validate; a custom model's width is what its config says."""
+    if ENCODER["name"] == "vjepa2" and MODEL in VJEPA2_PRESETS and not ENCODER.get("path"):
+        return f"--expected_dim {VJEPA2_PRESETS[MODEL].dim}"
+    return ""

@@ -1,0 +1,34 @@
+# The embedded demo: generated videos + MIMIC-IV-Echo CSVs, and a tiny random-weight V-JEPA 2.
+# Included only when demo.enabled is true (config/demo.yaml).
+
+
+rule demo_data:
+    output:
+        videos=directory(config["input_dir"]),
+        record_list=config["metadata"]["record_list"],
+        study_list=config["metadata"]["study_list"],
+    params:
+        out=lambda wc, output: os.path.dirname(output.record_list),
+        folders=" ".join(SHARDS),
+        per_folder=config["demo"]["per_folder"],
+        seed=config["demo"]["seed"],
+    log:
+        f"{LOG_DIR}/demo_data.log",
+    conda:
+        "../envs/embedpipe.yaml"
+    shell:
+        "{PYTHON:q} {SCRIPTS}/make_demo.py data --out {params.out:q} --folders {params.folders}"
+        " --per_folder {params.per_folder} --seed {params.seed} > {log:q} 2>&1"
+
+
+rule demo_model:
+    output:
+        directory(ENCODER["path"]),
+    params:
+        seed=config["demo"]["seed"],
+    log:
+        f"{LOG_DIR}/demo_model.log",
+    conda:
+        "../envs/embedpipe.yaml"
+    shell:
+        "{PYTHON:q} {SCRIPTS}/make_demo.py model --out {output:q} --seed {params.seed} > {log:q} 2>&1"

@@ -1,0 +1,24 @@
+# One scan of the input, one manifest per shard. Unchanged manifests keep their mtime, so after
+# `snakemake discover --forcerun discover` only shards whose file list changed run again.
+
+
+rule discover:
+    input:
+        demo_inputs("data"),
+    output:
+        expand(MANIFEST, shard=SHARDS),
+    params:
+        input_dir=config["input_dir"],
+        manifest_dir=f"{RUN_DIR}/manifests",
+        extensions=" ".join(config["extensions"]),
+        by=SHARDING["by"],
+        folders=" ".join(SHARDS) if SHARDING["by"] == "folder" else "",
+        num_shards=len(SHARDS),
+    log:
+        f"{LOG_DIR}/discover.log",
+    conda:
+        "../envs/embedpipe.yaml"
+    shell:
+        "{PYTHON:q} {SCRIPTS}/discover.py --input_dir {params.input_dir:q} --manifest_dir {params.manifest_dir:q}"
+        " --extensions {params.extensions} --by {params.by} --folders {params.folders}"
+        " --num_shards {params.num_shards} > {log:q} 2>&1"

@@ -1,0 +1,38 @@
+# One job per shard: decode in workers, encode in batches, atomic parts, resumable.
+# The parts directory is deliberately not a declared output: Snakemake deletes the outputs of a
+# failed job, and the parts are what a rerun resumes from.
+
+
+rule extract:
+    input:
+        manifest=MANIFEST,
+        model=demo_inputs("model"),
+    output:
+        embeddings=EMBEDDINGS,
+        errors=ERRORS,
+    params:
+        input_dir=config["input_dir"],
+        parts=PARTS,
+        encoder=ENCODER["name"],
+        model=MODEL,
+        model_path=f"--model_path {ENCODER['path']!r}" if ENCODER.get("path") else "",
+        revision=f"--revision {ENCODER['revision']!r}" if ENCODER.get("revision") else "",
+        num_frames=ENCODER.get("num_frames", 16),
+        batch_size=ENCODER.get("batch_size", 0),
+        device=ENCODER.get("device", "auto"),
+        num_workers=config["extract"].get("num_workers", 8),
+        save_every=config["extract"].get("save_every", 10000),
+        log_every=config["extract"].get("log_every", 50),
+    threads: max(1, config["extract"].get("num_workers", 8))
+    log:
+        f"{LOG_DIR}/extract/{{shard}}.log",
+    conda:
+        "../envs/embedpipe.yaml"
+    shell:
+        "{PYTHON:q} {SCRIPTS}/extract.py --encoder {params.encoder} --model {params.model:q}"
+        " {params.model_path} {params.revision}"
+        " --input_dir {params.input_dir:q} --shard {wildcards.shard} --manifest {input.manifest:q}"
+        " --output {output.embeddings:q} --errors {output.errors:q} --parts_dir {params.parts:q}"
+        " --num_frames {params.num_frames} --batch_size {params.batch_size} --device {params.device}"
+        " --num_workers {params.num_workers} --save_every {params.save_every}"
+        " --log_every {params.log_every} > {log:q} 2>&1"

@@ -1,0 +1,67 @@
+"""Atomic writes: a file exists under its final name only once it is complete."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+TMP_MARK = ".tmp-"
+
+
+def tmp_path_for(dest: Path) -> Path:
+    # Same directory as the destination so os.replace is a rename, never a copy.
+    return dest.with_name(f".{dest.name}{TMP_MARK}{os.getpid()}")
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path; on success fsync it and rename it onto `dest`."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_path_for(dest)
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+        _fsync_dir(dest.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def write_text_atomic(dest: str | os.PathLike, text: str) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_text_if_changed(dest: str | os.PathLike, text: str) -> bool:
+    """Rewrite `dest` only when its content differs, so its mtime marks real changes."""
+    dest = Path(dest)
+    if dest.exists() and dest.read_text(encoding="utf-8") == text:
+        return False
+    write_text_atomic(dest, text)
+    return True
+
+
+def remove_stale_tmp(directory: Path) -> int:
+    """Delete temporary files a killed writer left behind; they never hold complete data."""
+    removed = 0
+    if directory.is_dir():
+        for p in directory.iterdir():
+            if TMP_MARK in p.name and p.name.startswith("."):
+                p.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,21 @@
+"""Encoders: one small interface, one module per model family, chosen by name in the config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from embedpipe.encoders.base import Encoder, resolve_device
+
+ENCODERS = ("vjepa2",)
+
+
+def build_encoder(name: str, options: dict[str, Any]) -> Encoder:
+    """The encoder `name` configured with `options` (the config's `encoder` block, minus `name`)."""
+    if name == "vjepa2":
+        from embedpipe.encoders.vjepa2 import VJEPA2Encoder
+
+        return VJEPA2Encoder.from_options(options)
+    raise ValueError(f"encoder.name: unknown encoder {name!r}; known: {', '.join(ENCODERS)}")
+
+
+__all__ = ["ENCODERS", "Encoder", "build_encoder", "resolve_device"]

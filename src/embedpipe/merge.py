@@ -1,0 +1,75 @@
+"""merge_all: every shard's embeddings in one artifact that loads all at once.
+
+Outputs, in the EchoJEPA layout and beside it a memory-mappable form:
+- `<model>_embeddings_all.pt`: `{key: tensor[D]}` (torch.load)
+- `<model>_embeddings_all.npy`: float32 `[N, D]` (np.load(..., mmap_mode="r"))
+- `<model>_embeddings_all.keys.txt`: row i of the matrix is line i
+
+Shards are read one at a time in batches; the only thing held in memory is the output matrix.
+The dict's tensors are views of that one matrix, so torch.save writes a single storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from embedpipe.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+BATCH_ROWS = 8192
+
+
+def shard_geometry(paths: Sequence[Path], column: str) -> tuple[int, int]:
+    """(total rows, embedding width), read from Parquet footers only."""
+    total, dim = 0, None
+    for p in paths:
+        f = pq.ParquetFile(p)
+        total += f.metadata.num_rows
+        width = f.schema_arrow.field(column).type.list_size
+        if dim is not None and width != dim:
+            raise ValueError(f"{p}: embedding width {width} differs from {dim} in earlier shards")
+        dim = width
+    if dim is None:
+        raise ValueError("no shard outputs to merge")
+    return total, dim
+
+
+def merge_all(shard_paths: Sequence[str | os.PathLike], pt_path: Path, npy_path: Path, keys_path: Path,
+              column: str = "embedding") -> int:
+    """Merge shard Parquet files (in the given order). Returns the row count."""
+    paths = [Path(p) for p in shard_paths]
+    total, dim = shard_geometry(paths, column)
+    matrix = torch.empty((total, dim), dtype=torch.float32)
+    keys: list[str] = []
+    row = 0
+    for p in paths:
+        for batch in pq.ParquetFile(p).iter_batches(batch_size=BATCH_ROWS, columns=["key", column]):
+            values = batch.column(column).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+            matrix[row : row + len(values)] = torch.from_numpy(values)
+            keys.extend(batch.column("key").to_pylist())
+            row += len(values)
+        log.info("merged %s (%d rows so far)", p.name, row)
+    if len(set(keys)) != len(keys):
+        raise ValueError("duplicate keys across shards; refusing to merge")
+
+    with atomic_path(npy_path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, matrix.numpy())
+    with atomic_path(keys_path) as tmp:
+        tmp.write_text("".join(f"{k}\n" for k in keys), encoding="utf-8")
+    as_dict = {k: matrix[i] for i, k in enumerate(keys)}
+    with atomic_path(pt_path) as tmp:
+        torch.save(as_dict, tmp)
+    return total
+
+
+def load_merged(npy_path: Path, keys_path: Path) -> tuple[np.ndarray, list[str]]:
+    """The memory-mapped matrix and its key index."""
+    keys = Path(keys_path).read_text(encoding="utf-8").splitlines()
+    return np.load(npy_path, mmap_mode="r"), keys

@@ -1,0 +1,112 @@
+"""Dataset metadata joined onto embedding rows, so every Parquet row is self-contained."""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+ECHO_FIELDS = [
+    pa.field("subject_id", pa.int64()),
+    pa.field("study_id", pa.int64()),
+    pa.field("dicom_id", pa.string()),
+    pa.field("file_path", pa.string()),
+    pa.field("acquisition_datetime", pa.string()),
+    pa.field("study_datetime", pa.string()),
+    pa.field("note_id", pa.string()),
+    pa.field("note_seq", pa.string()),
+    pa.field("note_charttime", pa.string()),
+]
+_SUBJECT = re.compile(r"^p(\d{4,})$")
+_STUDY = re.compile(r"^s(\d+)$")
+
+
+def parse_echo_path(key: str) -> dict[str, Any]:
+    """subject, study and dicom id from `pNN/p<subject>/s<study>/<dicom_id>.mp4`."""
+    parts = PurePosixPath(key).parts
+    subject = next((int(m.group(1)) for p in parts if (m := _SUBJECT.match(p))), None)
+    study = next((int(m.group(1)) for p in parts if (m := _STUDY.match(p))), None)
+    return {"subject_id": subject, "study_id": study, "dicom_id": PurePosixPath(key).stem}
+
+
+def _text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
+        return None
+    return str(value)
+
+
+class EchoMetadata:
+    """MIMIC-IV-Echo: echo-record-list.csv (per video) and echo-study-list.csv (per study).
+
+    Record rows join by dicom_id (the stem of `dicom_filepath`), study rows by (subject_id, study_id).
+    A video without a record row keeps the ids parsed from its path and null datetimes.
+    """
+
+    key_column = "file_path"
+    fields = ECHO_FIELDS
+
+    def __init__(self, record_list: str, study_list: str) -> None:
+        records = pd.read_csv(record_list, dtype=str, keep_default_na=True)
+        missing = {"subject_id", "study_id", "dicom_filepath", "acquisition_datetime"} - set(records.columns)
+        if missing:
+            raise ValueError(f"{record_list}: missing columns {sorted(missing)}")
+        self.records = {
+            PurePosixPath(path).stem: (int(subj), int(study), _text(acq))
+            for subj, study, path, acq in zip(
+                records["subject_id"], records["study_id"], records["dicom_filepath"],
+                records["acquisition_datetime"], strict=True,
+            )
+        }
+        studies = pd.read_csv(study_list, dtype=str, keep_default_na=True)
+        study_cols = ("study_datetime", "note_id", "note_seq", "note_charttime")
+        missing = {"subject_id", "study_id", *study_cols} - set(studies.columns)
+        if missing:
+            raise ValueError(f"{study_list}: missing columns {sorted(missing)}")
+        self.studies = {
+            (int(subj), int(study)): tuple(_text(v) for v in rest)
+            for subj, study, *rest in zip(
+                studies["subject_id"], studies["study_id"], *(studies[c] for c in study_cols), strict=True
+            )
+        }
+        self.matched_records = self.matched_studies = 0
+
+    def rows(self, keys: list[str]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {f.name: [] for f in ECHO_FIELDS}
+        for key in keys:
+            meta = parse_echo_path(key)
+            acquisition = None
+            if (rec := self.records.get(meta["dicom_id"])) is not None:
+                meta["subject_id"], meta["study_id"], acquisition = rec
+                self.matched_records += 1
+            study = self.studies.get((meta["subject_id"], meta["study_id"]))
+            self.matched_studies += study is not None
+            out["subject_id"].append(meta["subject_id"])
+            out["study_id"].append(meta["study_id"])
+            out["dicom_id"].append(meta["dicom_id"])
+            out["file_path"].append(key)
+            out["acquisition_datetime"].append(acquisition)
+            for col, value in zip(ECHO_FIELDS[5:], study or (None,) * 4, strict=True):
+                out[col.name].append(value)
+        return out
+
+
+class KeyOnly:
+    """No dataset metadata: the row is the key and the embedding."""
+
+    key_column = "key"
+    fields = [pa.field("key", pa.string())]
+    matched_records = matched_studies = 0
+
+    def rows(self, keys: list[str]) -> dict[str, list[Any]]:
+        return {"key": list(keys)}
+
+
+def build_metadata(kind: str, options: dict[str, Any]) -> EchoMetadata | KeyOnly:
+    if kind == "mimic_iv_echo":
+        return EchoMetadata(options["record_list"], options["study_list"])
+    if kind == "none":
+        return KeyOnly()
+    raise ValueError(f"metadata.kind: unknown kind {kind!r}")

@@ -1,0 +1,27 @@
+"""Model presets and output names: plain data, importable by the Snakefile without torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    hub_id: str
+    dim: int
+    crop: int
+    batch_size: int
+
+
+# The EchoJEPA script's four models: width, crop and default batch (sized for a 48 GB L40S).
+VJEPA2_PRESETS: dict[str, ModelPreset] = {
+    "vitl": ModelPreset("facebook/vjepa2-vitl-fpc64-256", 1024, 256, 256),
+    "vith": ModelPreset("facebook/vjepa2-vith-fpc64-256", 1280, 256, 128),
+    "vitg": ModelPreset("facebook/vjepa2-vitg-fpc64-256", 1408, 256, 64),
+    "vitg-384": ModelPreset("facebook/vjepa2-vitg-fpc64-384", 1408, 384, 16),
+}
+
+
+def dataset_file_name(index: int, total: int, split: str = "train") -> str:
+    """Hugging Face's shard naming: train-00000-of-00010.parquet."""
+    return f"{split}-{index:05d}-of-{total:05d}.parquet"

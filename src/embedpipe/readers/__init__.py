@@ -1,0 +1,1 @@
+"""Readers decode one file into arrays; they run in DataLoader workers."""

@@ -1,0 +1,103 @@
+#!/usr/bin/env python
+"""Embed one shard of files into `<shard>.parquet` + `<shard>.errors.parquet`.
+
+Run by the workflow's extract rule, or by hand as the EchoJEPA script was:
+
+    python workflow/scripts/extract.py --model vitl --input_dir /data/mimic-iv-echo-mp4 --shard p10 --limit 50
+
+Every --save_every rows an atomic part file is written under --parts_dir; a rerun after a kill or
+preemption resumes from the parts. SIGTERM flushes the current part and exits with status 143.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from embedpipe.discover import normalise_extensions, read_manifest, scan_files
+from embedpipe.encoders import build_encoder, resolve_device
+from embedpipe.extract import StopRequest, run_extract
+from embedpipe.runinfo import package_versions, setup_logging
+from embedpipe.writer import ShardWriter
+
+log = logging.getLogger("extract")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--encoder", default="vjepa2", help="encoder family (default: vjepa2)")
+    p.add_argument("--model", default="vitl", help="preset (vitl, vith, vitg, vitg-384) or a name with --model_path")
+    p.add_argument("--model_path", default=None, help="local model directory (overrides the preset's hub id)")
+    p.add_argument("--revision", default=None, help="hub revision (commit, tag or branch)")
+    p.add_argument("--input_dir", required=True, help="input root; keys are paths relative to it")
+    p.add_argument("--shard", required=True, help="shard id (top-level folder such as p10)")
+    p.add_argument("--manifest", default=None, help="manifest file; default: scan <input_dir>/<shard>")
+    p.add_argument("--extensions", nargs="+", default=[".mp4"], help="extensions scanned without --manifest")
+    p.add_argument("--output", default=None, help="default: results/<model>/embeddings/<shard>.parquet")
+    p.add_argument("--errors", default=None, help="default: <output without .parquet>.errors.parquet")
+    p.add_argument("--parts_dir", default=None, help="default: <output dir>/../parts/<shard>")
+    p.add_argument("--batch_size", type=int, default=0, help="0 = the model's default")
+    p.add_argument("--num_workers", type=int, default=8, help="DataLoader decode workers (0 = in-process)")
+    p.add_argument("--num_frames", type=int, default=16, help="frames sampled per video")
+    p.add_argument("--save_every", type=int, default=10000, help="rows per atomic part file")
+    p.add_argument("--limit", type=int, default=0, help="embed only the first N files of the shard (0 = all)")
+    p.add_argument("--log_every", type=int, default=50, help="throughput log line every N batches")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--keep_parts", action="store_true", help="keep part files after assembling the shard")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging()
+    input_root = Path(args.input_dir)
+    if args.manifest:
+        keys = read_manifest(args.manifest)
+    else:
+        keys = scan_files(input_root, list(normalise_extensions(args.extensions)), subdir=args.shard)
+    if args.limit > 0:
+        keys = keys[: args.limit]
+    output = Path(args.output or f"results/{args.model}/embeddings/{args.shard}.parquet")
+    errors = Path(args.errors or output.with_name(output.name.removesuffix(".parquet") + ".errors.parquet"))
+    parts_dir = Path(args.parts_dir or output.parent.parent / "parts" / args.shard)
+
+    encoder = build_encoder(
+        args.encoder,
+        {
+            "model": args.model,
+            "path": args.model_path,
+            "revision": args.revision,
+            "num_frames": args.num_frames,
+            "batch_size": args.batch_size,
+            "device": args.device,
+        },
+    )
+    writer = ShardWriter(parts_dir, encoder.output_fields(), encoder.fingerprint(), args.save_every)
+    stop = StopRequest().install()
+    device = resolve_device(args.device)
+    log.info("shard %s: %d files; model %s on %s, batch %d", args.shard, len(keys), args.model, device,
+             encoder.batch_size)
+    encoder.device = device
+    run_extract(keys, input_root, encoder, writer, shard=args.shard, device=device,
+                num_workers=args.num_workers, log_every=args.log_every, stop=stop)
+    if stop:
+        log.warning("stopped by signal %d after flushing the current part; rerun to resume", stop.signum)
+        return 128 + stop.signum
+    metadata = {
+        **encoder.provenance(),
+        "compute_dtype": encoder.compute_dtype(),
+        "shard": args.shard,
+        "num_files": len(keys),
+        "packages": package_versions(),
+    }
+    n_rows, n_errors = writer.finalize(keys, output, errors, metadata)
+    if not args.keep_parts:
+        writer.remove_parts()
+    log.info("shard %s done: %d rows -> %s, %d errors -> %s", args.shard, n_rows, output, n_errors, errors)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+#!/usr/bin/env python
+"""Generate the embedded demo: `data` (videos + MIMIC-IV-Echo CSVs) or `model` (tiny V-JEPA 2)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from embedpipe.demo import make_demo_data, make_tiny_vjepa2
+from embedpipe.runinfo import setup_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    sub = p.add_subparsers(dest="what", required=True)
+    d = sub.add_parser("data", help="videos under OUT/mp4 and the CSVs in OUT")
+    d.add_argument("--out", required=True)
+    d.add_argument("--folders", nargs="+", required=True)
+    d.add_argument("--per_folder", type=int, default=10)
+    d.add_argument("--seed", type=int, default=0)
+    m = sub.add_parser("model", help="a random-weight V-JEPA 2 saved with save_pretrained")
+    m.add_argument("--out", required=True)
+    m.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    setup_logging()
+    if args.what == "data":
+        make_demo_data(Path(args.out), args.folders, args.per_folder, args.seed)
+    else:
+        make_tiny_vjepa2(Path(args.out), args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+#!/usr/bin/env python
+"""Write one shard's dataset file (train-0000i-of-0000N.parquet) with the dataset metadata joined."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from embedpipe.metadata import build_metadata
+from embedpipe.parquet import write_dataset_shard
+from embedpipe.runinfo import setup_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--embeddings", required=True, help="the shard's <shard>.parquet from extract")
+    p.add_argument("--output", required=True)
+    p.add_argument("--shard", required=True)
+    p.add_argument("--metadata", choices=["none", "mimic_iv_echo"], default="none")
+    p.add_argument("--record_list", help="echo-record-list.csv (mimic_iv_echo)")
+    p.add_argument("--study_list", help="echo-study-list.csv (mimic_iv_echo)")
+    args = p.parse_args(argv)
+    setup_logging()
+    if args.metadata == "mimic_iv_echo" and not (args.record_list and args.study_list):
+        p.error("--metadata mimic_iv_echo needs --record_list and --study_list")
+    joiner = build_metadata(args.metadata, {"record_list": args.record_list, "study_list": args.study_list})
+    write_dataset_shard(Path(args.embeddings), Path(args.output), joiner, {"shard": args.shard,
+                                                                           "metadata": args.metadata})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
