@@ -47,12 +47,13 @@ def merge_all(shard_paths: Sequence[str | os.PathLike], pt_path: Path, npy_path:
     paths = [Path(p) for p in shard_paths]
     total, dim = shard_geometry(paths, column)
     matrix = torch.empty((total, dim), dtype=torch.float32)
+    rows_view = matrix.numpy()  # shares memory with the tensor
     keys: list[str] = []
     row = 0
     for p in paths:
         for batch in pq.ParquetFile(p).iter_batches(batch_size=BATCH_ROWS, columns=["key", column]):
             values = batch.column(column).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
-            matrix[row : row + len(values)] = torch.from_numpy(values)
+            rows_view[row : row + len(values)] = values
             keys.extend(batch.column("key").to_pylist())
             row += len(values)
         log.info("merged %s (%d rows so far)", p.name, row)

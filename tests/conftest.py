@@ -1,0 +1,73 @@
+"""Shared fixtures: a tiny random-weight V-JEPA 2 and small generated videos, made once per session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "workflow" / "scripts"
+FIXTURES = REPO.parent / "shared" / "fixtures"
+
+# No test may reach a model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+def run_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_script(name: str, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / name), *map(str, args)],
+        env=run_env(), capture_output=True, text=True, check=check, **kw,
+    )
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
+        env=run_env(), capture_output=True, text=True,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def fixtures_dir(sub: str) -> Path:
+    path = FIXTURES / sub
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent: the shared real-world fixtures come with the project's CI checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    from embedpipe.demo import make_tiny_vjepa2
+
+    return make_tiny_vjepa2(tmp_path_factory.mktemp("models") / "vjepa2-tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def video_tree(tmp_path_factory) -> Path:
+    """p10/ with 12 good videos of several sizes and lengths, plus one truncated MP4."""
+    from embedpipe.demo import plan_videos, render_frames, write_h264
+
+    root = tmp_path_factory.mktemp("videos")
+    videos = plan_videos(["p10"], 12, seed=3)
+    for i, video in enumerate(videos):
+        write_h264(root / video.key, render_frames(video, 100 + i))
+    broken = root / "p10" / "p10999999" / "s1" / "broken.mp4"
+    broken.parent.mkdir(parents=True)
+    good = (root / videos[0].key).read_bytes()
+    broken.write_bytes(good[: len(good) // 3])
+    return root

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import SCRIPTS, run_env, run_script
+
+from embedpipe.discover import scan_files
+
+
+def extract_args(tree: Path, model: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--model", "vjepa2-tiny", "--model_path", str(model), "--input_dir", str(tree), "--shard", "p10",
+        "--output", str(out / "embeddings" / "p10.parquet"), "--device", "cpu", *extra,
+    ]
+
+
+def rows(path: Path) -> list[tuple[str, tuple[float, ...]]]:
+    t = pq.read_table(path)
+    return list(zip(t.column("key").to_pylist(), map(tuple, t.column("embedding").to_pylist()), strict=True))
+
+
+@pytest.fixture(scope="module")
+def reference_run(video_tree, tiny_model, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("reference")
+    run_script("extract.py", *extract_args(video_tree, tiny_model, out, "--batch_size", "4", "--num_workers", "2"))
+    return out / "embeddings"
+
+
+def test_one_video_equals_an_independent_computation(video_tree, tiny_model, reference_run):
+    """Frames decoded directly, transformed here, passed straight through VJEPA2Model."""
+    import decord
+    from transformers import VJEPA2Model
+
+    key = scan_files(video_tree, [".mp4"])[0]
+    reader = decord.VideoReader(str(video_tree / key))
+    idx = np.linspace(0, len(reader) - 1, 16).astype(int)
+    clip = torch.from_numpy(reader.get_batch(idx).asnumpy()).permute(0, 3, 1, 2).float() / 255.0
+    crop = 64
+    short = int(crop * 256 / 224)
+    h, w = clip.shape[-2:]
+    size = (short, int(short * w / h)) if h <= w else (int(short * h / w), short)
+    clip = F.interpolate(clip, size=size, mode="bilinear", align_corners=False)
+    top, left = round((size[0] - crop) / 2), round((size[1] - crop) / 2)
+    clip = clip[:, :, top : top + crop, left : left + crop]
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    clip = (clip - mean) / std
+    model = VJEPA2Model.from_pretrained(tiny_model).eval()
+    with torch.inference_mode():
+        expected = model(pixel_values_videos=clip[None], skip_predictor=True).last_hidden_state.mean(1)[0]
+    got = dict(rows(reference_run / "p10.parquet"))[key]
+    np.testing.assert_allclose(np.array(got), expected.numpy(), atol=1e-5, rtol=0)
+
+
+def test_corrupt_video_becomes_an_error_row_and_counts_reconcile(video_tree, reference_run):
+    keys = scan_files(video_tree, [".mp4"], subdir="p10")
+    embedded = [k for k, _ in rows(reference_run / "p10.parquet")]
+    errors = pq.read_table(reference_run / "p10.errors.parquet").to_pylist()
+    assert [e["key"] for e in errors] == ["p10/p10999999/s1/broken.mp4"]
+    assert errors[0]["stage"] == "decode" and errors[0]["error_type"] and errors[0]["message"]
+    assert len(embedded) + len(errors) == len(keys)
+    assert embedded == [k for k in keys if k != errors[0]["key"]]  # manifest order
+
+
+def test_batched_equals_one_at_a_time(video_tree, tiny_model, reference_run, tmp_path):
+    run_script("extract.py", *extract_args(video_tree, tiny_model, tmp_path, "--batch_size", "1",
+                                           "--num_workers", "0"))
+    single = dict(rows(tmp_path / "embeddings" / "p10.parquet"))
+    for key, emb in rows(reference_run / "p10.parquet"):
+        np.testing.assert_allclose(emb, single[key], atol=1e-5)
+
+
+def start_extract(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(SCRIPTS / "extract.py"), *args], env=run_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_parts(parts: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if parts.is_dir() and len(list(parts.glob("part-*.parquet"))) >= n:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"extract ended before {n} parts:\n{proc.stdout.read()}")
+        time.sleep(0.01)
+    raise AssertionError("timed out waiting for parts")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_run_resumes_to_identical_rows(video_tree, tiny_model, reference_run, tmp_path, sig):
+    args = extract_args(video_tree, tiny_model, tmp_path, "--batch_size", "1", "--save_every", "2",
+                        "--num_workers", "0")
+    parts = tmp_path / "parts" / "p10"
+    proc = start_extract(args)
+    wait_for_parts(parts, 2, proc)
+    proc.send_signal(sig)
+    code = proc.wait(timeout=60)
+    output = tmp_path / "embeddings" / "p10.parquet"
+    assert not output.exists(), "the shard output must not exist after an interrupted run"
+    if sig == signal.SIGTERM:
+        assert code == 128 + signal.SIGTERM  # flushed and exited non-zero, as preemption requires
+    else:
+        assert code == -signal.SIGKILL
+    done_before = len(list(parts.glob("part-*.parquet")))
+    assert done_before >= 2
+    log = run_script("extract.py", *args).stderr
+    assert "already in parts" in log
+    resumed = rows(output)
+    reference = rows(reference_run / "p10.parquet")
+    assert [k for k, _ in resumed] == [k for k, _ in reference]
+    assert len({k for k, _ in resumed}) == len(resumed)
+    for (_, a), (_, b) in zip(resumed, reference, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert not parts.exists()  # assembled, then cleaned up
+
+
+def test_by_hand_limit_scans_the_shard_folder(video_tree, tiny_model, tmp_path):
+    run_script("extract.py", *extract_args(video_tree, tiny_model, tmp_path, "--limit", "3", "--num_workers", "0"))
+    got = [k for k, _ in rows(tmp_path / "embeddings" / "p10.parquet")]
+    assert got == scan_files(video_tree, [".mp4"], subdir="p10")[:3]
+    assert "--batch_size" in run_script("extract.py", "--help").stdout

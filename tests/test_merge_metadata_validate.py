@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from embedpipe.merge import load_merged, merge_all
+from embedpipe.metadata import EchoMetadata, parse_echo_path
+from embedpipe.validate import validate_dataset
+from embedpipe.writer import ShardWriter
+
+
+def write_shard(tmp_path, shard, keys, values, errors=()):
+    w = ShardWriter(tmp_path / "parts" / shard, [pa.field("embedding", pa.list_(pa.float32(), 4))], "fp")
+    w.add_rows(list(keys), {"embedding": np.asarray(values, dtype=np.float32)})
+    for key in errors:
+        w.add_error(key, "decode", "RuntimeError", "unreadable")
+    manifest = sorted([*keys, *errors])
+    (tmp_path / f"{shard}.txt").write_text("".join(f"{k}\n" for k in manifest))
+    w.finalize(manifest, tmp_path / f"{shard}.parquet", tmp_path / f"{shard}.errors.parquet",
+               {"embedding_dim": 4, "key_column": "key"})
+
+
+def test_merge_all_writes_pt_npy_and_key_index(tmp_path):
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3, 4)), rng.normal(size=(2, 4))
+    write_shard(tmp_path, "p10", ["p10/x", "p10/y", "p10/z"], a)
+    write_shard(tmp_path, "p11", ["p11/x", "p11/y"], b)
+    n = merge_all([tmp_path / "p10.parquet", tmp_path / "p11.parquet"], tmp_path / "m.pt", tmp_path / "m.npy",
+                  tmp_path / "m.keys.txt")
+    assert n == 5
+    merged = torch.load(tmp_path / "m.pt")
+    assert list(merged) == ["p10/x", "p10/y", "p10/z", "p11/x", "p11/y"]
+    np.testing.assert_array_equal(merged["p11/y"].numpy(), b[1].astype(np.float32))
+    matrix, keys = load_merged(tmp_path / "m.npy", tmp_path / "m.keys.txt")
+    assert isinstance(matrix, np.memmap) and matrix.shape == (5, 4)
+    np.testing.assert_array_equal(matrix[keys.index("p10/y")], a[1].astype(np.float32))
+
+
+def test_echo_metadata_join_by_dicom_id_and_study(tmp_path):
+    (tmp_path / "r.csv").write_text(
+        "subject_id,study_id,acquisition_datetime,dicom_filepath\n"
+        "10000032,90001295,2180-07-23 10:00:00,files/p10/p10000032/s90001295/90001295_0001.dcm\n"
+    )
+    (tmp_path / "s.csv").write_text(
+        "subject_id,study_id,study_datetime,note_id,note_seq,note_charttime\n"
+        "10000032,90001295,2180-07-23 09:00:00,10000032-EC-1,1,2180-07-24 12:00:00\n"
+        "10000099,90009999,2180-01-01 09:00:00,,,\n"
+    )
+    joiner = EchoMetadata(str(tmp_path / "r.csv"), str(tmp_path / "s.csv"))
+    rows = joiner.rows(["p10/p10000032/s90001295/90001295_0001.mp4", "p10/p10000099/s90009999/90009999_0002.mp4",
+                        "p10/p10000555/s95555555/95555555_0001.mp4"])
+    assert rows["subject_id"] == [10000032, 10000099, 10000555]
+    assert rows["acquisition_datetime"] == ["2180-07-23 10:00:00", None, None]
+    assert rows["note_id"] == ["10000032-EC-1", None, None]
+    assert rows["study_datetime"] == ["2180-07-23 09:00:00", "2180-01-01 09:00:00", None]
+    assert rows["dicom_id"][0] == "90001295_0001"
+    assert (joiner.matched_records, joiner.matched_studies) == (1, 2)
+    assert parse_echo_path("p19/p19999999/s1/abc.mp4") == {"subject_id": 19999999, "study_id": 1, "dicom_id": "abc"}
+
+
+def run_validate(tmp_path, shards, max_error_fraction=0.5):
+    return validate_dataset(
+        shards, {s: tmp_path / f"{s}.txt" for s in shards}, {s: tmp_path / f"{s}.parquet" for s in shards},
+        {s: tmp_path / f"{s}.errors.parquet" for s in shards}, None, max_error_fraction,
+    )
+
+
+def failed(metrics):
+    return {c["name"] for c in metrics["checks"] if not c["passed"]}
+
+
+def test_validate_passes_a_clean_dataset_and_counts_errors(tmp_path):
+    write_shard(tmp_path, "p10", ["a", "b"], np.eye(4)[:2], errors=["c"])
+    m = run_validate(tmp_path, ["p10"])
+    assert m["passed"] and failed(m) == set()
+    assert m["totals"]["files"] == 3 and m["totals"]["rows"] == 2 and m["totals"]["errors"] == 1
+
+
+def test_validate_catches_nan_zero_rows_duplicates_and_count_gaps(tmp_path):
+    write_shard(tmp_path, "p10", ["a", "b", "z"], [[np.nan, 1, 1, 1], [0, 0, 0, 0], [1, 2, 3, 4]])
+    write_shard(tmp_path, "p11", ["z"], [[1, 1, 1, 1]])
+    (tmp_path / "p11.txt").write_text("z\nlost\n")  # a file that has neither a row nor an error
+    m = run_validate(tmp_path, ["p10", "p11"])
+    assert not m["passed"]
+    assert failed(m) == {"finite", "no_zero_rows", "unique_keys", "counts_reconcile"}
+
+
+def test_validate_fails_on_too_many_errors_and_wrong_width(tmp_path):
+    write_shard(tmp_path, "p10", ["a"], np.ones((1, 4)), errors=["b", "c", "d"])
+    m = validate_dataset(["p10"], {"p10": tmp_path / "p10.txt"}, {"p10": tmp_path / "p10.parquet"},
+                         {"p10": tmp_path / "p10.errors.parquet"}, 1024, 0.1)
+    assert failed(m) == {"error_fraction", "dimension"}
+    assert pq.read_table(tmp_path / "p10.errors.parquet").num_rows == 3
