@@ -1,5 +1,6 @@
 # Shared names and start-up checks. Everything here runs when the DAG is built, before any job.
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -18,10 +19,15 @@ DEMO = bool(config["demo"]["enabled"])
 RUN = config["run"]
 RUN_DIR = f"{config.get('results_dir', 'results')}/{RUN}"
 LOG_DIR = f"{config.get('logs_dir', 'logs')}/{RUN}"
-SCRIPTS = os.path.join(workflow.basedir, "workflow", "scripts")
-# Jobs run the scripts with the Python that runs Snakemake (the project's venv), unless a
-# software-deployment method (conda, apptainer) provides the environment: then its `python`.
-PYTHON = "python" if workflow.deployment_settings.deployment_method else sys.executable
+# Jobs run `python` from the environment that runs Snakemake (the project's venv, activated or
+# not), unless a software-deployment method (conda, apptainer) provides the environment.
+if not workflow.deployment_settings.deployment_method:
+    shell.prefix(f"export PATH={shlex.quote(os.path.dirname(sys.executable))}:\"$PATH\"; ")
+
+
+def script(name):
+    """`python <workflow>/workflow/scripts/<name>`: what a rule runs, passed to it as a param."""
+    return f"python {shlex.quote(os.path.join(workflow.basedir, 'workflow', 'scripts', name))}"
 ENCODER = config["encoder"]
 MODEL = ENCODER["model"]
 SHARDING = config["shards"]

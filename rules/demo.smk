@@ -8,6 +8,7 @@ rule demo_data:
         record_list=config["metadata"]["record_list"],
         study_list=config["metadata"]["study_list"],
     params:
+        run=script("make_demo.py"),
         out=lambda wc, output: os.path.dirname(output.record_list),
         folders=" ".join(SHARDS),
         per_folder=config["demo"]["per_folder"],
@@ -17,7 +18,7 @@ rule demo_data:
     conda:
         "../envs/embedpipe.yaml"
     shell:
-        "{PYTHON:q} {SCRIPTS}/make_demo.py data --out {params.out:q} --folders {params.folders}"
+        "{params.run} data --out {params.out:q} --folders {params.folders}"
         " --per_folder {params.per_folder} --seed {params.seed} > {log:q} 2>&1"
 
 
@@ -25,10 +26,11 @@ rule demo_model:
     output:
         directory(ENCODER["path"]),
     params:
+        run=script("make_demo.py"),
         seed=config["demo"]["seed"],
     log:
         f"{LOG_DIR}/demo_model.log",
     conda:
         "../envs/embedpipe.yaml"
     shell:
-        "{PYTHON:q} {SCRIPTS}/make_demo.py model --out {output:q} --seed {params.seed} > {log:q} 2>&1"
+        "{params.run} model --out {output:q} --seed {params.seed} > {log:q} 2>&1"

@@ -8,8 +8,9 @@ rule discover:
     output:
         expand(MANIFEST, shard=SHARDS),
     params:
-        input_dir=config["input_dir"],
-        manifest_dir=f"{RUN_DIR}/manifests",
+        run=script("discover.py"),
+        input_dir=lambda wc, input: input[0] if input else config["input_dir"],
+        manifest_dir=lambda wc, output: os.path.dirname(output[0]),
         extensions=" ".join(config["extensions"]),
         by=SHARDING["by"],
         folders=" ".join(SHARDS) if SHARDING["by"] == "folder" else "",
@@ -19,6 +20,6 @@ rule discover:
     conda:
         "../envs/embedpipe.yaml"
     shell:
-        "{PYTHON:q} {SCRIPTS}/discover.py --input_dir {params.input_dir:q} --manifest_dir {params.manifest_dir:q}"
+        "{params.run} --input_dir {params.input_dir:q} --manifest_dir {params.manifest_dir:q}"
         " --extensions {params.extensions} --by {params.by} --folders {params.folders}"
         " --num_shards {params.num_shards} > {log:q} 2>&1"

@@ -11,6 +11,7 @@ rule extract:
         embeddings=EMBEDDINGS,
         errors=ERRORS,
     params:
+        run=script("extract.py"),
         input_dir=config["input_dir"],
         parts=PARTS,
         encoder=ENCODER["name"],
@@ -29,7 +30,7 @@ rule extract:
     conda:
         "../envs/embedpipe.yaml"
     shell:
-        "{PYTHON:q} {SCRIPTS}/extract.py --encoder {params.encoder} --model {params.model:q}"
+        "{params.run} --encoder {params.encoder} --model {params.model:q}"
         " {params.model_path} {params.revision}"
         " --input_dir {params.input_dir:q} --shard {wildcards.shard} --manifest {input.manifest:q}"
         " --output {output.embeddings:q} --errors {output.errors:q} --parts_dir {params.parts:q}"

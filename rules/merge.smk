@@ -6,10 +6,12 @@ rule merge_all:
         expand(EMBEDDINGS, shard=SHARDS),
     output:
         **MERGED,
+    params:
+        run=script("merge_all.py"),
     log:
         f"{LOG_DIR}/merge_all.log",
     conda:
         "../envs/embedpipe.yaml"
     shell:
-        "{PYTHON:q} {SCRIPTS}/merge_all.py --shards {input:q} --pt {output.pt:q} --npy {output.npy:q}"
+        "{params.run} --shards {input:q} --pt {output.pt:q} --npy {output.npy:q}"
         " --keys {output.index:q} > {log:q} 2>&1"

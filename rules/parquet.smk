@@ -9,6 +9,7 @@ rule parquet:
     output:
         DATASET,
     params:
+        run=script("parquet.py"),
         shard=lambda wc: SHARD_OF_DATASET[wc.part],
         kind=config["metadata"]["kind"],
         lists=(
@@ -21,5 +22,5 @@ rule parquet:
     conda:
         "../envs/embedpipe.yaml"
     shell:
-        "{PYTHON:q} {SCRIPTS}/parquet.py --embeddings {input.embeddings:q} --output {output:q}"
+        "{params.run} --embeddings {input.embeddings:q} --output {output:q}"
         " --shard {params.shard} --metadata {params.kind} {params.lists} > {log:q} 2>&1"

@@ -9,6 +9,7 @@ rule validate:
     output:
         METRICS,
     params:
+        run=script("validate.py"),
         shards=" ".join(SHARDS),
         expected_dim=expected_dim_arg(),
         max_error_fraction=config["validate"].get("max_error_fraction", 0.01),
@@ -17,6 +18,6 @@ rule validate:
     conda:
         "../envs/embedpipe.yaml"
     shell:
-        "{PYTHON:q} {SCRIPTS}/validate.py --shards {params.shards} --manifests {input.manifests:q}"
+        "{params.run} --shards {params.shards} --manifests {input.manifests:q}"
         " --dataset_files {input.dataset:q} --error_files {input.errors:q} {params.expected_dim}"
         " --max_error_fraction {params.max_error_fraction} --metrics {output:q} > {log:q} 2>&1"

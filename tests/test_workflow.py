@@ -139,3 +139,9 @@ def test_missing_input_dir_is_named(tmp_path):
     args = example_args(tmp_path)
     proc = snakemake(tmp_path, "-n", *args[:3], f"input_dir={tmp_path}/nope", check=False)
     assert proc.returncode != 0 and "input_dir" in proc.stdout + proc.stderr
+
+
+def test_workflow_passes_snakemake_lint(tmp_path):
+    for args in (["--configfile", str(REPO / "config" / "demo.yaml")], example_args(tmp_path)):
+        proc = snakemake(tmp_path, "--lint", *args)
+        assert "Congratulations" in proc.stdout + proc.stderr
