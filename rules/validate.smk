@@ -7,7 +7,7 @@ rule validate:
         dataset=DATASET_FILES,
         errors=expand(ERRORS, shard=SHARDS),
     output:
-        METRICS,
+        report(METRICS, caption="../report/validate.rst", category="Validation"),
     params:
         run=script("validate.py"),
         shards=" ".join(SHARDS),

@@ -1,0 +1,118 @@
+#!/usr/bin/env python
+"""Throughput of one extract job: end-to-end files/s against the model-only forward pass.
+
+End to end = real video files on disk → decode workers → model → Parquet parts → shard output.
+Model only = the same model, the same batch size, on pre-made tensors of the same shape.
+Both run in this process, on this machine, one after the other; the ratio is what counts.
+
+    python bench/throughput.py --encoder vjepa2 --model tiny --device cpu --n 64
+    python bench/throughput.py --encoder vjepa2 --model vitl --device cuda --n 2048 --batch_size 256
+
+The model has the real architecture of the preset with random weights: the FLOPs are real.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from embedpipe.demo import DemoVideo, render_frames, write_h264
+from embedpipe.discover import scan_files
+from embedpipe.encoders.vjepa2 import VJEPA2Encoder
+from embedpipe.extract import run_extract
+from embedpipe.presets import VJEPA2_PRESETS
+from embedpipe.writer import ShardWriter
+
+ARCH = {  # transformers VJEPA2Config fields of each preset's encoder
+    "vitl": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16},
+    "vith": {"hidden_size": 1280, "num_hidden_layers": 32, "num_attention_heads": 16},
+    "vitg": {"hidden_size": 1408, "num_hidden_layers": 40, "num_attention_heads": 22, "mlp_ratio": 48 / 11},
+    "vitg-384": {"hidden_size": 1408, "num_hidden_layers": 40, "num_attention_heads": 22, "mlp_ratio": 48 / 11},
+    "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "mlp_ratio": 2.0},
+}
+
+
+def build_model(model: str, out: Path) -> Path:
+    from transformers import VJEPA2Config, VJEPA2Model
+
+    crop = VJEPA2_PRESETS[model].crop if model in VJEPA2_PRESETS else 64
+    torch.manual_seed(0)
+    cfg = VJEPA2Config(crop_size=crop, frames_per_clip=16, pred_num_hidden_layers=1, num_pooler_layers=1,
+                       **ARCH[model])
+    VJEPA2Model(cfg).save_pretrained(out)
+    return out
+
+
+def make_videos(root: Path, n: int, height: int, width: int, frames: int) -> None:
+    for i in range(n):
+        video = DemoVideo(f"bench/v{i:05d}.mp4", 0, 0, f"v{i}", frames, height, width)
+        write_h264(root / video.key, render_frames(video, i))
+
+
+def model_only(encoder: VJEPA2Encoder, n: int) -> float:
+    batch = torch.randn(encoder.batch_size, encoder.num_frames, 3, encoder.crop, encoder.crop)
+    if encoder.device.type == "cuda":
+        batch = batch.pin_memory()
+    encoder.encode(batch)  # warm-up
+    steps = max(1, n // encoder.batch_size)
+    sync(encoder.device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        encoder.encode(batch)
+    sync(encoder.device)
+    return steps * encoder.batch_size / (time.perf_counter() - start)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--encoder", default="vjepa2", choices=["vjepa2"])
+    p.add_argument("--model", default="tiny", choices=sorted(ARCH))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--n", type=int, default=64, help="videos")
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--num_workers", type=int, default=2)
+    p.add_argument("--size", default="240x320", help="video HxW")
+    p.add_argument("--frames", type=int, default=48)
+    args = p.parse_args()
+    device = torch.device(args.device)
+    h, w = map(int, args.size.split("x"))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model_dir = build_model(args.model, tmp / "model")
+        make_videos(tmp / "videos", args.n, h, w, args.frames)
+        keys = scan_files(tmp / "videos", [".mp4"])
+        encoder = VJEPA2Encoder(model=args.model, path=str(model_dir), batch_size=args.batch_size)
+        writer = ShardWriter(tmp / "parts", encoder.output_fields(), encoder.fingerprint(), save_every=1000)
+        encoder.load(device)
+        ref = model_only(encoder, min(args.n, 4 * args.batch_size))
+        start = time.perf_counter()
+        run_extract(keys, tmp / "videos", encoder, writer, shard="bench", device=device,
+                    num_workers=args.num_workers, log_every=10**9)
+        writer.finalize(keys, tmp / "out.parquet", tmp / "out.errors.parquet", {})
+        e2e = len(keys) / (time.perf_counter() - start)
+    result = {
+        "encoder": args.encoder, "model": args.model, "device": str(device), "n": args.n,
+        "batch_size": args.batch_size, "num_workers": args.num_workers, "video": f"{args.size}x{args.frames}f",
+        "end_to_end_files_per_s": round(e2e, 2), "model_only_files_per_s": round(ref, 2),
+        "ratio": round(e2e / ref, 3),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "torch": torch.__version__,
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
