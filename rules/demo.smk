@@ -16,7 +16,7 @@ rule demo_data:
     log:
         f"{LOG_DIR}/demo_data.log",
     conda:
-        "../envs/embedpipe.yaml"
+        "../envs/cpu.yaml"
     shell:
         "{params.run} data --out {params.out:q} --folders {params.folders}"
         " --per_folder {params.per_folder} --seed {params.seed} > {log:q} 2>&1"
@@ -31,6 +31,6 @@ rule demo_model:
     log:
         f"{LOG_DIR}/demo_model.log",
     conda:
-        "../envs/embedpipe.yaml"
+        "../envs/cpu.yaml"
     shell:
         "{params.run} model --out {output:q} --seed {params.seed} > {log:q} 2>&1"

@@ -18,7 +18,7 @@ rule discover:
     log:
         f"{LOG_DIR}/discover.log",
     conda:
-        "../envs/embedpipe.yaml"
+        "../envs/cpu.yaml"
     shell:
         "{params.run} --input_dir {params.input_dir:q} --manifest_dir {params.manifest_dir:q}"
         " --extensions {params.extensions} --by {params.by} --folders {params.folders}"

@@ -28,7 +28,7 @@ rule extract:
     log:
         f"{LOG_DIR}/extract/{{shard}}.log",
     conda:
-        "../envs/embedpipe.yaml"
+        "../envs/gpu.yaml"
     shell:
         "{params.run} --encoder {params.encoder} --model {params.model:q}"
         " {params.model_path} {params.revision}"

@@ -11,7 +11,7 @@ rule merge_all:
     log:
         f"{LOG_DIR}/merge_all.log",
     conda:
-        "../envs/embedpipe.yaml"
+        "../envs/cpu.yaml"
     shell:
         "{params.run} --shards {input:q} --pt {output.pt:q} --npy {output.npy:q}"
         " --keys {output.index:q} > {log:q} 2>&1"

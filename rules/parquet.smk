@@ -20,7 +20,7 @@ rule parquet:
     log:
         f"{LOG_DIR}/parquet/{{part}}.log",
     conda:
-        "../envs/embedpipe.yaml"
+        "../envs/cpu.yaml"
     shell:
         "{params.run} --embeddings {input.embeddings:q} --output {output:q}"
         " --shard {params.shard} --metadata {params.kind} {params.lists} > {log:q} 2>&1"

@@ -16,7 +16,7 @@ rule validate:
     log:
         f"{LOG_DIR}/validate.log",
     conda:
-        "../envs/embedpipe.yaml"
+        "../envs/cpu.yaml"
     shell:
         "{params.run} --shards {params.shards} --manifests {input.manifests:q}"
         " --dataset_files {input.dataset:q} --error_files {input.errors:q} {params.expected_dim}"

@@ -145,3 +145,11 @@ def test_workflow_passes_snakemake_lint(tmp_path):
     for args in (["--configfile", str(REPO / "config" / "demo.yaml")], example_args(tmp_path)):
         proc = snakemake(tmp_path, "--lint", *args)
         assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_slurm_profile_dry_run_plans_one_gpu_job_per_shard_without_a_cluster(tmp_path):
+    dry = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"), *example_args(tmp_path)).stdout
+    assert dry.count("rule extract:") == 10
+    assert dry.count("mem_mb=250000, mem=250 GB") == 10 and dry.count("runtime=2880, gpu=1, gpu_model=l40s, "
+                                                                    "cpus_per_gpu=16") == 10
+    assert dry.count("mem_mb=4000, mem=4 GB") >= 13  # discover, 10 parquet, merge_all, validate: small CPU jobs
