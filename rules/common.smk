@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # the Snakefile itself needs only stdlib parts
-from embedpipe.discover import list_top_folders  # noqa: E402
+from embedpipe.discover import ShardSpec, list_top_folders  # noqa: E402
 from embedpipe.presets import VJEPA2_PRESETS, dataset_file_name  # noqa: E402
 
 from snakemake.exceptions import WorkflowError  # noqa: E402
@@ -52,8 +52,7 @@ if SHARDING["by"] == "folder":
         if not SHARDS:
             config_error("input_dir", f"no top-level folders in {config['input_dir']!r} to shard by")
 else:
-    n = SHARDING.get("num_shards", 1)
-    SHARDS = [f"shard-{i:0{max(3, len(str(n - 1)))}d}" for i in range(n)]
+    SHARDS = ShardSpec("hash", num_shards=SHARDING.get("num_shards", 1)).shard_ids()
 
 DATASET_NAMES = {s: dataset_file_name(i, len(SHARDS)) for i, s in enumerate(SHARDS)}
 SHARD_OF_DATASET = {v.removesuffix(".parquet"): k for k, v in DATASET_NAMES.items()}

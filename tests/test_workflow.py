@@ -128,8 +128,8 @@ def write_config(tmp_path: Path, text: str) -> Path:
 )
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, text, named):
     args = example_args(tmp_path)
-    proc = snakemake(tmp_path, "-n", *args[:2], "--configfile", str(write_config(tmp_path, text)), *args[2:],
-                     check=False)
+    # One --configfile with both files: a second --configfile flag would replace the first.
+    proc = snakemake(tmp_path, "-n", *args[:2], str(write_config(tmp_path, text)), *args[2:], check=False)
     assert proc.returncode != 0
     assert named in proc.stdout + proc.stderr
     assert "rule extract" not in proc.stdout
@@ -153,3 +153,11 @@ def test_slurm_profile_dry_run_plans_one_gpu_job_per_shard_without_a_cluster(tmp
     assert dry.count("mem_mb=250000, mem=250 GB") == 10 and dry.count("runtime=2880, gpu=1, gpu_model=l40s, "
                                                                     "cpus_per_gpu=16") == 10
     assert dry.count("mem_mb=4000, mem=4 GB") >= 13  # discover, 10 parquet, merge_all, validate: small CPU jobs
+
+
+def test_hash_shards_are_known_at_dag_time(tmp_path):
+    args = example_args(tmp_path)
+    hashed = write_config(tmp_path, "shards:\n  by: hash\n  num_shards: 4\n")
+    dry = snakemake(tmp_path, "-n", *args[:2], str(hashed), *args[2:]).stdout
+    assert [f"wildcards: shard=shard-00{i}" in dry for i in range(5)] == [True] * 4 + [False]
+    assert "train-00003-of-00004" in dry

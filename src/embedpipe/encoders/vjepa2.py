@@ -15,7 +15,6 @@ from embedpipe.encoders.base import Encoder
 from embedpipe.presets import VJEPA2_PRESETS
 from embedpipe.readers.video import read_video_frames
 
-PRESETS = VJEPA2_PRESETS
 POOLINGS = ("mean",)
 DEFAULT_CUSTOM_BATCH = 8
 
@@ -33,14 +32,14 @@ class VJEPA2Encoder(Encoder):
         pooling: str = "mean",
         device: str = "auto",
     ) -> None:
-        if model not in PRESETS and not path:
+        if model not in VJEPA2_PRESETS and not path:
             raise ValueError(
-                f"encoder.model: {model!r} is not a preset ({', '.join(PRESETS)}); give encoder.path"
+                f"encoder.model: {model!r} is not a preset ({', '.join(VJEPA2_PRESETS)}); give encoder.path"
             )
         if pooling not in POOLINGS:
             raise ValueError(f"encoder.pooling: {pooling!r} is not one of {POOLINGS}")
         self.model_name = model
-        self.preset = PRESETS.get(model)
+        self.preset = VJEPA2_PRESETS.get(model)
         self.source = path or self.preset.hub_id
         self.revision = revision
         self.num_frames = num_frames
