@@ -22,8 +22,10 @@ demo: $(BIN)/.installed
 	@echo "Demo done."
 	@echo "  Parquet dataset : results/demo/parquet/"
 	@echo "  merge_all       : results/demo/vjepa2-tiny_embeddings_all.{pt,npy,keys.txt}"
-	@echo "  Metrics         : results/demo/validation/metrics.json"
+	@echo "  Dataset card    : results/demo/parquet/README.md"
 	@echo "  Errors          : results/demo/embeddings/*.errors.parquet"
+	@echo "  Metrics         : results/demo/validation/metrics.json"
+	@echo "  Report          : $(abspath results/demo/validation/report.html)"
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

@@ -26,6 +26,8 @@ include: "rules/extract.smk"
 include: "rules/merge.smk"
 include: "rules/parquet.smk"
 include: "rules/validate.smk"
+include: "rules/card.smk"
+include: "rules/upload.smk"
 
 
 rule all:
@@ -33,4 +35,5 @@ rule all:
         MERGED.values(),
         DATASET_FILES,
         METRICS,
+        CARD,
     default_target: True

@@ -1,4 +1,5 @@
 # Shared names and start-up checks. Everything here runs when the DAG is built, before any job.
+import json
 import re
 import shlex
 import sys
@@ -74,7 +75,16 @@ MERGED = {
     "npy": f"{RUN_DIR}/{MODEL}_embeddings_all.npy",
     "index": f"{RUN_DIR}/{MODEL}_embeddings_all.keys.txt",
 }
-METRICS = f"{RUN_DIR}/validation/metrics.json"
+VALIDATION_DIR = f"{RUN_DIR}/validation"
+METRICS = f"{VALIDATION_DIR}/metrics.json"
+CARD = f"{RUN_DIR}/parquet/README.md"
+DATASET_INFO = {**config["dataset"], "pretty_name": config["dataset"].get("pretty_name") or RUN}
+DATASET_TITLE = DATASET_INFO["pretty_name"]
+UPLOAD = config["upload"]
+UPLOAD_RECEIPT = f"{RUN_DIR}/upload/" + ("plan.json" if UPLOAD.get("dry_run") else "receipt.json")
+if UPLOAD.get("public") and config["dataset"].get("credentialed"):
+    config_error("upload.public", "true is refused for a dataset with dataset.credentialed: true "
+                 "(e.g. MIMIC under the PhysioNet data use agreement); upload it privately")
 
 
 def demo_inputs(*names):
@@ -96,8 +106,30 @@ def metadata_inputs():
     return [config["metadata"]["record_list"], config["metadata"]["study_list"]]
 
 
-def expected_dim_arg():
-    """The preset's width, checked by validate; a custom model's width is what its config says."""
+def extract_threads():
+    """CPUs an extract job asks for: its decode workers plus the main process."""
+    workers = config["extract"].get("num_workers", "auto")
+    return workflow.cores if workers == "auto" else int(workers) + 1
+
+
+def require_repo_id(wildcards):
+    """Evaluated only when `upload` is in the DAG, so other targets do not need a repo id."""
+    repo_id = UPLOAD.get("repo_id")
+    if not repo_id or "/" not in repo_id:
+        config_error("upload.repo_id", f"{repo_id!r}: `snakemake upload` needs '<user or org>/<name>'")
+    return []
+
+
+def upload_flags():
+    flags = ["--public"] if UPLOAD.get("public") else []
+    flags += ["--credentialed"] if config["dataset"].get("credentialed") else []
+    flags += ["--dry-run"] if UPLOAD.get("dry_run") else []
+    return " ".join(flags)
+
+
+def validate_args():
+    """Thresholds for validate.py. A preset's width is checked; a custom model's is what its config says."""
+    args = [f"--{key} {value}" for key, value in sorted(config["validate"].items())]
     if ENCODER["name"] == "vjepa2" and MODEL in VJEPA2_PRESETS and not ENCODER.get("path"):
-        return f"--expected_dim {VJEPA2_PRESETS[MODEL].dim}"
-    return ""
+        args.append(f"--expected_dim {VJEPA2_PRESETS[MODEL].dim}")
+    return " ".join(args)

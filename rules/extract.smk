@@ -21,10 +21,12 @@ rule extract:
         num_frames=ENCODER.get("num_frames", 16),
         batch_size=ENCODER.get("batch_size", 0),
         device=ENCODER.get("device", "auto"),
-        num_workers=config["extract"].get("num_workers", 8),
+        precision=ENCODER.get("precision", "auto"),
+        compile="--compile" if ENCODER.get("compile") else "",
+        num_workers=config["extract"].get("num_workers", "auto"),
         save_every=config["extract"].get("save_every", 10000),
         log_every=config["extract"].get("log_every", 50),
-    threads: max(1, config["extract"].get("num_workers", 8))
+    threads: extract_threads()
     log:
         f"{LOG_DIR}/extract/{{shard}}.log",
     conda:
@@ -35,5 +37,6 @@ rule extract:
         " --input_dir {params.input_dir:q} --shard {wildcards.shard} --manifest {input.manifest:q}"
         " --output {output.embeddings:q} --errors {output.errors:q} --parts_dir {params.parts:q}"
         " --num_frames {params.num_frames} --batch_size {params.batch_size} --device {params.device}"
+        " --precision {params.precision} {params.compile}"
         " --num_workers {params.num_workers} --save_every {params.save_every}"
         " --log_every {params.log_every} > {log:q} 2>&1"

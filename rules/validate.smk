@@ -1,4 +1,4 @@
-# Hard checks on the finished dataset; a failed check fails this rule (and so `all`).
+# Checks and the validation report; a failed check fails this rule (and so `all` and `upload`).
 
 
 rule validate:
@@ -7,17 +7,23 @@ rule validate:
         dataset=DATASET_FILES,
         errors=expand(ERRORS, shard=SHARDS),
     output:
-        report(METRICS, caption="../report/validate.rst", category="Validation"),
+        metrics=report(METRICS, caption="../report/validate.rst", category="Validation"),
+        html=report(f"{VALIDATION_DIR}/report.html", caption="../report/validate.rst", category="Validation"),
+        norms=report(f"{VALIDATION_DIR}/norms.png", caption="../report/norms.rst", category="Validation"),
+        spectrum=report(f"{VALIDATION_DIR}/pca_spectrum.png", caption="../report/pca.rst", category="Validation"),
+        scatter=report(f"{VALIDATION_DIR}/pca_scatter.png", caption="../report/pca.rst", category="Validation"),
+        cosine=report(f"{VALIDATION_DIR}/cosine.png", caption="../report/cosine.rst", category="Validation"),
     params:
         run=script("validate.py"),
         shards=" ".join(SHARDS),
-        expected_dim=expected_dim_arg(),
-        max_error_fraction=config["validate"].get("max_error_fraction", 0.01),
+        out_dir=lambda wc, output: os.path.dirname(output.metrics),
+        title=shlex.quote(DATASET_TITLE),
+        thresholds=validate_args(),
     log:
         f"{LOG_DIR}/validate.log",
     conda:
         "../envs/cpu.yaml"
     shell:
         "{params.run} --shards {params.shards} --manifests {input.manifests:q}"
-        " --dataset_files {input.dataset:q} --error_files {input.errors:q} {params.expected_dim}"
-        " --max_error_fraction {params.max_error_fraction} --metrics {output:q} > {log:q} 2>&1"
+        " --dataset_files {input.dataset:q} --error_files {input.errors:q} --out_dir {params.out_dir:q}"
+        " --title {params.title} {params.thresholds} > {log:q} 2>&1"

@@ -19,24 +19,26 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
-def run_env() -> dict[str, str]:
-    env = dict(os.environ)
+def run_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ) | (extra or {})
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-def run_script(name: str, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+def run_script(name: str, *args: str, check: bool = True, env: dict[str, str] | None = None,
+               **kw) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(SCRIPTS / name), *map(str, args)],
-        env=run_env(), capture_output=True, text=True, check=check, **kw,
+        env=run_env(env), capture_output=True, text=True, check=check, **kw,
     )
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, check: bool = True,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
-        env=run_env(), capture_output=True, text=True,
+        env=run_env(env), capture_output=True, text=True,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
@@ -48,6 +50,14 @@ def fixtures_dir(sub: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} is absent: the shared real-world fixtures come with the project's CI checkout")
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """The demo, run once through Snakemake; tests read it and add targets, never change its inputs."""
+    work = tmp_path_factory.mktemp("demo")
+    snakemake(work, "--cores", "2", "--configfile", str(REPO / "config" / "demo.yaml"))
+    return work
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import torch
 
 from embedpipe.merge import load_merged, merge_all
 from embedpipe.metadata import EchoMetadata, parse_echo_path
-from embedpipe.validate import validate_dataset
+from embedpipe.validate import ValidationConfig, validate_dataset
 from embedpipe.writer import ShardWriter
 
 
@@ -63,8 +63,9 @@ def test_echo_metadata_join_by_dicom_id_and_study(tmp_path):
 def run_validate(tmp_path, shards, max_error_fraction=0.5):
     return validate_dataset(
         shards, {s: tmp_path / f"{s}.txt" for s in shards}, {s: tmp_path / f"{s}.parquet" for s in shards},
-        {s: tmp_path / f"{s}.errors.parquet" for s in shards}, None, max_error_fraction,
-    )
+        {s: tmp_path / f"{s}.errors.parquet" for s in shards},
+        ValidationConfig(max_error_fraction=max_error_fraction, min_effective_rank=0),
+    ).metrics
 
 
 def failed(metrics):
@@ -90,6 +91,7 @@ def test_validate_catches_nan_zero_rows_duplicates_and_count_gaps(tmp_path):
 def test_validate_fails_on_too_many_errors_and_wrong_width(tmp_path):
     write_shard(tmp_path, "p10", ["a"], np.ones((1, 4)), errors=["b", "c", "d"])
     m = validate_dataset(["p10"], {"p10": tmp_path / "p10.txt"}, {"p10": tmp_path / "p10.parquet"},
-                         {"p10": tmp_path / "p10.errors.parquet"}, 1024, 0.1)
+                         {"p10": tmp_path / "p10.errors.parquet"},
+                         ValidationConfig(expected_dim=1024, max_error_fraction=0.1)).metrics
     assert failed(m) == {"error_fraction", "dimension"}
     assert pq.read_table(tmp_path / "p10.errors.parquet").num_rows == 3

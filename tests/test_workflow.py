@@ -17,13 +17,6 @@ ECHO_COLUMNS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("demo")
-    snakemake(work, "--cores", "2", "--configfile", str(REPO / "config" / "demo.yaml"))
-    return work
-
-
 def test_demo_end_to_end_loads_with_datasets(demo_run):
     import datasets
 
@@ -31,8 +24,9 @@ def test_demo_end_to_end_loads_with_datasets(demo_run):
     metrics = json.loads((out / "validation" / "metrics.json").read_text())
     assert metrics["passed"] is True
     assert metrics["totals"] == {"files": 30, "rows": 28, "errors": 2, "error_fraction": round(2 / 30, 6)}
-    files = sorted(p.name for p in (out / "parquet").iterdir())
+    files = sorted(p.name for p in (out / "parquet").glob("*.parquet"))
     assert files == [f"train-{i:05d}-of-00003.parquet" for i in range(3)]
+    assert sorted(p.name for p in (out / "parquet").iterdir()) == ["README.md", *files]
     ds = datasets.load_dataset("parquet", data_dir=str(out / "parquet"), split="train")
     assert ds.num_rows == 28
     assert ds.column_names == ECHO_COLUMNS

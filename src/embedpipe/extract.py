@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -16,10 +17,12 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from embedpipe.encoders.base import Encoder
+from embedpipe.sink import RowSink
 from embedpipe.writer import ShardWriter
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 2000
+LOADER_CHUNK = 16
 
 
 def error_fields(exc: BaseException) -> tuple[str, str]:
@@ -51,6 +54,11 @@ class Collated:
     batch: Any
     errors: list[tuple[str, str, str]]
 
+    def pin_memory(self) -> Collated:
+        """Called by the DataLoader's pinning thread (pin_memory=True on CUDA)."""
+        pinned = self.batch.pin_memory() if hasattr(self.batch, "pin_memory") else self.batch
+        return Collated(self.keys, pinned, self.errors)
+
 
 class Collator:
     def __init__(self, encoder: Encoder) -> None:
@@ -61,6 +69,12 @@ class Collator:
         errors = [(k, *e) for k, _, e in items if e is not None]
         batch = self.encoder.collate([s for _, s in ok]) if ok else None
         return Collated([k for k, _ in ok], batch, errors)
+
+
+def auto_workers() -> int:
+    """Decode workers for the CPUs this job was given (SLURM's allocation, else the affinity mask)."""
+    cpus = int(os.environ.get("SLURM_CPUS_PER_TASK") or 0) or len(os.sched_getaffinity(0))
+    return max(1, cpus - 1)  # one CPU for the main process: GPU feeding and the writer thread
 
 
 def _worker_init(_: int) -> None:
@@ -90,21 +104,50 @@ class StopRequest:
         return self.event.is_set()
 
 
-def encode_or_split(encoder: Encoder, keys: list[str], batch: Any, writer: ShardWriter) -> None:
-    """Encode a batch; on failure (OOM, one bad item) split it in halves so no item is lost."""
+def encode_or_split(encoder: Encoder, keys: list[str], batch: Any, sink: RowSink) -> None:
+    """Encode a batch; on failure (CUDA OOM, one bad item) split it in halves so no item is lost."""
     try:
-        writer.add_rows(keys, encoder.encode(batch))
+        sink.rows(keys, encoder.encode_async(batch))
         return
     except Exception as exc:
         if isinstance(exc, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()
         if len(keys) == 1:
-            writer.add_error(keys[0], "encode", *error_fields(exc))
+            sink.error(keys[0], "encode", *error_fields(exc))
             return
         log.warning("batch of %d failed (%s); retrying in halves", len(keys), type(exc).__name__)
     half = len(keys) // 2
     for lo, hi in ((0, half), (half, len(keys))):
-        encode_or_split(encoder, keys[lo:hi], encoder.subset(batch, lo, hi), writer)
+        encode_or_split(encoder, keys[lo:hi], encoder.subset(batch, lo, hi), sink)
+
+
+class BatchAssembler:
+    """Loader chunks → model batches of exactly batch_size (the last one may be shorter)."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+        self.keys: list[str] = []
+        self.parts: list[Any] = []
+
+    def add(self, item: Collated) -> tuple[list[str], Any] | None:
+        if item.keys:
+            self.keys += item.keys
+            self.parts.append(item.batch)
+        if len(self.keys) < self.encoder.batch_size:
+            return None
+        size = self.encoder.batch_size
+        keys, batch = self.take()  # type: ignore[misc]
+        if len(keys) > size:  # keep the overflow for the next batch
+            self.keys, self.parts = keys[size:], [self.encoder.subset(batch, size, len(keys))]
+            keys, batch = keys[:size], self.encoder.subset(batch, 0, size)
+        return keys, batch
+
+    def take(self) -> tuple[list[str], Any] | None:
+        if not self.keys:
+            return None
+        keys, batch = self.keys, self.encoder.concat(self.parts)
+        self.keys, self.parts = [], []
+        return keys, batch
 
 
 def run_extract(
@@ -125,40 +168,52 @@ def run_extract(
     log.info("%s: %d files, %d already in parts, %d to embed", shard, len(keys), len(keys) - len(todo), len(todo))
     if not todo:
         return 0
-    encoder.load(device)
+    encoder.ensure_loaded(device)
     loader = DataLoader(
         FileDataset(todo, input_root, encoder),
-        batch_size=encoder.batch_size,
+        # Workers hand over small chunks, not whole model batches: the first batch is ready after
+        # LOADER_CHUNK decodes per worker rather than batch_size, and host memory holds a few chunks.
+        batch_size=min(encoder.batch_size, LOADER_CHUNK),
         shuffle=False,
         num_workers=num_workers,
         collate_fn=Collator(encoder),
         worker_init_fn=_worker_init if num_workers else None,
         pin_memory=encoder.device.type == "cuda",
-        # Two batches in flight per worker, as the EchoJEPA script had: a vitl batch of 256 clips is
-        # ~3 GB of float32, so deeper prefetching multiplies host memory for no GPU gain.
         prefetch_factor=2 if num_workers else None,
         persistent_workers=False,
     )
     start = time.monotonic()
-    processed = errors = 0
+    processed = errors = step = 0
     bar = tqdm(total=len(todo), desc=shard, unit="file", file=sys.stderr, mininterval=5.0, dynamic_ncols=True)
+    sink = RowSink(writer)
+    assembler = BatchAssembler(encoder)
     try:
-        for step, item in enumerate(loader, start=1):
+        for item in loader:
             for key, etype, msg in item.errors:
-                writer.add_error(key, "decode", etype, msg)
-            if item.keys:
-                encode_or_split(encoder, item.keys, item.batch, writer)
-            n = len(item.keys) + len(item.errors)
-            processed += n
+                sink.error(key, "decode", etype, msg)
             errors += len(item.errors)
-            bar.update(n)
-            writer.maybe_flush()
-            if step % log_every == 0:
-                log_throughput(shard, processed, len(todo), errors, start, encoder.device)
+            processed += len(item.errors)
+            bar.update(len(item.errors))
+            batches = [assembler.add(item)]
+            if stop:  # preempted: encode what is decoded, then flush
+                batches.append(assembler.take())
+            for keys, batch in filter(None, batches):
+                encode_or_split(encoder, keys, batch, sink)
+                processed += len(keys)
+                bar.update(len(keys))
+                step += 1
+                if step % log_every == 0:
+                    log_throughput(shard, processed, len(todo), errors, start, encoder.device)
             if stop:
                 break
+        else:
+            if last := assembler.take():
+                encode_or_split(encoder, *last, sink)
+                processed += len(last[0])
+                bar.update(len(last[0]))
     finally:
         bar.close()
+        sink.close()
         writer.flush()
     log_throughput(shard, processed, len(todo), errors, start, encoder.device)
     return processed

@@ -21,23 +21,30 @@ def resized_hw(h: int, w: int, short: int) -> tuple[int, int]:
     return short, int(short * w / h)
 
 
-def preprocess_clip(frames: torch.Tensor, crop: int) -> torch.Tensor:
-    """uint8 `[T, H, W, 3]` → float32 `[T, 3, crop, crop]`, normalised.
+def preprocess_clips(frames: torch.Tensor, crop: int) -> torch.Tensor:
+    """uint8 `[N, T, H, W, 3]` (clips of one size) → float32 `[N, T, 3, crop, crop]`, normalised.
 
     Bilinear without antialiasing (align_corners=False), as V-JEPA 2's tensor resize path does.
-    Works on any device, on one clip `[T,H,W,3]` at a time.
+    Runs where `frames` is: in a decode worker on the CPU, or batched on the GPU (the fast path).
     """
-    clip = frames.permute(0, 3, 1, 2).float()
-    h, w = clip.shape[-2:]
+    n, t, h, w, _ = frames.shape
+    clip = frames.reshape(n * t, h, w, 3).permute(0, 3, 1, 2).float()
     new_h, new_w = resized_hw(h, w, short_side_for(crop))
     if (new_h, new_w) != (h, w):
         clip = F.interpolate(clip, size=(new_h, new_w), mode="bilinear", align_corners=False)
     top = int(round((new_h - crop) / 2.0))
     left = int(round((new_w - crop) / 2.0))
-    clip = clip[:, :, top : top + crop, left : left + crop] / 255.0
-    mean = torch.tensor(IMAGENET_MEAN, device=clip.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=clip.device).view(1, 3, 1, 1)
-    return ((clip - mean) / std).contiguous()
+    clip = clip[:, :, top : top + crop, left : left + crop]
+    # /255 and the ImageNet normalisation folded into one multiply-add
+    scale = torch.tensor([1 / (255.0 * s) for s in IMAGENET_STD], device=clip.device).view(1, 3, 1, 1)
+    shift = torch.tensor([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)],
+                         device=clip.device).view(1, 3, 1, 1)
+    return torch.addcmul(shift, clip, scale).reshape(n, t, 3, crop, crop)
+
+
+def preprocess_clip(frames: torch.Tensor, crop: int) -> torch.Tensor:
+    """uint8 `[T, H, W, 3]` → float32 `[T, 3, crop, crop]`, normalised (one clip)."""
+    return preprocess_clips(frames.unsqueeze(0), crop)[0]
 
 
 def describe(crop: int, num_frames: int) -> dict:

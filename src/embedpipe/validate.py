@@ -1,4 +1,8 @@
-"""Hard checks on the finished dataset: a failure fails the rule, so nothing broken is published."""
+"""Checks on the finished dataset: a hard failure fails the rule, so nothing broken is published.
+
+One streaming pass over the Parquet shards (BATCH_ROWS rows at a time) feeds the counts and an
+EmbeddingStats; memory is O(D² + rows·small), never the whole matrix.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,27 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from embedpipe.discover import read_manifest
+from embedpipe.stats import EmbeddingStats, effective_rank, summarise
 from embedpipe.writer import read_embedpipe_metadata
 
 log = logging.getLogger(__name__)
 BATCH_ROWS = 8192
+MIN_ROWS_FOR_SPREAD = 3
+
+
+@dataclass
+class ValidationConfig:
+    """Thresholds (config key `validate`) and sampling; defaults match config/config.yaml."""
+
+    expected_dim: int | None = None
+    max_error_fraction: float = 0.01
+    max_mean_cosine: float = 0.99  # mean cosine of random pairs above this = collapsed embeddings
+    min_effective_rank: float = 2.0
+    max_duplicate_embeddings: int = 0  # identical vectors under different keys
+    sample_size: int = 10_000
+    cosine_pairs: int = 20_000
+    pca_components: int = 32
+    seed: int = 0
 
 
 @dataclass
@@ -41,27 +62,42 @@ class ShardCounts:
         return self.manifest == self.rows + self.errors
 
 
+@dataclass
+class ValidationResult:
+    metrics: dict[str, Any]
+    stats: EmbeddingStats | None
+    shards: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.metrics["passed"])
+
+
 def scan_dataset_file(path: Path, counts: ShardCounts, seen: dict[str, str], duplicates: list[str],
-                      column: str = "embedding") -> str:
-    """Stream one dataset file: count rows, non-finite and all-zero rows, duplicate keys, widths."""
+                      stats_for: Any, column: str = "embedding") -> str:
+    """Stream one dataset file into the counts and the statistics; returns the value type."""
     meta = read_embedpipe_metadata(path)
     key_column = meta.get("key_column", "key")
     if "embedding_dim" in meta:
         counts.declared_dims.add(int(meta["embedding_dim"]))
     f = pq.ParquetFile(path)
-    counts.dims.add(f.schema_arrow.field(column).type.list_size)
-    dtype = str(f.schema_arrow.field(column).type.value_type)
+    dim = f.schema_arrow.field(column).type.list_size
+    counts.dims.add(dim)
+    stats: EmbeddingStats = stats_for(dim)
     for batch in f.iter_batches(batch_size=BATCH_ROWS, columns=[key_column, column]):
-        dim = batch.schema.field(column).type.list_size
         values = batch.column(column).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+        keys = batch.column(key_column).to_pylist()
         counts.rows += len(values)
-        counts.nonfinite_rows += int((~np.isfinite(values)).any(axis=1).sum())
+        finite = np.isfinite(values).all(axis=1)
+        counts.nonfinite_rows += int((~finite).sum())
         counts.zero_rows += int((values == 0).all(axis=1).sum())
-        for key in batch.column(key_column).to_pylist():
+        for key in keys:
             if key in seen:
                 duplicates.append(key)
             seen[key] = counts.shard
-    return dtype
+        if stats.dim == dim:  # a shard of another width is reported by the dimension check
+            stats.add(counts.shard, [k for k, ok in zip(keys, finite, strict=True) if ok], values[finite])
+    return str(f.schema_arrow.field(column).type.value_type)
 
 
 def validate_dataset(
@@ -69,14 +105,19 @@ def validate_dataset(
     manifests: dict[str, Path],
     dataset_files: dict[str, Path],
     error_files: dict[str, Path],
-    expected_dim: int | None,
-    max_error_fraction: float,
-) -> dict[str, Any]:
-    """Run every check; returns the metrics (with `passed`)."""
+    config: ValidationConfig,
+) -> ValidationResult:
     per_shard: list[ShardCounts] = []
     seen: dict[str, str] = {}
     duplicates: list[str] = []
     dtypes: set[str] = set()
+    holder: list[EmbeddingStats] = []
+
+    def stats_for(dim: int) -> EmbeddingStats:
+        if not holder:
+            holder.append(EmbeddingStats(dim, sample_size=config.sample_size, seed=config.seed))
+        return holder[0]
+
     for shard in shards:
         counts = ShardCounts(
             shard,
@@ -84,21 +125,34 @@ def validate_dataset(
             rows=0,
             errors=pq.ParquetFile(error_files[shard]).metadata.num_rows,
         )
-        dtypes.add(scan_dataset_file(dataset_files[shard], counts, seen, duplicates))
+        dtypes.add(scan_dataset_file(dataset_files[shard], counts, seen, duplicates, stats_for))
         per_shard.append(counts)
         log.info("%s: %d files, %d rows, %d errors", shard, counts.manifest, counts.rows, counts.errors)
+    stats = holder[0] if holder else None
+    metrics = assemble_metrics(per_shard, duplicates, dtypes, stats, config)
+    return ValidationResult(metrics, stats, shards)
 
+
+def assemble_metrics(per_shard: list[ShardCounts], duplicates: list[str], dtypes: set[str],
+                     stats: EmbeddingStats | None, config: ValidationConfig) -> dict[str, Any]:
     total_files = sum(c.manifest for c in per_shard)
     total_rows = sum(c.rows for c in per_shard)
     total_errors = sum(c.errors for c in per_shard)
     dims = set().union(*(c.dims for c in per_shard)) if per_shard else set()
     declared = set().union(*(c.declared_dims for c in per_shard)) if per_shard else set()
+    expected_dim = config.expected_dim
     if expected_dim is None and len(declared) == 1:
-        expected_dim = declared.pop()
+        expected_dim = next(iter(declared))
     error_fraction = total_errors / total_files if total_files else 0.0
     bad_counts = [c.shard for c in per_shard if not c.reconciled]
     nonfinite = sum(c.nonfinite_rows for c in per_shard)
     zeros = sum(c.zero_rows for c in per_shard)
+    embedding = embedding_metrics(stats, config) if stats is not None and stats.count else {}
+    mean_cos = embedding.get("cosine", {}).get("mean")
+    erank = embedding.get("pca", {}).get("effective_rank")
+    # Spread needs a few rows to mean anything; the finite/not_empty checks cover the rest.
+    judged = stats is not None and stats.count >= MIN_ROWS_FOR_SPREAD
+    dup_pairs = stats.duplicate_pairs if stats is not None else []
     checks = [
         Check("counts_reconcile", not bad_counts,
               "files = rows + errors in every shard" if not bad_counts else f"mismatch in {bad_counts}"),
@@ -107,15 +161,23 @@ def validate_dataset(
         Check("no_zero_rows", zeros == 0, f"{zeros} all-zero rows"),
         Check("unique_keys", not duplicates, f"{len(duplicates)} duplicate keys" + (
             f", e.g. {duplicates[:3]}" if duplicates else "")),
+        Check("unique_embeddings", len(dup_pairs) <= config.max_duplicate_embeddings,
+              f"{len(dup_pairs)} rows identical to an earlier row under another key (max "
+              f"{config.max_duplicate_embeddings})" + (f", e.g. {dup_pairs[:2]}" if dup_pairs else "")),
         Check("dimension", expected_dim is None and len(dims) <= 1 or dims == {expected_dim},
               f"widths {sorted(dims)}, expected {expected_dim}"),
         Check("dtype", dtypes <= {"float"}, f"value types {sorted(dtypes)} (float = float32)"),
-        Check("error_fraction", error_fraction <= max_error_fraction,
-              f"{total_errors}/{total_files} = {error_fraction:.4f} (max {max_error_fraction})"),
+        Check("error_fraction", error_fraction <= config.max_error_fraction,
+              f"{total_errors}/{total_files} = {error_fraction:.4f} (max {config.max_error_fraction})"),
+        Check("not_collapsed", not judged or mean_cos is not None and mean_cos <= config.max_mean_cosine,
+              f"mean cosine of random pairs {_fmt(mean_cos)} (max {config.max_mean_cosine})" if judged
+              else f"not judged: fewer than {MIN_ROWS_FOR_SPREAD} finite rows"),
+        Check("effective_rank", not judged or erank is not None and erank >= config.min_effective_rank,
+              f"effective rank {_fmt(erank)} (min {config.min_effective_rank})" if judged
+              else f"not judged: fewer than {MIN_ROWS_FOR_SPREAD} finite rows"),
     ]
-    passed = all(c.passed for c in checks)
     return {
-        "passed": passed,
+        "passed": all(c.passed for c in checks),
         "totals": {
             "files": total_files,
             "rows": total_rows,
@@ -127,7 +189,43 @@ def validate_dataset(
             {
                 "shard": c.shard, "files": c.manifest, "rows": c.rows, "errors": c.errors,
                 "reconciled": c.reconciled, "nonfinite_rows": c.nonfinite_rows, "zero_rows": c.zero_rows,
+                "norm": summarise(stats.shard_norms(c.shard)) if stats is not None else {"n": 0},
             }
             for c in per_shard
         ],
+        "embedding": embedding,
+        "thresholds": asdict(config),
     }
+
+
+def embedding_metrics(stats: EmbeddingStats, config: ValidationConfig) -> dict[str, Any]:
+    eigenvalues, _ = stats.pca()
+    total = float(eigenvalues.sum())
+    ratio = eigenvalues / total if total > 0 else np.zeros_like(eigenvalues)
+    k = min(config.pca_components, len(ratio))
+    cosines = stats.random_pair_cosines(config.cosine_pairs)
+    sample, _ = stats.sample
+    norms = np.concatenate([stats.shard_norms(s) for s in stats.norms]) if stats.norms else np.zeros(0)
+    return {
+        "dim": stats.dim,
+        "finite_rows": stats.count,
+        "norm": summarise(norms),
+        "per_dimension": {"mean": stats.mean().round(6).tolist(),
+                          "std": np.sqrt(np.clip(np.diag(stats.covariance()), 0, None)).round(6).tolist()},
+        "pca": {
+            "explained_variance_ratio": ratio[:k].round(6).tolist(),
+            "cumulative": np.cumsum(ratio[:k]).round(6).tolist(),
+            "effective_rank": round(effective_rank(eigenvalues), 4),
+            "exact": True,
+        },
+        "cosine": {**summarise(cosines), "pairs": int(len(cosines)), "sample_rows": int(len(sample)),
+                   "sampled": stats.count > len(sample)},
+        "duplicate_embeddings": len(stats.duplicate_pairs),
+        "sampling": (f"norms, per-dimension statistics, PCA spectrum, effective rank and duplicate detection use "
+                     f"all {stats.count} finite rows; cosine similarity ({len(cosines)} random pairs) and the "
+                     f"2-D scatter use a uniform sample of {len(sample)} rows"),
+    }
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"

@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from embedpipe.discover import normalise_extensions, read_manifest, scan_files
 from embedpipe.encoders import build_encoder, resolve_device
-from embedpipe.extract import StopRequest, run_extract
+from embedpipe.extract import StopRequest, auto_workers, run_extract
 from embedpipe.runinfo import package_versions, setup_logging
 from embedpipe.writer import ShardWriter
 
@@ -39,12 +40,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--errors", default=None, help="default: <output without .parquet>.errors.parquet")
     p.add_argument("--parts_dir", default=None, help="default: <output dir>/../parts/<shard>")
     p.add_argument("--batch_size", type=int, default=0, help="0 = the model's default")
-    p.add_argument("--num_workers", type=int, default=8, help="DataLoader decode workers (0 = in-process)")
+    p.add_argument("--num_workers", default="auto",
+                   help="DataLoader decode workers: auto = allocated CPUs - 1; 0 = decode in-process")
     p.add_argument("--num_frames", type=int, default=16, help="frames sampled per video")
     p.add_argument("--save_every", type=int, default=10000, help="rows per atomic part file")
     p.add_argument("--limit", type=int, default=0, help="embed only the first N files of the shard (0 = all)")
     p.add_argument("--log_every", type=int, default=50, help="throughput log line every N batches")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "bf16-autocast", "fp32"],
+                   help="auto = bf16 on CUDA, fp32 on CPU")
+    p.add_argument("--compile", action="store_true", help="torch.compile the encoder (CUDA; minutes to warm up)")
     p.add_argument("--keep_parts", action="store_true", help="keep part files after assembling the shard")
     return p.parse_args(argv)
 
@@ -72,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             "num_frames": args.num_frames,
             "batch_size": args.batch_size,
             "device": args.device,
+            "precision": args.precision,
+            "compile": args.compile,
         },
     )
     writer = ShardWriter(parts_dir, encoder.output_fields(), encoder.fingerprint(), args.save_every)
@@ -80,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     log.info("shard %s: %d files; model %s on %s, batch %d", args.shard, len(keys), args.model, device,
              encoder.batch_size)
     encoder.device = device
+    num_workers = auto_workers() if args.num_workers == "auto" else int(args.num_workers)
     run_extract(keys, input_root, encoder, writer, shard=args.shard, device=device,
-                num_workers=args.num_workers, log_every=args.log_every, stop=stop)
+                num_workers=num_workers, log_every=args.log_every, stop=stop)
     if stop:
         log.warning("stopped by signal %d after flushing the current part; rerun to resume", stop.signum)
         return 128 + stop.signum
@@ -91,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "shard": args.shard,
         "num_files": len(keys),
         "packages": package_versions(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     n_rows, n_errors = writer.finalize(keys, output, errors, metadata)
     if not args.keep_parts:

@@ -1,52 +1,67 @@
 #!/usr/bin/env python
-"""Check the finished dataset against the manifests; write metrics.json; exit 1 on a failed check."""
+"""Check the finished dataset against the manifests and write the validation report.
+
+Passed: metrics.json, report.html and four PNG plots in --out_dir. Failed: the same files in
+<out_dir>/failed/ (so people can look at them) and exit status 1, so nothing downstream runs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import logging
+import shutil
 import sys
 from pathlib import Path
 
-from embedpipe.atomic import write_text_atomic
+from embedpipe.report import write_report
 from embedpipe.runinfo import setup_logging
-from embedpipe.validate import validate_dataset
+from embedpipe.validate import ValidationConfig, validate_dataset
+from embedpipe.writer import read_embedpipe_metadata
 
 log = logging.getLogger("validate")
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shards", nargs="+", required=True, help="shard ids, in dataset order")
     p.add_argument("--manifests", nargs="+", required=True)
     p.add_argument("--dataset_files", nargs="+", required=True)
     p.add_argument("--error_files", nargs="+", required=True)
-    p.add_argument("--expected_dim", type=int, default=None)
-    p.add_argument("--max_error_fraction", type=float, default=0.01)
-    p.add_argument("--metrics", required=True, help="metrics.json, written only when every check passes")
+    p.add_argument("--out_dir", required=True, help="validation folder (metrics.json, report.html, plots)")
+    p.add_argument("--title", default="embedpipe dataset")
+    for f in dataclasses.fields(ValidationConfig):
+        kind = int if f.type in ("int", "int | None") else float
+        p.add_argument(f"--{f.name}", type=kind, default=f.default)
     args = p.parse_args(argv)
-    setup_logging()
     if not len(args.shards) == len(args.manifests) == len(args.dataset_files) == len(args.error_files):
         p.error("--shards, --manifests, --dataset_files and --error_files need one entry per shard")
-    metrics = validate_dataset(
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging()
+    config = ValidationConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ValidationConfig)})
+    result = validate_dataset(
         args.shards,
         dict(zip(args.shards, map(Path, args.manifests), strict=True)),
         dict(zip(args.shards, map(Path, args.dataset_files), strict=True)),
         dict(zip(args.shards, map(Path, args.error_files), strict=True)),
-        args.expected_dim,
-        args.max_error_fraction,
+        config,
     )
-    text = json.dumps(metrics, indent=2)
-    for check in metrics["checks"]:
+    for check in result.metrics["checks"]:
         log.info("%s %s: %s", "PASS" if check["passed"] else "FAIL", check["name"], check["detail"])
-    if not metrics["passed"]:
-        failed = Path(args.metrics).with_name("metrics.failed.json")
-        write_text_atomic(failed, text)
-        log.error("validation failed; metrics in %s", failed)
+    out_dir = Path(args.out_dir)
+    provenance = read_embedpipe_metadata(args.dataset_files[0])
+    if not result.passed:
+        paths = write_report(result, out_dir / "failed", provenance, args.title, config.max_mean_cosine)
+        log.error("validation failed; report in %s", paths["report"])
         return 1
-    write_text_atomic(args.metrics, text)
-    log.info("validation passed: %d rows, %d errors", metrics["totals"]["rows"], metrics["totals"]["errors"])
+    shutil.rmtree(out_dir / "failed", ignore_errors=True)  # an earlier failure's report is stale now
+    paths = write_report(result, out_dir, provenance, args.title, config.max_mean_cosine)
+    totals = result.metrics["totals"]
+    log.info("validation passed: %d rows, %d errors; report %s", totals["rows"], totals["errors"], paths["report"])
     return 0
 
 

@@ -18,20 +18,44 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+class PendingOutput:
+    """An encoder's output that may still be on its way from the GPU.
+
+    `result()` waits for the device-to-host copy (a CUDA event), so the caller can queue the next
+    batch first and a writer thread can wait instead of the GPU.
+    """
+
+    def __init__(self, arrays: dict[str, torch.Tensor | np.ndarray], event: torch.cuda.Event | None = None) -> None:
+        self.arrays, self.event = arrays, event
+
+    def result(self) -> dict[str, np.ndarray]:
+        if self.event is not None:
+            self.event.synchronize()
+        return {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in self.arrays.items()}
+
+
 class Encoder(ABC):
     """load → prepare (in workers) → collate → encode.
 
     `prepare` must be picklable work on one file; it raises on unreadable input and the caller
-    turns that into an error row. `encode` returns, per output column, an array whose first axis
-    is the batch.
+    turns that into an error row. `encode_async` returns, per output column, an array whose first
+    axis is the batch, possibly still in flight (PendingOutput).
     """
 
     name: str
     batch_size: int
     device: torch.device = torch.device("cpu")
 
+    loaded_on: torch.device | None = None
+
     @abstractmethod
     def load(self, device: torch.device) -> None: ...
+
+    def ensure_loaded(self, device: torch.device) -> None:
+        """Load once: a caller that loaded (and warmed up) the model first is not charged twice."""
+        if self.loaded_on != device:
+            self.load(device)
+            self.loaded_on = device
 
     @abstractmethod
     def prepare(self, path: str) -> Any: ...
@@ -39,8 +63,15 @@ class Encoder(ABC):
     def collate(self, samples: list[Any]) -> Any:
         return torch.stack([torch.as_tensor(s) for s in samples])
 
+    def concat(self, batches: list[Any]) -> Any:
+        """Collated chunks (from the loader) → one model batch."""
+        return batches[0] if len(batches) == 1 else torch.cat(batches)
+
     @abstractmethod
-    def encode(self, batch: Any) -> dict[str, np.ndarray]: ...
+    def encode_async(self, batch: Any) -> PendingOutput: ...
+
+    def encode(self, batch: Any) -> dict[str, np.ndarray]:
+        return self.encode_async(batch).result()
 
     @abstractmethod
     def output_fields(self) -> list[pa.Field]: ...

@@ -3,20 +3,65 @@
 from __future__ import annotations
 
 import contextlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import torch
 
 from embedpipe import transforms
-from embedpipe.encoders.base import Encoder
+from embedpipe.encoders.base import Encoder, PendingOutput, resolve_device
 from embedpipe.presets import VJEPA2_PRESETS
 from embedpipe.readers.video import read_video_frames
 
 POOLINGS = ("mean",)
+PRECISIONS = ("auto", "bf16", "bf16-autocast", "fp32")
 DEFAULT_CUSTOM_BATCH = 8
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """auto: bf16 weights and activations on CUDA (SDPA's flash kernels need 16-bit q/k/v), fp32 on CPU."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"encoder.precision: {precision!r} is not one of {PRECISIONS}")
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
+
+
+@dataclass
+class ClipBatch:
+    """Decoded uint8 clips `[T, H, W, 3]` (sizes may differ) that are resized on the GPU."""
+
+    clips: list[torch.Tensor]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def pin_memory(self) -> ClipBatch:
+        return ClipBatch([c.pin_memory() for c in self.clips])
+
+    def to_model_input(self, device: torch.device, crop: int) -> torch.Tensor:
+        """Copy to the device and preprocess there, one batched resize per distinct clip size."""
+        by_size: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for i, clip in enumerate(self.clips):
+            by_size[tuple(clip.shape)].append(i)
+        if len(by_size) == 1:  # the common case: one size, no scatter
+            return transforms.preprocess_clips(self._stack_on(device, range(len(self.clips))), crop)
+        out = torch.empty((len(self.clips), self.clips[0].shape[0], 3, crop, crop), device=device)
+        for indices in by_size.values():
+            # The index goes through pinned memory: a pageable copy would block this thread until the
+            # GPU finished the previous batch, and the next batch could not be queued behind it.
+            index = torch.tensor(indices)
+            index = index.pin_memory() if device.type == "cuda" else index
+            out.index_copy_(0, index.to(device, non_blocking=True),
+                            transforms.preprocess_clips(self._stack_on(device, indices), crop))
+        return out
+
+    def _stack_on(self, device: torch.device, indices: Iterable[int]) -> torch.Tensor:
+        return torch.stack([self.clips[i].to(device, non_blocking=True) for i in indices])
 
 
 class VJEPA2Encoder(Encoder):
@@ -31,6 +76,8 @@ class VJEPA2Encoder(Encoder):
         batch_size: int = 0,
         pooling: str = "mean",
         device: str = "auto",
+        precision: str = "auto",
+        compile: bool = False,
     ) -> None:
         if model not in VJEPA2_PRESETS and not path:
             raise ValueError(
@@ -45,6 +92,9 @@ class VJEPA2Encoder(Encoder):
         self.num_frames = num_frames
         self.pooling = pooling
         self.device_name = device
+        self.precision = resolve_precision(precision, resolve_device(device))
+        self.compile = compile
+        self.preprocess_on_device = False  # set by load(): on CUDA, workers only decode
         self.crop, self.dim, self.tubelet = self._read_geometry()
         if num_frames % self.tubelet:
             raise ValueError(f"encoder.num_frames: {num_frames} is not a multiple of tubelet size {self.tubelet}")
@@ -55,7 +105,7 @@ class VJEPA2Encoder(Encoder):
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> VJEPA2Encoder:
-        keys = ("model", "path", "revision", "num_frames", "batch_size", "pooling", "device")
+        keys = ("model", "path", "revision", "num_frames", "batch_size", "pooling", "device", "precision", "compile")
         return cls(**{k: options[k] for k in keys if k in options})
 
     def _read_geometry(self) -> tuple[int, int, int]:
@@ -75,24 +125,61 @@ class VJEPA2Encoder(Encoder):
 
         self.device = device
         model = VJEPA2Model.from_pretrained(self.source, revision=self.revision, attn_implementation="sdpa")
+        if model.config.hidden_size != self.dim:
+            raise ValueError(f"model at {self.source} has width {model.config.hidden_size}, expected {self.dim}")
+        if self.precision == "bf16":
+            model = model.to(torch.bfloat16)
         self.model = model.to(device).eval()
-        if self.model.config.hidden_size != self.dim:
-            raise ValueError(f"model at {self.source} has width {self.model.config.hidden_size}, expected {self.dim}")
+        # The encoder alone: with skip_predictor the full model returns exactly its output.
+        self._forward = torch.compile(self.model.encoder) if self.compile else self.model.encoder
+        self.preprocess_on_device = device.type == "cuda"
 
     def prepare(self, path: str) -> torch.Tensor:
         frames = torch.from_numpy(read_video_frames(path, self.num_frames))
+        if self.preprocess_on_device:
+            return frames  # uint8; 4x less to move than float32, resized on the GPU
         return transforms.preprocess_clip(frames, self.crop)
 
-    def encode(self, batch: torch.Tensor) -> dict[str, np.ndarray]:
+    def collate(self, samples: list[torch.Tensor]) -> torch.Tensor | ClipBatch:
+        return ClipBatch(samples) if self.preprocess_on_device else torch.stack(samples)
+
+    def concat(self, batches: list[torch.Tensor | ClipBatch]) -> torch.Tensor | ClipBatch:
+        if isinstance(batches[0], ClipBatch):
+            return ClipBatch([c for b in batches for c in b.clips])
+        return super().concat(batches)
+
+    def subset(self, batch: torch.Tensor | ClipBatch, start: int, stop: int) -> torch.Tensor | ClipBatch:
+        return ClipBatch(batch.clips[start:stop]) if isinstance(batch, ClipBatch) else batch[start:stop]
+
+    def model_input(self, batch: torch.Tensor | ClipBatch) -> torch.Tensor:
+        if isinstance(batch, ClipBatch):
+            return batch.to_model_input(self.device, self.crop)
+        return batch.to(self.device, non_blocking=True)
+
+    def encode_async(self, batch: torch.Tensor | ClipBatch) -> PendingOutput:
         assert self.model is not None, "load() first"
-        batch = batch.to(self.device, non_blocking=True)
+        cuda = self.device.type == "cuda"
         autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
+            torch.autocast("cuda", dtype=torch.bfloat16) if self.precision == "bf16-autocast" and cuda
+            else contextlib.nullcontext()
         )
-        with torch.inference_mode(), autocast:
-            tokens = self.model(pixel_values_videos=batch, skip_predictor=True).last_hidden_state
+        with torch.inference_mode():
+            x = self.model_input(batch)
+            if self.precision == "bf16":
+                x = x.to(torch.bfloat16)
+            with autocast:
+                tokens = self._forward(pixel_values_videos=x).last_hidden_state
             pooled = tokens.float().mean(dim=1)
-        return {"embedding": pooled.cpu().numpy().astype(np.float32, copy=False)}
+            if not cuda:
+                return PendingOutput({"embedding": pooled.numpy()})
+            host = torch.empty(pooled.shape, dtype=torch.float32, pin_memory=True)
+            host.copy_(pooled, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+        return PendingOutput({"embedding": host}, done)
+
+    def compute_dtype(self) -> str:
+        return {"bf16": "bfloat16", "bf16-autocast": "bfloat16 autocast", "fp32": "float32"}[self.precision]
 
     def output_fields(self) -> list[pa.Field]:
         return [pa.field("embedding", pa.list_(pa.float32(), self.dim))]
@@ -105,5 +192,6 @@ class VJEPA2Encoder(Encoder):
             "revision": self.revision,
             "embedding_dim": self.dim,
             "pooling": f"{self.pooling} over all tokens",
+            "precision": self.precision,
             "preprocessing": transforms.describe(self.crop, self.num_frames),
         }

@@ -1,0 +1,29 @@
+# `snakemake upload`: push the validated Parquet folder and its card to the Hub. Never part of `all`.
+# Runs on the submit host (compute nodes often have no internet); the token comes from HF_TOKEN or
+# the Hub's login cache, never from the config.
+
+
+localrules:
+    upload,
+
+
+rule upload:
+    input:
+        dataset=DATASET_FILES,
+        card=CARD,
+        metrics=METRICS,  # exists only when validation passed
+        repo=require_repo_id,
+    output:
+        UPLOAD_RECEIPT,
+    params:
+        run=script("upload.py"),
+        folder=lambda wc, input: os.path.dirname(input.card),
+        repo_id=config["upload"].get("repo_id") or "",
+        flags=upload_flags(),
+    log:
+        f"{LOG_DIR}/upload.log",
+    conda:
+        "../envs/cpu.yaml"
+    shell:
+        "{params.run} --folder {params.folder:q} --repo_id {params.repo_id:q} {params.flags}"
+        " --receipt {output:q} > {log:q} 2>&1"

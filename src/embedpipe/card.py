@@ -1,0 +1,144 @@
+"""The dataset card: README.md beside the Parquet files, as the Hugging Face Hub reads it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import yaml
+
+from embedpipe.writer import read_embedpipe_metadata
+
+SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                   (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
+DATA_GLOB = "train-*.parquet"
+
+
+def size_category(n: int) -> str:
+    return next((label for limit, label in SIZE_CATEGORIES if n < limit), "n>1B")
+
+
+def card_header(files: list[Path], rows: int, dataset: dict[str, Any], provenance: dict[str, Any]) -> dict[str, Any]:
+    from datasets import Features
+
+    features = Features.from_arrow_schema(pq.read_schema(files[0]))
+    num_bytes = sum(f.stat().st_size for f in files)
+    header: dict[str, Any] = {
+        "pretty_name": dataset["pretty_name"],
+        "license": dataset.get("license") or "other",
+    }
+    if header["license"] == "other":
+        for key in ("license_name", "license_link"):
+            if dataset.get(key):
+                header[key] = dataset[key]
+    header |= {
+        "task_categories": ["feature-extraction"],
+        "size_categories": [size_category(rows)],
+        "tags": ["embeddings", "embedpipe", str(provenance.get("encoder", "")), str(provenance.get("model", ""))],
+        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": DATA_GLOB}]}],
+        "dataset_info": {
+            "features": features._to_yaml_list(),
+            "splits": [{"name": "train", "num_bytes": num_bytes, "num_examples": rows}],
+            "download_size": num_bytes,
+            "dataset_size": num_bytes,
+        },
+    }
+    if dataset.get("credentialed"):
+        header["tags"].append("credentialed")
+        header["extra_gated_prompt"] = (
+            "This dataset is derived from credentialed data. Request access only if you hold the source "
+            "dataset's data use agreement; do not redistribute."
+        )
+    return header
+
+
+def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def card_body(files: list[Path], metrics: dict[str, Any], dataset: dict[str, Any], provenance: dict[str, Any],
+              load_name: str) -> str:
+    totals = metrics["totals"]
+    emb = metrics.get("embedding", {})
+    shards = _md_table(
+        ["shard", "file", "files", "rows", "errors"],
+        [[s["shard"], f.name, s["files"], s["rows"], s["errors"]] for s, f in zip(metrics["shards"], files,
+                                                                                   strict=True)],
+    )
+    checks = _md_table(["check", "result", "detail"],
+                       [[c["name"], "pass" if c["passed"] else "FAIL", c["detail"]] for c in metrics["checks"]])
+    packages = _md_table(["package", "version"], sorted(provenance.get("packages", {}).items()))
+    first_shape = emb.get("dim", provenance.get("embedding_dim"))
+    credentialed = (
+        "\n> **Credentialed data.** The source files are under a data use agreement. These embeddings are "
+        "derived from them: share them only with people who hold the same agreement, and keep the "
+        "repository private.\n"
+        if dataset.get("credentialed") else ""
+    )
+    return f"""
+# {dataset["pretty_name"]}
+
+{dataset.get("description") or ""}
+{credentialed}
+One row per input file: the file's metadata columns and `embedding`, a float32 vector of width
+{first_shape} ({provenance.get("pooling", "")}). Files that could not be read are not rows: they are
+counted below and listed in the run's `*.errors.parquet`.
+
+## Counts
+
+{totals["files"]} files: {totals["rows"]} rows and {totals["errors"]} errors (error fraction
+{totals["error_fraction"]}).
+
+{shards}
+
+## Provenance
+
+- Encoder: `{provenance.get("encoder")}`, model `{provenance.get("model")}` from `{provenance.get("model_id")}`,
+  revision `{provenance.get("revision") or "latest at run time"}`
+- Compute dtype: {provenance.get("compute_dtype")}
+- Run date (UTC): {provenance.get("created", "not recorded")}
+- Preprocessing:
+
+```json
+{json.dumps(provenance.get("preprocessing", {}), indent=2, sort_keys=True)}
+```
+
+{packages}
+
+## Validation
+
+{"Passed" if metrics["passed"] else "FAILED"}. Effective rank {emb.get("pca", {}).get("effective_rank")}; mean
+cosine similarity of random pairs {emb.get("cosine", {}).get("mean", float("nan")):.4f}. {emb.get("sampling", "")}.
+
+{checks}
+
+## Loading
+
+```python
+from datasets import load_dataset
+
+ds = load_dataset("{load_name}", split="train")
+embeddings = ds.with_format("numpy")["embedding"]   # [{totals["rows"]}, {first_shape}] float32
+```
+
+Or without `datasets`: `pyarrow.parquet.read_table("{files[0].name}")`, one file per shard.
+Generated by [embedpipe](https://github.com/embedpipe/embedpipe).
+"""
+
+
+def build_card(files: list[Path], metrics: dict[str, Any], dataset: dict[str, Any], load_name: str) -> str:
+    """README.md text; it is parsed back through huggingface_hub before it is returned."""
+    from huggingface_hub import DatasetCard
+
+    provenance = read_embedpipe_metadata(files[0])
+    header = card_header(files, metrics["totals"]["rows"], dataset, provenance)
+    text = "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n" + card_body(
+        files, metrics, dataset, provenance, load_name)
+    card = DatasetCard(text)  # raises on a header the Hub would reject as YAML
+    if card.data.get("pretty_name") != dataset["pretty_name"]:
+        raise ValueError("dataset card header did not round-trip")
+    return text

@@ -1,0 +1,64 @@
+"""RowSink: rows reach the ShardWriter on a thread of their own, so the GPU never waits for Parquet."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any
+
+from embedpipe.encoders.base import PendingOutput
+from embedpipe.writer import ShardWriter
+
+_CLOSE = object()
+
+
+class RowSink:
+    """Owns the writer while open: every row, error and flush goes through one queue, in order.
+
+    `depth` bounds the batches in flight; a full queue makes the producer wait, so host memory stays
+    bounded when the disk is slower than the GPU. An exception on the thread is raised in the
+    producer at its next call, and at close().
+    """
+
+    def __init__(self, writer: ShardWriter, depth: int = 4) -> None:
+        self.writer = writer
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="row-sink", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not _CLOSE:
+            if self._error is not None:
+                continue  # drain without writing: the producer will raise
+            try:
+                kind, args = item
+                if kind == "rows":
+                    keys, pending = args
+                    self.writer.add_rows(keys, pending.result())
+                    self.writer.maybe_flush()
+                else:
+                    self.writer.add_error(*args)
+            except BaseException as exc:  # handed to the producer thread
+                self._error = exc
+
+    def _put(self, item: Any) -> None:
+        self._raise()
+        self._queue.put(item)
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def rows(self, keys: list[str], pending: PendingOutput) -> None:
+        self._put(("rows", (keys, pending)))
+
+    def error(self, key: str, stage: str, error_type: str, message: str) -> None:
+        self._put(("error", (key, stage, error_type, message)))
+
+    def close(self) -> None:
+        """Write everything queued, stop the thread, raise what it raised."""
+        if self._thread.is_alive():
+            self._queue.put(_CLOSE)
+            self._thread.join()
+        self._raise()

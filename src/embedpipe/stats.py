@@ -1,0 +1,125 @@
+"""Streaming statistics of an embedding matrix that never needs the whole matrix in memory.
+
+Exact over every finite row: counts, norms (one float per row), per-dimension mean/std, the
+covariance (D×D, so the PCA spectrum and effective rank are exact) and exact-duplicate detection
+(a 128-bit digest per row). Sampled: a uniform reservoir of `sample_size` rows, for the cosine
+similarity of random pairs and the 2-D PCA scatter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class EmbeddingStats:
+    dim: int
+    sample_size: int = 10_000
+    seed: int = 0
+    count: int = 0
+    norms: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    duplicate_pairs: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+        self._shift: np.ndarray | None = None  # first batch's mean: keeps the sums well conditioned
+        self._sum = np.zeros(self.dim, np.float64)
+        self._cross = np.zeros((self.dim, self.dim), np.float64)
+        self._digests: dict[bytes, str] = {}
+        self._sample = np.zeros((min(self.sample_size, 1 << 20), self.dim), np.float32)
+        self._sample_shard: list[str] = []
+        self._seen_for_sample = 0
+
+    def add(self, shard: str, keys: list[str], values: np.ndarray) -> None:
+        """Add finite rows only; the caller counts and reports the non-finite ones."""
+        values = np.ascontiguousarray(values, dtype=np.float32)
+        if not len(values):
+            return
+        self.norms.setdefault(shard, []).append(np.linalg.norm(values, axis=1).astype(np.float32))
+        if self._shift is None:
+            self._shift = values.astype(np.float64).mean(axis=0)
+        centred = values - self._shift.astype(np.float32)
+        self._sum += centred.sum(axis=0, dtype=np.float64)
+        self._cross += (centred.T @ centred).astype(np.float64)
+        self.count += len(values)
+        for key, row in zip(keys, values, strict=True):
+            digest = hashlib.blake2b(row.tobytes(), digest_size=16).digest()
+            if (first := self._digests.setdefault(digest, key)) != key:
+                self.duplicate_pairs.append((first, key))
+        self._reservoir(shard, values)
+
+    def _reservoir(self, shard: str, values: np.ndarray) -> None:
+        # Algorithm R: every row seen so far has the same chance of being in the sample.
+        cap = len(self._sample)
+        for row in values:
+            n = self._seen_for_sample
+            self._seen_for_sample += 1
+            if n < cap:
+                self._sample[n] = row
+                self._sample_shard.append(shard)
+            elif (j := int(self._rng.integers(0, n + 1))) < cap:
+                self._sample[j] = row
+                self._sample_shard[j] = shard
+
+    @property
+    def sample(self) -> tuple[np.ndarray, list[str]]:
+        n = min(self._seen_for_sample, len(self._sample))
+        return self._sample[:n], self._sample_shard[:n]
+
+    def shard_norms(self, shard: str) -> np.ndarray:
+        parts = self.norms.get(shard, [])
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def mean(self) -> np.ndarray:
+        if not self.count:
+            return np.zeros(self.dim)
+        return self._shift + self._sum / self.count
+
+    def covariance(self) -> np.ndarray:
+        if self.count < 2:
+            return np.zeros((self.dim, self.dim))
+        m = self._sum / self.count
+        return (self._cross - self.count * np.outer(m, m)) / (self.count - 1)
+
+    def pca(self) -> tuple[np.ndarray, np.ndarray]:
+        """Eigenvalues (descending, clipped at 0) and eigenvectors (columns) of the covariance."""
+        values, vectors = np.linalg.eigh(self.covariance())
+        order = np.argsort(values)[::-1]
+        return np.clip(values[order], 0, None), vectors[:, order]
+
+    def random_pair_cosines(self, pairs: int = 20_000) -> np.ndarray:
+        sample, _ = self.sample
+        if len(sample) < 2:
+            return np.zeros(0, np.float32)
+        a = self._rng.integers(0, len(sample), pairs)
+        b = self._rng.integers(0, len(sample) - 1, pairs)
+        b = b + (b >= a)  # never a row with itself
+        x, y = sample[a].astype(np.float64), sample[b].astype(np.float64)
+        denom = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cos = (x * y).sum(axis=1) / denom
+        return np.where(denom > 0, cos, 0.0).astype(np.float32)
+
+
+def effective_rank(eigenvalues: np.ndarray) -> float:
+    """exp(entropy) of the normalised variance spectrum (Roy & Vetterli); 0 for no variance."""
+    total = float(eigenvalues.sum())
+    if total <= 0:
+        return 0.0
+    p = eigenvalues[eigenvalues > 0] / total
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def summarise(values: np.ndarray) -> dict[str, Any]:
+    if not len(values):
+        return {"n": 0}
+    q = np.percentile(values, [1, 50, 99])
+    return {
+        "n": int(len(values)), "mean": float(values.mean()), "std": float(values.std()),
+        "min": float(values.min()), "p01": float(q[0]), "median": float(q[1]), "p99": float(q[2]),
+        "max": float(values.max()),
+    }

@@ -1,0 +1,118 @@
+"""The GPU fast path's pieces, checked on the CPU: batched device preprocessing, OOM splitting, the writer thread."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from embedpipe import transforms
+from embedpipe.encoders.base import Encoder, PendingOutput
+from embedpipe.encoders.vjepa2 import ClipBatch, VJEPA2Encoder
+from embedpipe.extract import BatchAssembler, Collated, encode_or_split
+from embedpipe.readers.video import read_video_frames
+from embedpipe.sink import RowSink
+from embedpipe.writer import ShardWriter
+
+
+def test_clip_batch_preprocessing_equals_per_clip_path(video_tree):
+    paths = sorted(video_tree.rglob("*.mp4"))[:6]
+    clips = []
+    for p in paths:
+        try:
+            clips.append(torch.from_numpy(read_video_frames(str(p), 16)))
+        except Exception:
+            continue
+    assert len({tuple(c.shape) for c in clips}) > 1, "the fixture must mix clip sizes"
+    batched = ClipBatch(clips).pin_memory() if torch.cuda.is_available() else ClipBatch(clips)
+    got = batched.to_model_input(torch.device("cpu"), 64)
+    want = torch.stack([transforms.preprocess_clip(c, 64) for c in clips])
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_folded_normalisation_matches_the_textbook_formula():
+    frames = torch.randint(0, 256, (2, 4, 40, 50, 3), dtype=torch.uint8)
+    got = transforms.preprocess_clips(frames, 32)
+    x = frames.reshape(8, 40, 50, 3).permute(0, 3, 1, 2).float()
+    h, w = transforms.resized_hw(40, 50, transforms.short_side_for(32))
+    x = torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+    top, left = round((h - 32) / 2), round((w - 32) / 2)
+    x = x[:, :, top:top + 32, left:left + 32] / 255.0
+    mean = torch.tensor(transforms.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(transforms.IMAGENET_STD).view(1, 3, 1, 1)
+    torch.testing.assert_close(got.reshape(8, 3, 32, 32), (x - mean) / std, rtol=1e-5, atol=1e-5)
+
+
+class OomAboveTwo(Encoder):
+    """Raises CUDA's OutOfMemoryError for batches above two items; the embedding is the item's value."""
+
+    name, batch_size = "oom", 8
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def load(self, device):
+        pass
+
+    def prepare(self, path):
+        return float(path)
+
+    def encode_async(self, batch):
+        self.sizes.append(len(batch))
+        if len(batch) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return PendingOutput({"embedding": batch.numpy().astype(np.float32).reshape(-1, 1)})
+
+    def output_fields(self):
+        return [pa.field("embedding", pa.list_(pa.float32(), 1))]
+
+    def provenance(self):
+        return {"encoder": "oom"}
+
+
+def test_out_of_memory_halves_the_batch_and_loses_nothing(tmp_path):
+    enc = OomAboveTwo()
+    writer = ShardWriter(tmp_path / "parts", enc.output_fields(), "fp", save_every=100)
+    sink = RowSink(writer)
+    keys = [f"k{i}" for i in range(7)]
+    encode_or_split(enc, keys, torch.arange(7, dtype=torch.float32), sink)
+    sink.close()
+    writer.flush()
+    assert enc.sizes[0] == 7 and max(s for s in enc.sizes if s <= 2) == 2
+    out = tmp_path / "out.parquet"
+    rows, errors = writer.finalize(keys, out, tmp_path / "err.parquet", {})
+    assert (rows, errors) == (7, 0)
+    table = pa.parquet.read_table(out)
+    got = dict(zip(table.column("key").to_pylist(), table.column("embedding").to_pylist(), strict=True))
+    assert got == {f"k{i}": [float(i)] for i in range(7)}
+
+
+def test_row_sink_raises_a_writer_failure_in_the_producer(tmp_path):
+    class Broken(ShardWriter):
+        def add_rows(self, keys, arrays):
+            raise OSError(28, "No space left on device")
+
+    writer = Broken(tmp_path / "parts", [pa.field("embedding", pa.list_(pa.float32(), 1))], "fp")
+    sink = RowSink(writer, depth=1)
+    with pytest.raises(OSError, match="No space left"):
+        for i in range(10):
+            sink.rows([f"k{i}"], PendingOutput({"embedding": np.zeros((1, 1), np.float32)}))
+        sink.close()
+
+
+def test_batch_assembler_makes_full_batches_from_chunks(tiny_model):
+    enc = VJEPA2Encoder(model="t", path=str(tiny_model), batch_size=5, device="cpu")
+    asm = BatchAssembler(enc)
+    out = []
+    for i in range(4):
+        chunk = Collated([f"k{i}{j}" for j in range(3)], torch.full((3, 1), float(i)), [])
+        if got := asm.add(chunk):
+            out.append(got)
+    out.append(asm.take())
+    assert [len(k) for k, _ in out] == [5, 5, 2]  # exactly batch_size, whatever the chunk size
+    assert all(len(k) == len(b) for k, b in out)
+    assert asm.take() is None
+    assert [k for keys, _ in out for k in keys] == [f"k{i}{j}" for i in range(4) for j in range(3)]
+    values = torch.cat([b for _, b in out]).flatten().tolist()
+    assert values == [float(i) for i in range(4) for _ in range(3)]

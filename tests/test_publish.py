@@ -1,0 +1,144 @@
+"""The dataset card and the Hub upload, against a local stand-in of the Hub (the Hub is unreachable here)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_script, snakemake
+from hub_standin import HubStandin, Repo
+
+TOKEN = "hf_embedpipeTestTokenThatMustNeverBeLogged123"
+
+
+@pytest.fixture()
+def hub(tmp_path):
+    with HubStandin() as standin:
+        standin.env = {"HF_ENDPOINT": standin.endpoint, "HF_TOKEN": TOKEN, "HF_HUB_OFFLINE": "0",
+                       "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+        yield standin
+
+
+@pytest.fixture()
+def dataset_folder(demo_run, tmp_path) -> Path:
+    folder = tmp_path / "parquet"
+    shutil.copytree(demo_run / "results" / "demo" / "parquet", folder)
+    return folder
+
+
+def test_card_parses_and_load_dataset_reads_the_folder(demo_run):
+    import datasets
+    from huggingface_hub import DatasetCard
+
+    folder = demo_run / "results" / "demo" / "parquet"
+    card = DatasetCard.load(folder / "README.md")
+    assert card.data.pretty_name == "embedpipe demo (synthetic echo videos)"
+    assert card.data.license == "cc0-1.0" and card.data.task_categories == ["feature-extraction"]
+    assert card.data.size_categories == ["n<1K"]
+    assert card.data.configs[0]["data_files"][0]["path"] == "train-*.parquet"
+    features = {f["name"]: f for f in card.data.dataset_info["features"]}
+    assert features["embedding"] == {"name": "embedding", "list": "float32", "length": 32}
+    assert features["subject_id"]["dtype"] == "int64"
+    assert card.data.dataset_info["splits"][0]["num_examples"] == 28
+    text = card.text
+    for needle in ("vjepa2-tiny", "28 rows and 2 errors", "float32", "Run date (UTC): 20", "load_dataset(",
+                   "| p11 | train-00001-of-00003.parquet | 10 | 9 | 1 |", "Passed", "effective_rank"):
+        assert needle in text, needle
+    ds = datasets.load_dataset(str(folder), split="train")  # through the card's configs
+    assert ds.num_rows == 28 and len(ds[0]["embedding"]) == 32
+
+
+def test_upload_is_private_by_default_with_card_and_files(hub, dataset_folder, tmp_path):
+    receipt = tmp_path / "receipt.json"
+    proc = run_script("upload.py", "--folder", dataset_folder, "--repo_id", "lab/echo-demo", "--receipt", receipt,
+                      env=hub.env)
+    repo = hub.record.repos["lab/echo-demo"]
+    assert repo.private is True
+    expected = sorted(p.name for p in dataset_folder.iterdir() if p.is_file())
+    assert sorted(repo.files) == expected == ["README.md", *(f"train-{i:05d}-of-00003.parquet" for i in range(3))]
+    for name, data in repo.files.items():
+        assert data == (dataset_folder / name).read_bytes()
+    assert hub.record.tokens == {TOKEN}  # the token was used, from the environment
+    assert not hub.record.unknown and hub.record.validated_cards == 1  # the Hub checked the card's YAML
+    r = json.loads(receipt.read_text())
+    assert r["private"] is True and r["commit"] == repo.commits[-1] and r["dry_run"] is False
+    assert [f["path"] for f in r["files"]] == expected
+    assert TOKEN not in proc.stdout + proc.stderr + receipt.read_text()
+    # a rerun (an interrupted upload resumed) sends no file the repo already holds unchanged
+    run_script("upload.py", "--folder", dataset_folder, "--repo_id", "lab/echo-demo", "--receipt", receipt,
+               env=hub.env)
+    assert len(repo.commits) == 1 and sorted(repo.files) == expected
+
+
+def test_upload_refuses_public_credentialed_data_before_contacting_the_hub(hub, dataset_folder, tmp_path):
+    proc = run_script("upload.py", "--folder", dataset_folder, "--repo_id", "lab/mimic", "--public",
+                      "--credentialed", "--receipt", tmp_path / "r.json", env=hub.env, check=False)
+    assert proc.returncode == 2
+    assert "upload refused" in proc.stderr and "credentialed" in proc.stderr
+    assert hub.record.requests == [] and not (tmp_path / "r.json").exists()
+
+
+def test_upload_refuses_an_existing_public_repo_when_config_says_private(hub, dataset_folder, tmp_path):
+    hub.record.repos["lab/already-public"] = Repo(private=False)
+    proc = run_script("upload.py", "--folder", dataset_folder, "--repo_id", "lab/already-public",
+                      "--receipt", tmp_path / "r.json", env=hub.env, check=False)
+    assert proc.returncode == 2 and "exists and is public" in proc.stderr
+    assert hub.record.repos["lab/already-public"].files == {}
+
+
+def test_public_upload_when_asked_and_dry_run_sends_nothing(hub, dataset_folder, tmp_path):
+    dry = run_script("upload.py", "--folder", dataset_folder, "--repo_id", "lab/open", "--public", "--dry-run",
+                     "--receipt", tmp_path / "plan.json", env=hub.env)
+    assert hub.record.requests == []
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["dry_run"] is True and plan["private"] is False and len(plan["files"]) == 4
+    assert "would push README.md" in dry.stderr
+    run_script("upload.py", "--folder", dataset_folder, "--repo_id", "lab/open", "--public",
+               "--receipt", tmp_path / "r.json", env=hub.env)
+    assert hub.record.repos["lab/open"].private is False
+
+
+def test_upload_without_a_token_says_how_to_get_one(hub, dataset_folder, tmp_path):
+    env = {**hub.env, "HF_TOKEN": ""}
+    proc = run_script("upload.py", "--folder", dataset_folder, "--repo_id", "lab/x", "--receipt",
+                      tmp_path / "r.json", env=env, check=False)
+    assert proc.returncode == 2 and "HF_TOKEN" in proc.stderr and "hf auth login" in proc.stderr
+
+
+def upload_config(tmp_path: Path, **upload) -> str:
+    extra = tmp_path / "upload.yaml"
+    extra.write_text(json.dumps({"upload": {"repo_id": "lab/embedpipe-demo", **upload}}))
+    return str(extra)
+
+
+def test_snakemake_upload_pushes_the_validated_demo(hub, demo_run, tmp_path):
+    demo = str(REPO / "config" / "demo.yaml")
+    dry = snakemake(demo_run, "-n", "--configfile", demo)
+    assert "upload" not in dry.stdout  # never part of `all`
+    snakemake(demo_run, "upload", "--cores", "1", "--configfile", demo, upload_config(tmp_path), env=hub.env)
+    repo = hub.record.repos["lab/embedpipe-demo"]
+    assert repo.private is True and "README.md" in repo.files and len(repo.files) == 4
+    receipt = demo_run / "results" / "demo" / "upload" / "receipt.json"
+    assert json.loads(receipt.read_text())["repo_id"] == "lab/embedpipe-demo"
+    logs = [p.read_text(errors="replace") for p in (demo_run / "logs").rglob("*.log")]
+    logs += [p.read_text(errors="replace") for p in (demo_run / ".snakemake" / "log").glob("*.log")]
+    assert logs and not any(TOKEN in text for text in logs)
+
+
+def test_snakemake_refuses_public_credentialed_config_before_any_job(demo_run, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(json.dumps({"dataset": {"credentialed": True}, "upload": {"public": True}}))
+    proc = snakemake(demo_run, "upload", "-n", "--configfile", str(REPO / "config" / "demo.yaml"), str(bad),
+                     check=False)
+    assert proc.returncode != 0 and "upload.public" in proc.stdout + proc.stderr
+
+
+def test_snakemake_report_zip_holds_the_validation_report(demo_run, tmp_path):
+    import zipfile
+
+    out = tmp_path / "report.zip"
+    snakemake(demo_run, "--configfile", str(REPO / "config" / "demo.yaml"), "--report", str(out))
+    names = {Path(n).name for n in zipfile.ZipFile(out).namelist()}
+    assert {"report.html", "metrics.json", "norms.png", "pca_spectrum.png", "pca_scatter.png", "cosine.png"} <= names
