@@ -18,8 +18,11 @@ $(BIN)/.installed: pyproject.toml
 
 demo: $(BIN)/.installed
 	$(BIN)/snakemake --cores 2 --configfile config/demo.yaml
+	$(BIN)/snakemake --cores 2 --configfile config/demo_audio.yaml
+	$(BIN)/snakemake --cores 2 --configfile config/demo_audio.yaml export_json
 	@echo ""
 	@echo "Demo done."
+	@echo "  Audio (Metis)   : results/demo-audio/parquet/, results/demo-audio/export/semantic_audio_embeddings.json"
 	@echo "  Parquet dataset : results/demo/parquet/"
 	@echo "  merge_all       : results/demo/vjepa2-tiny_embeddings_all.{pt,npy,keys.txt}"
 	@echo "  Dataset card    : results/demo/parquet/README.md"

@@ -1,5 +1,6 @@
 # embedpipe: media files → foundation-model embedding datasets.
-#   snakemake --cores 2 --configfile config/demo.yaml                     (the demo)
+#   snakemake --cores 2 --configfile config/demo.yaml                     (the video demo)
+#   snakemake --cores 2 --configfile config/demo_audio.yaml               (the audio demo)
 #   snakemake --profile profiles/slurm --configfile config/examples/mimic_iv_echo.yaml
 from snakemake.utils import min_version, validate
 
@@ -28,6 +29,7 @@ include: "rules/parquet.smk"
 include: "rules/validate.smk"
 include: "rules/card.smk"
 include: "rules/upload.smk"
+include: "rules/export.smk"
 
 
 rule all:

@@ -7,6 +7,10 @@ Both run in this process, on this machine, one after the other; the ratio is wha
 
     python bench/throughput.py --encoder vjepa2 --model tiny --device cpu --n 64
     python bench/throughput.py --encoder vjepa2 --model vitl --device cuda --n 2048 --batch_size 256
+    python bench/throughput.py --encoder metis --model tiny --device cpu --n 64 --batch_size 16
+    python bench/throughput.py --encoder metis --model w2v-bert-2.0 --device cuda --n 4096 --batch_size 128
+
+metis also reports one-at-a-time files/s (batch size 1, the Metis audio script's way) on the same model.
 
 The model has the real architecture of the preset with random weights: the FLOPs are real.
 """
@@ -24,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import audio
 import torch
 
 from embedpipe.demo import DemoVideo, render_frames, write_h264
@@ -85,20 +90,25 @@ def sync(device: torch.device) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--encoder", default="vjepa2", choices=["vjepa2"])
-    p.add_argument("--model", default="tiny", choices=sorted(ARCH))
+    p.add_argument("--encoder", default="vjepa2", choices=["vjepa2", "metis"])
+    p.add_argument("--model", default="tiny", choices=sorted(ARCH) + list(audio.SIZES))
     p.add_argument("--device", default="cpu")
     p.add_argument("--n", type=int, default=64, help="videos")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--num_workers", default="auto", help="decode workers; auto = CPUs - 1")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "bf16-autocast", "fp32"])
     p.add_argument("--compile", action="store_true")
-    p.add_argument("--videos", default=None, help="folder for the generated videos, reused if it holds them")
+    p.add_argument("--videos", default=None, help="folder for the generated files, reused if it holds them")
+    p.add_argument("--seconds", type=float, default=5.0, help="metis: clip length")
+    p.add_argument("--single_n", type=int, default=64, help="metis: files for the one-at-a-time run")
     p.add_argument("--size", default="240x320", help="video HxW")
     p.add_argument("--frames", type=int, default=48)
     args = p.parse_args()
     device = torch.device(args.device)
     workers = auto_workers() if args.num_workers == "auto" else int(args.num_workers)
+    if args.encoder == "metis":
+        report(args, device, workers, audio.run(args, device, workers))
+        return
     h, w = map(int, args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -118,12 +128,17 @@ def main() -> None:
                     num_workers=workers, log_every=10**9)
         writer.finalize(keys, tmp / "out.parquet", tmp / "out.errors.parquet", {})
         e2e = len(keys) / (time.perf_counter() - start)
-    result = {
-        "encoder": args.encoder, "model": args.model, "device": str(device), "n": args.n,
-        "batch_size": args.batch_size, "num_workers": workers,
+    report(args, device, workers, {
         "precision": encoder.precision, "compile": args.compile, "video": f"{args.size}x{args.frames}f",
         "end_to_end_files_per_s": round(e2e, 2), "model_only_files_per_s": round(ref, 2),
         "ratio": round(e2e / ref, 3),
+    })
+
+
+def report(args: argparse.Namespace, device: torch.device, workers: int, figures: dict) -> None:
+    result = {
+        "encoder": args.encoder, "model": args.model, "device": str(device), "n": args.n,
+        "batch_size": args.batch_size, "num_workers": workers, **figures,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_rss_workers_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
         "gpu_peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.type == "cuda" else None,

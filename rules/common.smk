@@ -37,6 +37,15 @@ if not DEMO and not os.path.isdir(config["input_dir"]):
     config_error("input_dir", f"{config['input_dir']!r} is not a directory")
 if not DEMO and ENCODER.get("path") and not os.path.exists(ENCODER["path"]):
     config_error("encoder.path", f"{ENCODER['path']!r} does not exist")
+if ENCODER["name"] == "metis":
+    if not ENCODER.get("stats_path"):
+        config_error("encoder.stats_path", "metis needs the codec's wav2vec2bert_stats.pt (mean and var)")
+    for key in ("stats_path", "codec_path"):
+        if not DEMO and ENCODER.get(key) and not os.path.isfile(ENCODER[key]):
+            config_error(f"encoder.{key}", f"{ENCODER[key]!r} is not a file")
+    if ENCODER.get("precision", "auto") == "bf16-autocast":
+        config_error("encoder.precision", "metis runs auto, bf16 or fp32")
+DEMO_KIND = config["demo"].get("kind", "video")
 if config["metadata"]["kind"] == "mimic_iv_echo":
     for key in ("record_list", "study_list"):
         if not config["metadata"].get(key):
@@ -91,6 +100,8 @@ def demo_inputs(*names):
     """Files the demo rules make; empty in a real run, so a real DAG holds no demo job."""
     if not DEMO:
         return []
+    if DEMO_KIND == "audio":  # the audio demo makes its data and model, no metadata lists
+        names = [n for n in names if n in ("data", "model")]
     paths = {
         "data": config["input_dir"],
         "model": ENCODER["path"],
@@ -98,6 +109,11 @@ def demo_inputs(*names):
         "study_list": config["metadata"]["study_list"],
     }
     return [paths[n] for n in names]
+
+
+def encoder_options():
+    """The encoder block for extract.py's --encoder_options: each encoder takes the keys it knows."""
+    return json.dumps({k: v for k, v in ENCODER.items() if k != "name" and v is not None}, sort_keys=True)
 
 
 def metadata_inputs():
@@ -109,7 +125,19 @@ def metadata_inputs():
 def extract_threads():
     """CPUs an extract job asks for: its decode workers plus the main process."""
     workers = config["extract"].get("num_workers", "auto")
-    return workflow.cores if workers == "auto" else int(workers) + 1
+    if workers != "auto":
+        return int(workers) + 1
+    try:
+        return workflow.cores
+    except WorkflowError:  # --dag, --lint and dry runs need no --cores; jobs never run from those
+        return 16
+
+
+def require_encoder(name, target):
+    """Evaluated only when `target` is in the DAG: an export the run's encoder has no data for fails here."""
+    if ENCODER["name"] != name:
+        config_error("encoder.name", f"`snakemake {target}` exports {name} outputs; this run uses {ENCODER['name']}")
+    return ""
 
 
 def require_repo_id(wildcards):
@@ -132,4 +160,6 @@ def validate_args():
     args = [f"--{key} {value}" for key, value in sorted(config["validate"].items())]
     if ENCODER["name"] == "vjepa2" and MODEL in VJEPA2_PRESETS and not ENCODER.get("path"):
         args.append(f"--expected_dim {VJEPA2_PRESETS[MODEL].dim}")
+    if ENCODER["name"] == "metis":
+        args.append("--expected_dim 8")
     return " ".join(args)

@@ -1,25 +1,47 @@
-# The embedded demo: generated videos + MIMIC-IV-Echo CSVs, and a tiny random-weight V-JEPA 2.
-# Included only when demo.enabled is true (config/demo.yaml).
+# The embedded demos, included only when demo.enabled is true:
+#   demo.kind: video (config/demo.yaml)       generated videos + MIMIC-IV-Echo CSVs, a tiny random V-JEPA 2
+#   demo.kind: audio (config/demo_audio.yaml) a VersaFace-shaped WAV tree, a tiny random Metis stack
+DEMO_MODEL_COMMAND = {"video": "model", "audio": "audio-model"}[DEMO_KIND]
 
 
-rule demo_data:
-    output:
-        videos=directory(config["input_dir"]),
-        record_list=config["metadata"]["record_list"],
-        study_list=config["metadata"]["study_list"],
-    params:
-        run=script("make_demo.py"),
-        out=lambda wc, output: os.path.dirname(output.record_list),
-        folders=" ".join(SHARDS),
-        per_folder=config["demo"]["per_folder"],
-        seed=config["demo"]["seed"],
-    log:
-        f"{LOG_DIR}/demo_data.log",
-    conda:
-        "../envs/cpu.yaml"
-    shell:
-        "{params.run} data --out {params.out:q} --folders {params.folders}"
-        " --per_folder {params.per_folder} --seed {params.seed} > {log:q} 2>&1"
+if DEMO_KIND == "video":
+
+    rule demo_data:
+        output:
+            videos=directory(config["input_dir"]),
+            record_list=config["metadata"]["record_list"],
+            study_list=config["metadata"]["study_list"],
+        params:
+            run=script("make_demo.py"),
+            out=lambda wc, output: os.path.dirname(output.record_list),
+            folders=" ".join(SHARDS),
+            per_folder=config["demo"]["per_folder"],
+            seed=config["demo"]["seed"],
+        log:
+            f"{LOG_DIR}/demo_data.log",
+        conda:
+            "../envs/cpu.yaml"
+        shell:
+            "{params.run} data --out {params.out:q} --folders {params.folders}"
+            " --per_folder {params.per_folder} --seed {params.seed} > {log:q} 2>&1"
+
+else:
+
+    rule demo_audio_data:
+        output:
+            directory(config["input_dir"]),
+        params:
+            run=script("make_demo.py"),
+            folders=" ".join(SHARDS),
+            per_folder=config["demo"]["per_folder"],
+            seed=config["demo"]["seed"],
+        log:
+            f"{LOG_DIR}/demo_data.log",
+        conda:
+            "../envs/cpu.yaml"
+        shell:
+            "{params.run} audio-data --out {output:q} --folders {params.folders}"
+            " --per_folder {params.per_folder} --seed {params.seed} > {log:q} 2>&1"
 
 
 rule demo_model:
@@ -27,10 +49,11 @@ rule demo_model:
         directory(ENCODER["path"]),
     params:
         run=script("make_demo.py"),
+        command=DEMO_MODEL_COMMAND,
         seed=config["demo"]["seed"],
     log:
         f"{LOG_DIR}/demo_model.log",
     conda:
         "../envs/cpu.yaml"
     shell:
-        "{params.run} model --out {output:q} --seed {params.seed} > {log:q} 2>&1"
+        "{params.run} {params.command} --out {output:q} --seed {params.seed} > {log:q} 2>&1"

@@ -16,13 +16,7 @@ rule extract:
         parts=PARTS,
         encoder=ENCODER["name"],
         model=MODEL,
-        model_path=f"--model_path {ENCODER['path']!r}" if ENCODER.get("path") else "",
-        revision=f"--revision {ENCODER['revision']!r}" if ENCODER.get("revision") else "",
-        num_frames=ENCODER.get("num_frames", 16),
-        batch_size=ENCODER.get("batch_size", 0),
-        device=ENCODER.get("device", "auto"),
-        precision=ENCODER.get("precision", "auto"),
-        compile="--compile" if ENCODER.get("compile") else "",
+        options=encoder_options(),
         num_workers=config["extract"].get("num_workers", "auto"),
         save_every=config["extract"].get("save_every", 10000),
         log_every=config["extract"].get("log_every", 50),
@@ -32,11 +26,8 @@ rule extract:
     conda:
         "../envs/gpu.yaml"
     shell:
-        "{params.run} --encoder {params.encoder} --model {params.model:q}"
-        " {params.model_path} {params.revision}"
+        "{params.run} --encoder {params.encoder} --model {params.model:q} --encoder_options {params.options:q}"
         " --input_dir {params.input_dir:q} --shard {wildcards.shard} --manifest {input.manifest:q}"
         " --output {output.embeddings:q} --errors {output.errors:q} --parts_dir {params.parts:q}"
-        " --num_frames {params.num_frames} --batch_size {params.batch_size} --device {params.device}"
-        " --precision {params.precision} {params.compile}"
         " --num_workers {params.num_workers} --save_every {params.save_every}"
         " --log_every {params.log_every} > {log:q} 2>&1"

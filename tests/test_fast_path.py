@@ -116,3 +116,28 @@ def test_batch_assembler_makes_full_batches_from_chunks(tiny_model):
     assert [k for keys, _ in out for k in keys] == [f"k{i}{j}" for i in range(4) for j in range(3)]
     values = torch.cat([b for _, b in out]).flatten().tolist()
     assert values == [float(i) for i in range(4) for _ in range(3)]
+
+
+def test_compiled_short_batch_is_padded_to_the_static_shape_without_changing_rows(tiny_model):
+    encoder = VJEPA2Encoder(model="tiny", path=str(tiny_model), batch_size=8, device="cpu")
+    encoder.ensure_loaded(torch.device("cpu"))
+    shapes: list[tuple[int, ...]] = []
+    forward = encoder._forward
+
+    def recording_forward(**kw):
+        shapes.append(tuple(kw["pixel_values_videos"].shape))
+        return forward(**kw)
+
+    clips = torch.randn(3, 16, 3, encoder.crop, encoder.crop)
+    plain = encoder.encode(clips)["embedding"]
+    encoder._forward, encoder.compile = recording_forward, True  # the padding path, without inductor
+    padded = encoder.encode(clips)["embedding"]
+    assert shapes == [(8, 16, 3, encoder.crop, encoder.crop)]
+    assert padded.shape == (3, encoder.dim)
+    np.testing.assert_allclose(padded, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_device_preprocessing_output_is_contiguous():
+    # a compiled encoder guards on strides: the batch must look like the warm-up batch
+    frames = torch.randint(0, 256, (2, 4, 40, 50, 3), dtype=torch.uint8)
+    assert transforms.preprocess_clips(frames, 32).is_contiguous()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -113,10 +114,18 @@ def upload_config(tmp_path: Path, **upload) -> str:
     return str(extra)
 
 
-def test_snakemake_upload_pushes_the_validated_demo(hub, demo_run, tmp_path):
-    demo = str(REPO / "config" / "demo.yaml")
+@pytest.fixture
+def demo_copy(demo_run, tmp_path) -> Path:
+    """The demo run's folder copied (mtimes kept): a run with another repo_id must not change the shared one."""
+    copy = tmp_path / "work"
+    shutil.copytree(demo_run, copy, symlinks=True)
+    return copy
+
+
+def test_snakemake_upload_pushes_the_validated_demo(hub, demo_copy, tmp_path):
+    demo_run, demo = demo_copy, str(REPO / "config" / "demo.yaml")
     dry = snakemake(demo_run, "-n", "--configfile", demo)
-    assert "upload" not in dry.stdout  # never part of `all`
+    assert not re.search(r"^(local)?rule upload:", dry.stdout, re.M)  # never part of `all`
     snakemake(demo_run, "upload", "--cores", "1", "--configfile", demo, upload_config(tmp_path), env=hub.env)
     repo = hub.record.repos["lab/embedpipe-demo"]
     assert repo.private is True and "README.md" in repo.files and len(repo.files) == 4

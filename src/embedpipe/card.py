@@ -73,6 +73,8 @@ def card_body(files: list[Path], metrics: dict[str, Any], dataset: dict[str, Any
                        [[c["name"], "pass" if c["passed"] else "FAIL", c["detail"]] for c in metrics["checks"]])
     packages = _md_table(["package", "version"], sorted(provenance.get("packages", {}).items()))
     first_shape = emb.get("dim", provenance.get("embedding_dim"))
+    columns = _md_table(["column", "type"], [[f"`{f.name}`", f"`{f.type}`"] for f in pq.read_schema(files[0])])
+    columns += f"\n\n`embedding` (width {first_shape}): {provenance.get('pooling', 'the pooled vector')}."
     credentialed = (
         "\n> **Credentialed data.** The source files are under a data use agreement. These embeddings are "
         "derived from them: share them only with people who hold the same agreement, and keep the "
@@ -84,9 +86,10 @@ def card_body(files: list[Path], metrics: dict[str, Any], dataset: dict[str, Any
 
 {dataset.get("description") or ""}
 {credentialed}
-One row per input file: the file's metadata columns and `embedding`, a float32 vector of width
-{first_shape} ({provenance.get("pooling", "")}). Files that could not be read are not rows: they are
-counted below and listed in the run's `*.errors.parquet`.
+One row per input file. Files that could not be read are not rows: they are counted below and
+listed in the run's `*.errors.parquet`.
+
+{columns}
 
 ## Counts
 

@@ -8,7 +8,7 @@ import sys
 
 import embedpipe
 
-PACKAGES = ("torch", "transformers", "decord", "pyarrow", "numpy")
+PACKAGES = ("torch", "transformers", "decord", "soundfile", "soxr", "pyarrow", "numpy")
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -39,7 +39,9 @@ def preprocess_clips(frames: torch.Tensor, crop: int) -> torch.Tensor:
     scale = torch.tensor([1 / (255.0 * s) for s in IMAGENET_STD], device=clip.device).view(1, 3, 1, 1)
     shift = torch.tensor([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)],
                          device=clip.device).view(1, 3, 1, 1)
-    return torch.addcmul(shift, clip, scale).reshape(n, t, 3, crop, crop)
+    # contiguous: the permute above leaves channels-last strides, and a compiled encoder guards on
+    # strides (a batch laid out unlike the warm-up one would be compiled again)
+    return torch.addcmul(shift, clip, scale).reshape(n, t, 3, crop, crop).contiguous()
 
 
 def preprocess_clip(frames: torch.Tensor, crop: int) -> torch.Tensor:

@@ -31,8 +31,14 @@ ERROR_SCHEMA = pa.schema(
 PART_RE = re.compile(r"^part-(\d{6})\.parquet$")
 
 
-def to_arrow(values: np.ndarray, typ: pa.DataType) -> pa.Array:
-    """A numpy batch as an Arrow column; fixed-size lists come from the trailing axes."""
+def to_arrow(values: np.ndarray | list[np.ndarray], typ: pa.DataType) -> pa.Array:
+    """A numpy batch as an Arrow column; fixed-size lists come from the trailing axes, variable-length
+    lists from a list of per-item arrays (their first axes)."""
+    if pa.types.is_list(typ):
+        lengths = np.array([len(v) for v in values], dtype=np.int32)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+        flat = np.concatenate(values) if len(values) else np.zeros((0,), np.float32)
+        return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), to_arrow(flat, typ.value_type))
     if pa.types.is_fixed_size_list(typ):
         inner = to_arrow(values.reshape(values.shape[0] * typ.list_size, *values.shape[2:]), typ.value_type)
         return pa.FixedSizeListArray.from_arrays(inner, typ.list_size)

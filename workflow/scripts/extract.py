@@ -12,6 +12,7 @@ preemption resumes from the parts. SIGTERM flushes the current part and exits wi
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from datetime import UTC, datetime
@@ -50,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "bf16-autocast", "fp32"],
                    help="auto = bf16 on CUDA, fp32 on CPU")
     p.add_argument("--compile", action="store_true", help="torch.compile the encoder (CUDA; minutes to warm up)")
+    p.add_argument("--encoder_options", default="{}",
+                   help="JSON object of encoder options (the config's encoder block); overrides the flags above")
     p.add_argument("--keep_parts", action="store_true", help="keep part files after assembling the shard")
     return p.parse_args(argv)
 
@@ -68,23 +71,21 @@ def main(argv: list[str] | None = None) -> int:
     errors = Path(args.errors or output.with_name(output.name.removesuffix(".parquet") + ".errors.parquet"))
     parts_dir = Path(args.parts_dir or output.parent.parent / "parts" / args.shard)
 
-    encoder = build_encoder(
-        args.encoder,
-        {
-            "model": args.model,
-            "path": args.model_path,
-            "revision": args.revision,
-            "num_frames": args.num_frames,
-            "batch_size": args.batch_size,
-            "device": args.device,
-            "precision": args.precision,
-            "compile": args.compile,
-        },
-    )
+    options = {
+        "model": args.model,
+        "path": args.model_path,
+        "revision": args.revision,
+        "num_frames": args.num_frames,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "precision": args.precision,
+        "compile": args.compile,
+    } | json.loads(args.encoder_options)
+    encoder = build_encoder(args.encoder, options)
     writer = ShardWriter(parts_dir, encoder.output_fields(), encoder.fingerprint(), args.save_every)
     stop = StopRequest().install()
-    device = resolve_device(args.device)
-    log.info("shard %s: %d files; model %s on %s, batch %d", args.shard, len(keys), args.model, device,
+    device = resolve_device(options["device"])
+    log.info("shard %s: %d files; %s %s on %s, batch %d", args.shard, len(keys), args.encoder, options["model"], device,
              encoder.batch_size)
     encoder.device = device
     num_workers = auto_workers() if args.num_workers == "auto" else int(args.num_workers)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Generate the embedded demo: `data` (videos + MIMIC-IV-Echo CSVs) or `model` (tiny V-JEPA 2)."""
+"""Generate the embedded demos: `data` (videos + MIMIC-IV-Echo CSVs), `model` (tiny V-JEPA 2),
+`audio-data` (a VersaFace-shaped WAV tree) or `audio-model` (tiny w2v-bert + codec + statistics)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 from embedpipe.demo import make_demo_data, make_tiny_vjepa2
+from embedpipe.demo_audio import make_demo_audio, make_tiny_metis
 from embedpipe.runinfo import setup_logging
 
 
@@ -22,12 +24,24 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("model", help="a random-weight V-JEPA 2 saved with save_pretrained")
     m.add_argument("--out", required=True)
     m.add_argument("--seed", type=int, default=0)
+    a = sub.add_parser("audio-data", help="WAVs under OUT/<part>/ab/cd/<md5>.wav, one empty and one corrupt")
+    a.add_argument("--out", required=True)
+    a.add_argument("--folders", nargs="+", required=True)
+    a.add_argument("--per_folder", type=int, default=10)
+    a.add_argument("--seed", type=int, default=0)
+    am = sub.add_parser("audio-model", help="tiny w2v-bert + semantic codec + statistics in OUT")
+    am.add_argument("--out", required=True)
+    am.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     setup_logging()
     if args.what == "data":
         make_demo_data(Path(args.out), args.folders, args.per_folder, args.seed)
-    else:
+    elif args.what == "model":
         make_tiny_vjepa2(Path(args.out), args.seed)
+    elif args.what == "audio-data":
+        make_demo_audio(Path(args.out), args.folders, args.per_folder, args.seed)
+    else:
+        make_tiny_metis(Path(args.out), args.seed)
     return 0
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from embedpipe.encoders.base import Encoder, resolve_device
 
-ENCODERS = ("vjepa2",)
+ENCODERS = ("vjepa2", "metis")
 
 
 def build_encoder(name: str, options: dict[str, Any]) -> Encoder:
@@ -15,6 +15,10 @@ def build_encoder(name: str, options: dict[str, Any]) -> Encoder:
         from embedpipe.encoders.vjepa2 import VJEPA2Encoder
 
         return VJEPA2Encoder.from_options(options)
+    if name == "metis":
+        from embedpipe.encoders.metis import MetisEncoder
+
+        return MetisEncoder.from_options(options)
     raise ValueError(f"encoder.name: unknown encoder {name!r}; known: {', '.join(ENCODERS)}")
 
 

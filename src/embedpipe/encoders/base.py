@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,13 +27,20 @@ class PendingOutput:
     batch first and a writer thread can wait instead of the GPU.
     """
 
-    def __init__(self, arrays: dict[str, torch.Tensor | np.ndarray], event: torch.cuda.Event | None = None) -> None:
-        self.arrays, self.event = arrays, event
+    def __init__(
+        self,
+        arrays: dict[str, torch.Tensor | np.ndarray],
+        event: torch.cuda.Event | None = None,
+        finish: Callable[[dict[str, np.ndarray]], dict[str, Any]] | None = None,
+    ) -> None:
+        self.arrays, self.event, self.finish = arrays, event, finish
 
-    def result(self) -> dict[str, np.ndarray]:
+    def result(self) -> dict[str, Any]:
+        """Per column, a batch-first array, or a list of per-item arrays (variable-length outputs)."""
         if self.event is not None:
             self.event.synchronize()
-        return {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in self.arrays.items()}
+        arrays = {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in self.arrays.items()}
+        return self.finish(arrays) if self.finish else arrays
 
 
 class Encoder(ABC):
@@ -59,6 +68,10 @@ class Encoder(ABC):
 
     @abstractmethod
     def prepare(self, path: str) -> Any: ...
+
+    def order(self, keys: list[str], root: Path) -> list[str]:
+        """The order to embed a shard's keys in (outputs keep manifest order whatever this is)."""
+        return keys
 
     def collate(self, samples: list[Any]) -> Any:
         return torch.stack([torch.as_tensor(s) for s in samples])

@@ -131,7 +131,8 @@ class VJEPA2Encoder(Encoder):
             model = model.to(torch.bfloat16)
         self.model = model.to(device).eval()
         # The encoder alone: with skip_predictor the full model returns exactly its output.
-        self._forward = torch.compile(self.model.encoder) if self.compile else self.model.encoder
+        # dynamic=False: one static graph for the batch size; short batches are padded up to it
+        self._forward = torch.compile(self.model.encoder, dynamic=False) if self.compile else self.model.encoder
         self.preprocess_on_device = device.type == "cuda"
 
     def prepare(self, path: str) -> torch.Tensor:
@@ -167,9 +168,14 @@ class VJEPA2Encoder(Encoder):
             x = self.model_input(batch)
             if self.precision == "bf16":
                 x = x.to(torch.bfloat16)
+            rows = x.shape[0]
+            if self.compile and rows < self.batch_size:
+                # A shard's last batch would otherwise cost a second compilation (tens of seconds on
+                # ViT-L); clips do not attend to each other, so the zero rows change nothing.
+                x = torch.cat([x, x.new_zeros((self.batch_size - rows, *x.shape[1:]))])
             with autocast:
                 tokens = self._forward(pixel_values_videos=x).last_hidden_state
-            pooled = tokens.float().mean(dim=1)
+            pooled = tokens[:rows].float().mean(dim=1)
             if not cuda:
                 return PendingOutput({"embedding": pooled.numpy()})
             host = torch.empty(pooled.shape, dtype=torch.float32, pin_memory=True)

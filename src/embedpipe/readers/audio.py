@@ -1,0 +1,84 @@
+"""Audio decoding: any container and rate → 16 kHz mono float32, as librosa.load(sr=16000) gives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TARGET_RATE = 16000
+
+
+class AudioReadError(RuntimeError):
+    """A file that opened but held no usable samples."""
+
+
+@dataclass
+class AudioClip:
+    samples: np.ndarray  # float32 [n] at TARGET_RATE, mono
+    source_rate: int
+    source_channels: int
+    source_frames: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.source_frames / self.source_rate
+
+
+def _decode_soundfile(path: str) -> tuple[np.ndarray, int]:
+    import soundfile  # libsndfile ≥ 1.1: wav, flac, ogg/vorbis/opus, aiff, mp3
+
+    data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    return data, int(rate)
+
+
+def _decode_pyav(path: str) -> tuple[np.ndarray, int]:
+    """Containers libsndfile does not read (m4a/aac, webm, video files with an audio track)."""
+    import av
+
+    with av.open(path) as container:
+        if not container.streams.audio:
+            raise AudioReadError(f"no audio stream in {path}")
+        stream = container.streams.audio[0]
+        chunks = [f.to_ndarray() for f in container.decode(stream)]
+        rate = stream.rate
+    if not chunks:
+        return np.zeros((0, 1), np.float32), int(rate)
+    # planar formats give [channels, n], packed ones [1, n * channels]
+    channels = stream.channels or 1
+    data = np.concatenate([c if c.shape[0] == channels else c.reshape(-1, channels).T for c in chunks], axis=1)
+    if np.issubdtype(data.dtype, np.integer):
+        data = data.astype(np.float32) / float(np.iinfo(data.dtype).max + 1)
+    return data.T.astype(np.float32), int(rate)
+
+
+def read_audio(path: str, target_rate: int = TARGET_RATE) -> AudioClip:
+    """Decode, average the channels (librosa's to_mono), resample with soxr HQ (librosa's default)."""
+    import soundfile
+    import soxr
+
+    try:
+        data, rate = _decode_soundfile(path)
+    except soundfile.LibsndfileError as exc:
+        if "unknown format" not in str(exc).lower() and "format not recognised" not in str(exc).lower():
+            raise  # a known format that is damaged: say so, do not hide it behind a second decoder
+        data, rate = _decode_pyav(path)
+    if data.shape[0] == 0:
+        raise AudioReadError(f"no audio samples in {path}")
+    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if not np.isfinite(mono).all():
+        raise AudioReadError(f"non-finite samples in {path}")
+    if rate != target_rate:
+        mono = soxr.resample(mono, rate, target_rate, quality="HQ").astype(np.float32, copy=False)
+    return AudioClip(np.ascontiguousarray(mono), rate, data.shape[1], data.shape[0])
+
+
+def audio_duration(path: str) -> float:
+    """Seconds from the header alone (0.0 when unreadable): used to sort a shard into length buckets."""
+    import soundfile
+
+    try:
+        info = soundfile.info(path)
+        return info.frames / info.samplerate if info.samplerate else 0.0
+    except Exception:
+        return 0.0
