@@ -1,6 +1,7 @@
 # embedpipe: media files → foundation-model embedding datasets.
 #   snakemake --cores 2 --configfile config/demo.yaml                     (the video demo)
 #   snakemake --cores 2 --configfile config/demo_audio.yaml               (the audio demo)
+#   snakemake --cores 2 --configfile config/demo_ecg.yaml                 (the ECG demo; demo_ecg_jepa.yaml)
 #   snakemake --profile profiles/slurm --configfile config/examples/mimic_iv_echo.yaml
 from snakemake.utils import min_version, validate
 

@@ -45,6 +45,16 @@ if ENCODER["name"] == "metis":
             config_error(f"encoder.{key}", f"{ENCODER[key]!r} is not a file")
     if ENCODER.get("precision", "auto") == "bf16-autocast":
         config_error("encoder.precision", "metis runs auto, bf16 or fp32")
+if ENCODER["name"] in ("ecgfounder", "ecg_jepa"):
+    if not ENCODER.get("path"):
+        config_error("encoder.path", f"{ENCODER['name']} needs its checkpoint file")
+    if not DEMO and not os.path.isfile(ENCODER["path"]):
+        config_error("encoder.path", f"{ENCODER['path']!r} is not a file")
+    if ENCODER.get("precision", "auto") == "bf16-autocast":
+        config_error("encoder.precision", f"{ENCODER['name']} runs auto, bf16 or fp32")
+HF_DATASET = config.get("hf_dataset") or {}
+if HF_DATASET.get("path") and config["shards"]["by"] != "hash":
+    config_error("shards.by", "must be hash when hf_dataset.path lists the files (they need not share folders)")
 DEMO_KIND = config["demo"].get("kind", "video")
 if config["metadata"]["kind"] == "mimic_iv_echo":
     for key in ("record_list", "study_list"):
@@ -100,7 +110,7 @@ def demo_inputs(*names):
     """Files the demo rules make; empty in a real run, so a real DAG holds no demo job."""
     if not DEMO:
         return []
-    if DEMO_KIND == "audio":  # the audio demo makes its data and model, no metadata lists
+    if DEMO_KIND in ("audio", "ecg"):  # these demos make their data and model, no metadata lists
         names = [n for n in names if n in ("data", "model")]
     paths = {
         "data": config["input_dir"],
@@ -135,7 +145,7 @@ def extract_threads():
 
 def require_encoder(name, target):
     """Evaluated only when `target` is in the DAG: an export the run's encoder has no data for fails here."""
-    if ENCODER["name"] != name:
+    if ENCODER["name"] != name or (name == "ecgfounder" and ENCODER.get("keep_features") is False):
         config_error("encoder.name", f"`snakemake {target}` exports {name} outputs; this run uses {ENCODER['name']}")
     return ""
 

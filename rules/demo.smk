@@ -1,7 +1,9 @@
 # The embedded demos, included only when demo.enabled is true:
 #   demo.kind: video (config/demo.yaml)       generated videos + MIMIC-IV-Echo CSVs, a tiny random V-JEPA 2
 #   demo.kind: audio (config/demo_audio.yaml) a VersaFace-shaped WAV tree, a tiny random Metis stack
-DEMO_MODEL_COMMAND = {"video": "model", "audio": "audio-model"}[DEMO_KIND]
+#   demo.kind: ecg   (config/demo_ecg*.yaml)  MIMIC-IV-ECG WFDB + Philips XML, tiny ECGFounder / ECG-JEPA
+DEMO_MODEL_COMMAND = {"video": "model", "audio": "audio-model", "ecg": "ecg-model"}[DEMO_KIND]
+DEMO_DATA_COMMAND = {"audio": "audio-data", "ecg": "ecg-data"}.get(DEMO_KIND)
 
 
 if DEMO_KIND == "video":
@@ -27,12 +29,13 @@ if DEMO_KIND == "video":
 
 else:
 
-    rule demo_audio_data:
+    rule demo_files:
         output:
             directory(config["input_dir"]),
         params:
             run=script("make_demo.py"),
             folders=" ".join(SHARDS),
+            command=DEMO_DATA_COMMAND,
             per_folder=config["demo"]["per_folder"],
             seed=config["demo"]["seed"],
         log:
@@ -40,20 +43,21 @@ else:
         conda:
             "../envs/cpu.yaml"
         shell:
-            "{params.run} audio-data --out {output:q} --folders {params.folders}"
+            "{params.run} {params.command} --out {output:q} --folders {params.folders}"
             " --per_folder {params.per_folder} --seed {params.seed} > {log:q} 2>&1"
 
 
 rule demo_model:
     output:
-        directory(ENCODER["path"]),
+        ENCODER["path"] if DEMO_KIND == "ecg" else directory(ENCODER["path"]),
     params:
         run=script("make_demo.py"),
         command=DEMO_MODEL_COMMAND,
+        out=lambda wc, output: os.path.dirname(output[0]) if DEMO_KIND == "ecg" else output[0],
         seed=config["demo"]["seed"],
     log:
         f"{LOG_DIR}/demo_model.log",
     conda:
         "../envs/cpu.yaml"
     shell:
-        "{params.run} {params.command} --out {output:q} --seed {params.seed} > {log:q} 2>&1"
+        "{params.run} {params.command} --out {params.out:q} --seed {params.seed} > {log:q} 2>&1"

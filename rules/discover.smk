@@ -15,6 +15,12 @@ rule discover:
         by=SHARDING["by"],
         folders=" ".join(SHARDS) if SHARDING["by"] == "folder" else "",
         num_shards=len(SHARDS),
+        hf=(
+            f"--hf_dataset {shlex.quote(HF_DATASET['path'])} --hf_split {shlex.quote(HF_DATASET.get('split', 'train'))}"
+            f" --hf_column {shlex.quote(HF_DATASET.get('column', 'ecg_paths'))}"
+            if HF_DATASET.get("path")
+            else ""
+        ),
     log:
         f"{LOG_DIR}/discover.log",
     conda:
@@ -22,4 +28,4 @@ rule discover:
     shell:
         "{params.run} --input_dir {params.input_dir:q} --manifest_dir {params.manifest_dir:q}"
         " --extensions {params.extensions} --by {params.by} --folders {params.folders}"
-        " --num_shards {params.num_shards} > {log:q} 2>&1"
+        " --num_shards {params.num_shards} {params.hf} > {log:q} 2>&1"

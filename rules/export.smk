@@ -15,3 +15,19 @@ rule export_json:
         "../envs/cpu.yaml"
     shell:
         "{params.run} --out {output:q} {input:q} > {log:q} 2>&1"
+
+
+rule export_ecg_json:
+    input:
+        expand(EMBEDDINGS, shard=SHARDS),
+    output:
+        directory(f"{RUN_DIR}/export/ecgfounder_json"),
+    params:
+        run=script("export_ecg_json.py"),
+        check=lambda wc: require_encoder("ecgfounder", "export_ecg_json"),
+    log:
+        f"{LOG_DIR}/export_ecg_json.log",
+    conda:
+        "../envs/cpu.yaml"
+    shell:
+        "{params.run} --out_dir {output:q} {input:q} > {log:q} 2>&1"

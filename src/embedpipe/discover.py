@@ -75,6 +75,43 @@ def scan_files(root: str | os.PathLike, extensions: list[str], subdir: str | Non
     return sorted(keys)
 
 
+def _flatten_paths(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [p for v in value for p in _flatten_paths(v)]
+    raise ValueError(f"expected a path or a list of paths, got {type(value).__name__}")
+
+
+def keys_from_hf_dataset(dataset: str, split: str, column: str, input_dir: str | os.PathLike) -> list[str]:
+    """The files a Hugging Face dataset lists in `column` (str, list[str] or list[list[str]] per row),
+    as keys: relative to `input_dir` when they lie under it (or are relative), else absolute."""
+    import datasets
+
+    if Path(dataset).is_dir():
+        ds = datasets.load_from_disk(dataset)
+        if isinstance(ds, datasets.DatasetDict):
+            ds = ds[split]
+    else:
+        ds = datasets.load_dataset(dataset, split=split)
+    if column not in ds.column_names:
+        raise ValueError(f"hf_dataset.column: {column!r} is not a column of {dataset} ({ds.column_names})")
+    root = Path(input_dir).resolve()
+    keys = set()
+    for value in ds[column]:
+        for path in _flatten_paths(value):
+            p = Path(path)
+            if p.is_absolute():
+                try:
+                    path = p.resolve().relative_to(root).as_posix()
+                except ValueError:
+                    path = p.as_posix()
+            keys.add(path)
+    return sorted(keys)
+
+
 def assign_shards(keys: list[str], spec: ShardSpec) -> tuple[dict[str, list[str]], list[str]]:
     """Split sorted keys into shards; keys that belong to no shard are returned separately."""
     shards: dict[str, list[str]] = {s: [] for s in spec.shard_ids()}
@@ -103,13 +140,15 @@ def read_manifest(path: str | os.PathLike) -> list[str]:
 
 
 def discover_shards(
-    input_dir: str | os.PathLike, extensions: list[str], spec: ShardSpec, manifest_dir: str | os.PathLike
+    input_dir: str | os.PathLike, extensions: list[str], spec: ShardSpec, manifest_dir: str | os.PathLike,
+    keys: list[str] | None = None,
 ) -> dict[str, list[str]]:
-    """Scan once, write the manifests, return them."""
+    """Scan once (or take the listed `keys`), write the manifests, return them."""
     root = Path(input_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"input_dir {str(root)!r} is not a directory")
-    keys = scan_files(root, extensions)
+    if keys is None:
+        keys = scan_files(root, extensions)
     shards, outside = assign_shards(keys, spec)
     if outside:
         log.warning(

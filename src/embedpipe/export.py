@@ -29,3 +29,45 @@ def export_latents_json(shards: Iterable[Path], out: Path, column: str = "latent
                     n += 1
         f.write("\n}\n")
     return n
+
+
+def export_ecgfounder_json(shards: Iterable[Path], out_dir: Path, column: str = "features",
+                           batch_rows: int = 64) -> int:
+    """One JSON per ECG as the ECGFounder script wrote it, named after the input file (`deid_3.xml` →
+    `deid_3.json`): `{"embedding": [[...]], "shape": [T, C], "description": ..., "modality": "ecg"}`.
+
+    Unlike the script's, `embedding` holds only the recording's own frames (no batch padding). Two
+    inputs with the same file name in different folders would overwrite each other flat, so then
+    the keys' folders are kept. The folder appears complete or not at all: it is written beside
+    and renamed into place. Returns the number of files written.
+    """
+    import shutil
+    import tempfile
+
+    keys = [k for s in shards for k in pq.read_table(s, columns=["key"]).column("key").to_pylist()]
+    stems = [Path(k).with_suffix("").name for k in keys]
+    nested = len(set(stems)) < len(stems)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    n = 0
+    try:
+        for shard in shards:
+            for batch in pq.ParquetFile(shard).iter_batches(batch_size=batch_rows, columns=["key", column]):
+                for key, frames in zip(batch.column("key").to_pylist(), batch.column(column).to_pylist(),
+                                       strict=True):
+                    name = Path(key).with_suffix(".json")
+                    dest = staging / (name.relative_to(name.anchor) if nested else name.name)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    doc = {"embedding": frames, "shape": [len(frames), len(frames[0]) if frames else 0],
+                           "description": f"ECG embedding extracted from {Path(key).name} using ECGFounder",
+                           "modality": "ecg"}
+                    dest.write_text(json.dumps(doc))
+                    n += 1
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return n

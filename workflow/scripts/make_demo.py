@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Generate the embedded demos: `data` (videos + MIMIC-IV-Echo CSVs), `model` (tiny V-JEPA 2),
-`audio-data` (a VersaFace-shaped WAV tree) or `audio-model` (tiny w2v-bert + codec + statistics)."""
+`audio-data` (a VersaFace-shaped WAV tree), `audio-model` (tiny w2v-bert + codec + statistics),
+`ecg-data` (MIMIC-IV-ECG-shaped WFDB + Philips XML) or `ecg-model` (tiny ECGFounder and ECG-JEPA)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from embedpipe.demo import make_demo_data, make_tiny_vjepa2
 from embedpipe.demo_audio import make_demo_audio, make_tiny_metis
+from embedpipe.demo_ecg import make_demo_ecg, make_tiny_ecg_models
 from embedpipe.runinfo import setup_logging
 
 
@@ -32,6 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     am = sub.add_parser("audio-model", help="tiny w2v-bert + semantic codec + statistics in OUT")
     am.add_argument("--out", required=True)
     am.add_argument("--seed", type=int, default=0)
+    e = sub.add_parser("ecg-data", help="WFDB records under OUT/pNNNN/, Philips XML under OUT/philips/")
+    e.add_argument("--out", required=True)
+    e.add_argument("--folders", nargs="+", required=True)
+    e.add_argument("--per_folder", type=int, default=10)
+    e.add_argument("--seed", type=int, default=0)
+    em = sub.add_parser("ecg-model", help="OUT/ecgfounder.pth and OUT/ecg_jepa.pt, tiny and random")
+    em.add_argument("--out", required=True)
+    em.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     setup_logging()
     if args.what == "data":
@@ -40,8 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         make_tiny_vjepa2(Path(args.out), args.seed)
     elif args.what == "audio-data":
         make_demo_audio(Path(args.out), args.folders, args.per_folder, args.seed)
-    else:
+    elif args.what == "audio-model":
         make_tiny_metis(Path(args.out), args.seed)
+    elif args.what == "ecg-data":
+        make_demo_ecg(Path(args.out), args.folders, args.per_folder, args.seed)
+    else:
+        make_tiny_ecg_models(Path(args.out), args.seed)
     return 0
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from embedpipe.encoders.base import Encoder, resolve_device
 
-ENCODERS = ("vjepa2", "metis")
+ENCODERS = ("vjepa2", "metis", "ecgfounder", "ecg_jepa")
 
 
 def build_encoder(name: str, options: dict[str, Any]) -> Encoder:
@@ -19,6 +19,14 @@ def build_encoder(name: str, options: dict[str, Any]) -> Encoder:
         from embedpipe.encoders.metis import MetisEncoder
 
         return MetisEncoder.from_options(options)
+    if name == "ecgfounder":
+        from embedpipe.encoders.ecgfounder import EcgFounderEncoder
+
+        return EcgFounderEncoder.from_options(options)
+    if name == "ecg_jepa":
+        from embedpipe.encoders.ecg_jepa import EcgJepaEncoder
+
+        return EcgJepaEncoder.from_options(options)
     raise ValueError(f"encoder.name: unknown encoder {name!r}; known: {', '.join(ENCODERS)}")
 
 

@@ -1,0 +1,80 @@
+"""`ecgfounder`: ECGFounder's Net1D; rows hold the last-stage map `[T, 1024]` and its mean."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from embedpipe.encoders.base import PendingOutput
+from embedpipe.encoders.ecg import EcgBatch, EcgEncoder
+from embedpipe.encoders.net1d import Net1D, output_length
+
+
+class EcgFounderEncoder(EcgEncoder):
+    name = "ecgfounder"
+
+    def __init__(self, keep_features: bool = True, **options: Any) -> None:
+        super().__init__(**options)
+        self.keep_features = keep_features
+        # Widths come from the checkpoint (the schema needs them before the model loads).
+        self.geometry = Net1D.geometry(self._state())
+        self.dim = self.geometry["filter_list"][-1]
+        self.downsamplings = 1 + len(self.geometry["filter_list"])
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        checkpoint = self._checkpoint()
+        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+            raise ValueError(f"{self.path}: expected a checkpoint dict with 'state_dict' (ECGFounder's format)")
+        return checkpoint["state_dict"]
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> EcgFounderEncoder:
+        keys = ("model", "path", "mode", "batch_size", "device", "precision", "bandpass", "notch_hz", "baseline",
+                "keep_features")
+        return cls(**{k: options[k] for k in keys if k in options and options[k] is not None})
+
+    def load(self, device: torch.device) -> None:
+        state = self._state()
+        leads = self.geometry["in_channels"]
+        if leads != len(self.lead_index):
+            raise ValueError(f"{self.path} takes {leads} lead(s); encoder.mode {self.mode!r} gives "
+                             f"{len(self.lead_index)}")
+        model = Net1D(**self.geometry)
+        model.load_state_dict(state, strict=True)
+        self._place(model, device)
+
+    def encode_async(self, batch: EcgBatch) -> PendingOutput:
+        assert self.model is not None, "load() first"
+        with torch.inference_mode():
+            maps = self.model.features(self._input(batch)).transpose(1, 2).float()  # [B, T, 1024]
+            frames = torch.tensor([output_length(r.n_samples, self.downsamplings) for r in batch.records])
+            inside = torch.arange(maps.shape[1])[None, :] < frames[:, None]
+            inside = inside.to(maps.device, non_blocking=True).unsqueeze(-1)
+            pooled = (maps * inside).sum(1) / inside.sum(1)
+            arrays = {"embedding": pooled, **({"features": maps} if self.keep_features else {})}
+        records, lengths = batch.records, frames.tolist()
+
+        def finish(out: dict[str, np.ndarray]) -> dict[str, Any]:
+            done = {"embedding": out["embedding"], **self._record_columns(records)}
+            if self.keep_features:
+                done["features"] = [out["features"][i, :t] for i, t in enumerate(lengths)]
+            return done
+
+        return self._pending(arrays, finish)
+
+    def output_fields(self) -> list[pa.Field]:
+        fields = [pa.field("embedding", pa.list_(pa.float32(), self.dim))]
+        if self.keep_features:
+            fields.append(pa.field("features", pa.list_(pa.list_(pa.float32(), self.dim))))
+        return fields + self._record_fields()
+
+    def provenance(self) -> dict[str, Any]:
+        return super().provenance() | {
+            "embedding_dim": self.dim,
+            "architecture": {k: list(v) if isinstance(v, tuple) else v for k, v in self.geometry.items()},
+            "pooling": "mean of the last stage's frames that cover the recording's true length; `features` "
+                       f"holds those frames (one per {2 ** self.downsamplings} input samples)",
+        }

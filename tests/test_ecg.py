@@ -1,0 +1,200 @@
+"""ECG: real Philips XML and WFDB files, broken ones, Net1D's checkpoint names, batching, exports, HF lists."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from conftest import REPO, fixtures_dir, run_script, snakemake
+
+from embedpipe.demo_ecg import MIMIC_ORDER, make_tiny_ecg_models, synthetic_ecg, write_mimic_record, write_sierra_xml
+from embedpipe.encoders.ecg import EcgBatch
+from embedpipe.encoders.ecg_jepa import EcgJepaEncoder
+from embedpipe.encoders.ecgfounder import EcgFounderEncoder
+from embedpipe.encoders.net1d import Net1D, output_length
+from embedpipe.readers.ecg import LEADS, read_ecg
+
+
+@pytest.fixture(scope="session")
+def tiny_ecg(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ecg-models")
+    make_tiny_ecg_models(out, seed=0)
+    return out
+
+
+@pytest.fixture
+def ecg_tree(tmp_path):
+    """The real ECG fixtures, good and broken, linked into one shard folder."""
+    ecg = fixtures_dir("ecg")
+    shard = tmp_path / "in" / "real"
+    shard.mkdir(parents=True)
+    for f in ecg.rglob("*"):
+        if f.is_file():
+            dest = shard / f.parent.name / f.name
+            dest.parent.mkdir(exist_ok=True)
+            dest.symlink_to(f)
+    return tmp_path / "in"
+
+
+def test_real_files_read_into_twelve_leads_at_500_hz():
+    ecg = fixtures_dir("ecg")
+    for xml in sorted((ecg / "sierra_xml").iterdir()):
+        record = read_ecg(str(xml))
+        assert record.signal.shape == (12, 5000) and record.n_samples == 5000 and record.source_rate == 500
+        assert record.leads_found == list(LEADS) and 0.05 < np.abs(record.signal).max() < 10  # millivolts
+    mit = read_ecg(str(ecg / "wfdb" / "mitdb_100" / "100.hea"))
+    assert (mit.source_rate, mit.n_samples, mit.leads_found) == (360, 5000, ["II", "V5"])
+    assert not mit.signal[LEADS.index("I")].any() and mit.signal[LEADS.index("II")].any()
+    ptb = read_ecg(str(ecg / "wfdb" / "ptbdb_s0010_re" / "s0010_re.hea"))
+    assert (ptb.source_rate, ptb.n_samples, ptb.leads_found) == (1000, 5000, list(LEADS))  # vx, vy, vz dropped
+
+
+def test_leads_are_picked_by_name_and_short_records_keep_their_length(tmp_path):
+    leads = synthetic_ecg(7.3, 500, np.random.default_rng(1))
+    header = write_mimic_record(tmp_path, 10000032, 40689238, leads, 500)
+    assert header.read_text().split("\n")[5].split()[-1] == "aVF"  # stored in MIMIC's order
+    record = read_ecg(str(header))
+    assert record.n_samples == 3650 and not record.signal[:, 3650:].any()
+    for i, name in enumerate(LEADS):
+        np.testing.assert_allclose(record.signal[i, :3650], leads[name][:3650], atol=1e-3)
+    assert MIMIC_ORDER != LEADS
+
+
+def test_philips_xml_written_with_xli_reads_back_exactly(tmp_path):
+    leads = synthetic_ecg(11.0, 500, np.random.default_rng(2))
+    for version in ("1.03", "1.04", "1.04.01"):
+        path = tmp_path / f"ecg-{version}.xml"
+        write_sierra_xml(path, leads, 500, version, resolution_uv=5.0)
+        record = read_ecg(str(path))
+        for i, name in enumerate(LEADS):  # quantised to 5 µV: within half a step
+            np.testing.assert_allclose(record.signal[i], leads[name][:5000], atol=2.6e-3)
+
+
+def test_net1d_has_the_released_geometry_and_reloads_strictly(tmp_path):
+    net = Net1D()  # ECGFounder: 64 base filters, [64,160,160,400,400,1024,1024], [2,2,2,3,3,4,4], k 16
+    assert round(sum(p.numel() for p in net.parameters()) / 1e6, 1) == 30.8
+    names = set(net.state_dict())
+    assert {"first_conv.conv.weight", "stage_list.0.block_list.0.conv1.conv.weight", "dense.weight",
+            "stage_list.6.block_list.3.se_fc1.weight", "stage_list.6.block_list.3.se_fc2.bias"} <= names
+    torch.save({"state_dict": net.state_dict()}, tmp_path / "ecgfounder.pth")
+    loaded = Net1D(**Net1D.geometry(torch.load(tmp_path / "ecgfounder.pth")["state_dict"]))
+    loaded.load_state_dict(torch.load(tmp_path / "ecgfounder.pth")["state_dict"], strict=True)
+    x = torch.randn(2, 12, 5000)
+    with torch.no_grad():
+        out = loaded.features(x)
+        assert out.shape == (2, 1024, 20) == (2, 1024, output_length(5000))
+        torch.testing.assert_close(out, net.features(x))
+
+
+@pytest.mark.parametrize("kind", ["ecgfounder", "ecg_jepa"])
+def test_batched_equals_one_at_a_time(tiny_ecg, kind):
+    files = [p for p in sorted((fixtures_dir("ecg") / "sierra_xml").iterdir())]
+    files.append(fixtures_dir("ecg") / "wfdb" / "ptbdb_s0010_re" / "s0010_re.hea")
+    if kind == "ecgfounder":
+        encoder = EcgFounderEncoder(model="t", path=str(tiny_ecg / "ecgfounder.pth"), device="cpu")
+    else:
+        encoder = EcgJepaEncoder(model="t", path=str(tiny_ecg / "ecg_jepa.pt"), num_heads=2, device="cpu")
+    encoder.ensure_loaded(torch.device("cpu"))
+    samples = [encoder.prepare(str(f)) for f in files]
+    batched = encoder.encode(encoder.collate(samples))
+    for i, sample in enumerate(samples):
+        alone = encoder.encode(EcgBatch(torch.from_numpy(sample.signal[None]), [sample.record]))
+        np.testing.assert_allclose(batched["embedding"][i], alone["embedding"][0], rtol=1e-4, atol=1e-5)
+        if kind == "ecgfounder":
+            np.testing.assert_allclose(batched["features"][i], alone["features"][0], rtol=1e-4, atol=1e-5)
+
+
+def test_extract_real_and_broken_ecgs_then_export_ecgfounder_json(tiny_ecg, ecg_tree, tmp_path):
+    out = tmp_path / "out" / "real.parquet"
+    options = {"path": str(tiny_ecg / "ecgfounder.pth"), "batch_size": 2}
+    run_script("extract.py", "--encoder", "ecgfounder", "--model", "ecgfounder-tiny", "--encoder_options",
+               json.dumps(options), "--input_dir", ecg_tree, "--shard", "real", "--extensions", ".xml", ".hea",
+               "--output", out, "--device", "cpu", "--num_workers", "1")
+    rows = {r["key"].split("/", 2)[-1]: r for r in pq.read_table(out).to_pylist()}
+    errors = {e["key"].split("/", 2)[-1]: e for e in pq.read_table(out.with_name("real.errors.parquet")).to_pylist()}
+    assert sorted(rows) == ["100.hea", "s0010_re.hea", "v1_03_129DYPRG.XML", "v1_04_01_2020-5-18_15-48-11.xml",
+                            "v1_04_3191723_ZZDEMOPTONLY_1-04_orig.xml"]
+    assert sorted(errors) == ["100.hea", "sierra_invalid-doc-type.xml", "sierra_v1_04_TRUNCATED_30000B_malformed.xml"]
+    assert "truncated" in errors["100.hea"]["message"]
+    for r in rows.values():
+        assert r["n_samples"] == 5000 and len(r["features"]) == 20 and len(r["embedding"]) == 32
+        np.testing.assert_allclose(np.mean(r["features"], axis=0), r["embedding"], rtol=1e-5, atol=1e-6)
+    assert rows["100.hea"]["leads_found"] == ["II", "V5"] and rows["100.hea"]["source_rate"] == 360
+
+    exported = tmp_path / "ecgfounder_json"
+    run_script("export_ecg_json.py", "--out_dir", exported, out)
+    for key, row in rows.items():
+        doc = json.loads((exported / (key.rsplit(".", 1)[0] + ".json")).read_text())
+        assert doc["shape"] == [20, 32] and doc["modality"] == "ecg" and key in doc["description"]
+        assert np.array_equal(np.asarray(doc["embedding"], np.float32), np.asarray(row["features"], np.float32))
+
+
+def test_one_lead_mode_needs_lead_one(tiny_ecg, tmp_path):
+    from embedpipe.encoders.net1d import Net1D
+
+    net = Net1D(in_channels=1, base_filters=8, filter_list=(8, 16, 16, 24, 24, 32, 32),
+                m_blocks_list=(1,) * 7, groups_width=8, n_classes=5)
+    torch.save({"state_dict": net.state_dict()}, tmp_path / "1lead.pth")
+    encoder = EcgFounderEncoder(model="t", path=str(tmp_path / "1lead.pth"), mode="1lead", device="cpu")
+    encoder.ensure_loaded(torch.device("cpu"))
+    ptb = encoder.prepare(str(fixtures_dir("ecg") / "wfdb" / "ptbdb_s0010_re" / "s0010_re.hea"))
+    assert ptb.signal.shape == (1, 5000) and abs(ptb.signal[0].mean()) < 1e-5 and abs(ptb.signal[0].std() - 1) < 1e-3
+    assert encoder.encode(encoder.collate([ptb]))["embedding"].shape == (1, 32)
+    with pytest.raises(ValueError, match="none of the leads"):
+        encoder.prepare(str(fixtures_dir("ecg") / "wfdb" / "mitdb_100" / "100.hea"))  # MLII and V5 only
+    with pytest.raises(ValueError, match="takes 12 lead"):
+        EcgFounderEncoder(model="t", path=str(tiny_ecg / "ecgfounder.pth"), mode="1lead", device="cpu").load(
+            torch.device("cpu"))
+
+
+def test_files_listed_by_a_hf_dataset_are_discovered(tmp_path):
+    from datasets import Dataset
+
+    data = tmp_path / "cohort"
+    leads = synthetic_ecg(10.0, 500, np.random.default_rng(3))
+    for i in range(3):
+        write_sierra_xml(data / f"patient_{i:03d}" / f"ecg_{i}.xml", leads, 500)
+    elsewhere = tmp_path / "elsewhere" / "ecg_x.xml"
+    write_sierra_xml(elsewhere, leads, 500)
+    Dataset.from_dict({"ecg_paths": [["patient_000/ecg_0.xml", "patient_001/ecg_1.xml"],
+                                     [str(data / "patient_002" / "ecg_2.xml")], [str(elsewhere)]]}
+                      ).save_to_disk(tmp_path / "hfds")
+    run_script("discover.py", "--input_dir", data, "--manifest_dir", tmp_path / "manifests", "--extensions", ".xml",
+               "--by", "hash", "--num_shards", "2", "--hf_dataset", tmp_path / "hfds")
+    keys = sorted(line for m in (tmp_path / "manifests").glob("*.txt") for line in m.read_text().split())
+    assert keys == sorted(["patient_000/ecg_0.xml", "patient_001/ecg_1.xml", "patient_002/ecg_2.xml", str(elsewhere)])
+
+
+def test_ecg_demo_workflow_and_export_target(tmp_path):
+    config = str(REPO / "config" / "demo_ecg.yaml")
+    snakemake(tmp_path, "--cores", "2", "--configfile", config)
+    run = tmp_path / "results" / "demo-ecg"
+    keys = (run / "ecgfounder-tiny_embeddings_all.keys.txt").read_text().split()
+    assert len(keys) == 14 and json.loads((run / "validation" / "metrics.json").read_text())["passed"] is True
+    errors = [e for s in ("p1000", "p1001", "philips") for e in pq.read_table(run / "embeddings" /
+                                                                               f"{s}.errors.parquet").to_pylist()]
+    assert sorted(e["error_type"] for e in errors) == ["EcgReadError", "ExpatError"]
+    snakemake(tmp_path, "export_ecg_json", "--cores", "1", "--configfile", config)
+    assert len(list((run / "export" / "ecgfounder_json").glob("*.json"))) == 14
+
+
+def test_ecg_example_configs_plan_their_shards(tmp_path):
+    checkpoint = tmp_path / "12_lead_ECGFounder.pth"
+    checkpoint.write_bytes(b"not read by a dry run")
+    files = tmp_path / "files"
+    for group in ("p1000", "p1001"):
+        (files / group).mkdir(parents=True)
+    mimic = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "examples" / "mimic_iv_ecg.yaml"),
+                      "--config", f"input_dir={files}", f"encoder={{'path': '{checkpoint}'}}")
+    assert "wildcards: shard=p1000" in mimic.stdout and "wildcards: shard=p1001" in mimic.stdout
+    hf = snakemake(tmp_path, "-np", "--configfile", str(REPO / "config" / "examples" / "ecgfounder_hf_dataset.yaml"),
+                   "--config", f"input_dir={files}", f"encoder={{'path': '{checkpoint}'}}")
+    assert hf.stdout.count("rule extract:") + hf.stdout.count("localrule extract:") == 8
+    assert "--hf_dataset /abs/path/to/my_ecg_hfds" in hf.stdout
+    folder = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "examples" / "ecgfounder_hf_dataset.yaml"),
+                       "--config", f"input_dir={files}", f"encoder={{'path': '{checkpoint}'}}",
+                       "shards={'by': 'folder'}", check=False)
+    assert folder.returncode != 0 and "shards.by" in folder.stdout + folder.stderr
