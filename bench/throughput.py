@@ -9,6 +9,7 @@ Both run in this process, on this machine, one after the other; the ratio is wha
     python bench/throughput.py --encoder vjepa2 --model vitl --device cuda --n 2048 --batch_size 256
     python bench/throughput.py --encoder metis --model tiny --device cpu --n 64 --batch_size 16
     python bench/throughput.py --encoder metis --model w2v-bert-2.0 --device cuda --n 4096 --batch_size 128
+    python bench/throughput.py --encoder ecgfounder --model ecgfounder --device cuda --n 8192 --batch_size 256
 
 metis also reports one-at-a-time files/s (batch size 1, the Metis audio script's way) on the same model.
 
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 
 import audio
+import ecg
 import torch
 
 from embedpipe.demo import DemoVideo, render_frames, write_h264
@@ -90,8 +92,8 @@ def sync(device: torch.device) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--encoder", default="vjepa2", choices=["vjepa2", "metis"])
-    p.add_argument("--model", default="tiny", choices=sorted(ARCH) + list(audio.SIZES))
+    p.add_argument("--encoder", default="vjepa2", choices=["vjepa2", "metis", "ecgfounder", "ecg_jepa"])
+    p.add_argument("--model", default="tiny", choices=sorted({*ARCH, *audio.SIZES, *ecg.SIZES}))
     p.add_argument("--device", default="cpu")
     p.add_argument("--n", type=int, default=64, help="videos")
     p.add_argument("--batch_size", type=int, default=8)
@@ -108,6 +110,9 @@ def main() -> None:
     workers = auto_workers() if args.num_workers == "auto" else int(args.num_workers)
     if args.encoder == "metis":
         report(args, device, workers, audio.run(args, device, workers))
+        return
+    if args.encoder in ("ecgfounder", "ecg_jepa"):
+        report(args, device, workers, ecg.run(args, device, workers))
         return
     h, w = map(int, args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:

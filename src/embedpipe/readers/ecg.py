@@ -72,33 +72,47 @@ _FORMAT_BITS = {"8": 8, "16": 16, "24": 24, "32": 32, "61": 16, "80": 8, "160": 
                 "311": 32 / 3}
 
 
-def _check_wfdb_size(header, record_dir: Path) -> None:
-    """Reading only the first 10 s would not notice a truncated signal file: compare sizes instead."""
+def _header_lines(header_path: Path) -> list[list[str]]:
+    """A WFDB header's record and signal lines, split. Parsed here (a few lines of text): wfdb.rdheader
+    costs more than reading the signal itself."""
+    return [ln.split() for ln in header_path.read_text(errors="replace").splitlines()
+            if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def _check_wfdb_size(header_path: Path) -> None:
+    """Reading only the first 10 s would not notice a truncated signal file: compare sizes with what the
+    header promises."""
+    lines = _header_lines(header_path)
+    if not lines or len(lines[0]) < 4 or "/" in lines[0][0]:
+        return  # no sample count, or a multi-segment record: wfdb itself is the judge
+    n_sig, sig_len = int(lines[0][1]), int(lines[0][3])
     bits: dict[str, float] = {}
     offsets: dict[str, int] = {}
-    for name, fmt, offset in zip(header.file_name, header.fmt, header.byte_offset or [0] * len(header.fmt),
-                                 strict=True):
-        if fmt not in _FORMAT_BITS:
-            return  # a format this check does not know: wfdb itself is the judge
-        bits[name] = bits.get(name, 0) + _FORMAT_BITS[fmt]
-        offsets[name] = offset or 0
+    for fields in lines[1 : 1 + n_sig]:
+        m = re.match(r"(\d+)(?:x\d+)?(?::\d+)?(?:\+(\d+))?$", fields[1]) if len(fields) > 1 else None
+        if m is None or m.group(1) not in _FORMAT_BITS:
+            return  # a format this check does not know
+        bits[fields[0]] = bits.get(fields[0], 0) + _FORMAT_BITS[m.group(1)]
+        offsets[fields[0]] = int(m.group(2) or 0)
     for name, per_frame in bits.items():
-        expected = offsets[name] + math.ceil(header.sig_len * per_frame / 8)
-        actual = (record_dir / name).stat().st_size
+        expected = offsets[name] + math.ceil(sig_len * per_frame / 8)
+        actual = (header_path.parent / name).stat().st_size
         if actual < expected:
-            raise EcgReadError(f"{name} is truncated: {actual} bytes, the header's {header.sig_len} samples "
-                               f"need {expected}")
+            raise EcgReadError(f"{name} is truncated: {actual} bytes, the header's {sig_len} samples need {expected}")
 
 
 def read_wfdb(path: str) -> tuple[dict[str, np.ndarray], float]:
     import wfdb
 
     record_name = str(Path(path).with_suffix("")) if Path(path).suffix.lower() in (".hea", ".dat") else path
-    header = wfdb.rdheader(record_name)
-    _check_wfdb_size(header, Path(record_name).parent)
-    # Only the first 10 s are used: a 30-min Holter record is not read whole.
-    sampto = min(header.sig_len, math.ceil(header.fs * TARGET_SAMPLES / TARGET_RATE) + 1)
-    record = wfdb.rdrecord(record_name, sampto=sampto)
+    _check_wfdb_size(Path(f"{record_name}.hea"))
+    # Only the first 10 s are used: a 30-min Holter record is not read whole. wfdb clips sampto to the
+    # record's length, but needs a number: the header's first line gives the rate.
+    first = (_header_lines(Path(f"{record_name}.hea")) or [[]])[0]
+    rate = float(re.split(r"[/(]", first[2])[0]) if len(first) > 2 else 250.0
+    sig_len = int(first[3]) if len(first) > 3 else None
+    sampto = math.ceil(rate * TARGET_SAMPLES / TARGET_RATE) + 1
+    record = wfdb.rdrecord(record_name, sampto=min(sampto, sig_len) if sig_len else None)
     if record.p_signal is None or record.p_signal.shape[0] == 0:
         raise EcgReadError(f"no samples in {path}")
     scales = [1e-3 if (u or "").lower() in ("uv", "µv") else 1.0 for u in record.units]

@@ -1,0 +1,93 @@
+"""The ECG half of bench/throughput.py: 10-s 12-lead WFDB records → ECGFounder (full-size Net1D) or ECG-JEPA."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from embedpipe.demo_ecg import make_tiny_ecg_models, synthetic_ecg, write_mimic_record
+from embedpipe.discover import scan_files
+from embedpipe.encoders import build_encoder
+from embedpipe.encoders.ecg_vit import EcgViT
+from embedpipe.encoders.net1d import Net1D
+from embedpipe.extract import run_extract
+from embedpipe.writer import ShardWriter
+
+SIZES = ("tiny", "ecgfounder", "ecg-jepa-vits")
+
+
+def build_checkpoint(encoder: str, model: str, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    if model == "tiny":
+        make_tiny_ecg_models(out, seed=0)
+        return out / ("ecgfounder.pth" if encoder == "ecgfounder" else "ecg_jepa.pt")
+    torch.manual_seed(0)
+    if encoder == "ecgfounder":  # the released geometry, 30.8M parameters
+        torch.save({"state_dict": Net1D().state_dict()}, out / "ecgfounder.pth")
+        return out / "ecgfounder.pth"
+    torch.save({"encoder": EcgViT().state_dict()}, out / "ecg_jepa.pt")  # ViT-S: 384 wide, 8 deep, 6 heads
+    return out / "ecg_jepa.pt"
+
+
+def _write_record(args: tuple[Path, int]) -> None:
+    root, i = args
+    write_mimic_record(root / "bench", 10_000_000 + i, 40_000_000 + i, synthetic_ecg(10.0, 500,
+                       np.random.default_rng(i)), 500)
+
+
+def make_records(root: Path, n: int) -> None:
+    with multiprocessing.get_context("spawn").Pool(os.cpu_count()) as pool:
+        pool.map(_write_record, [(root, i) for i in range(n)], chunksize=32)
+
+
+def model_only(encoder, n: int) -> float:
+    dtype = torch.bfloat16 if encoder.precision == "bf16" else torch.float32
+    x = torch.randn(encoder.batch_size, len(encoder.lead_index), 5000, device=encoder.device, dtype=dtype)
+    forward = encoder.model.features if hasattr(encoder.model, "features") else encoder.model
+    with torch.inference_mode():
+        for _ in range(2):
+            forward(x)
+        sync(encoder.device)
+        steps = max(1, n // encoder.batch_size)
+        start = time.perf_counter()
+        for _ in range(steps):
+            forward(x)
+        sync(encoder.device)
+    return steps * encoder.batch_size / (time.perf_counter() - start)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run(args: Any, device: torch.device, workers: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        checkpoint = build_checkpoint(args.encoder, args.model, tmp / "model")
+        records = Path(args.videos) if args.videos else tmp / "records"
+        if len(scan_files(records, [".hea"]) if records.is_dir() else []) != args.n:
+            make_records(records, args.n)
+        keys = scan_files(records, [".hea"])
+        precision = args.precision if args.precision in ("auto", "bf16", "fp32") else "auto"
+        encoder = build_encoder(args.encoder, {"model": args.model, "path": str(checkpoint), "device": str(device),
+                                               "batch_size": args.batch_size, "precision": precision,
+                                               "num_heads": 2 if args.model == "tiny" else 6})
+        encoder.ensure_loaded(device)
+        ref = model_only(encoder, min(args.n, 8 * args.batch_size))
+        writer = ShardWriter(tmp / "parts", encoder.output_fields(), encoder.fingerprint(), save_every=10**6)
+        start = time.perf_counter()
+        run_extract(keys, records, encoder, writer, shard="bench", device=device, num_workers=workers,
+                    log_every=10**9)
+        writer.finalize(keys, tmp / "out.parquet", tmp / "out.errors.parquet", {})
+        e2e = len(keys) / (time.perf_counter() - start)
+        return {"precision": encoder.precision, "end_to_end_files_per_s": round(e2e, 2),
+                "model_only_files_per_s": round(ref, 2), "ratio": round(e2e / ref, 3),
+                "output_mb_per_1000_files": round((tmp / "out.parquet").stat().st_size / len(keys) * 1000 / 1e6, 1)}
