@@ -19,9 +19,9 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/snakemake --cores 2 --configfile config/demo.yaml
 	$(BIN)/snakemake --cores 2 --configfile config/demo_audio.yaml
-	$(BIN)/snakemake --cores 2 --configfile config/demo_audio.yaml export_json
+	$(BIN)/snakemake export_json --cores 2 --configfile config/demo_audio.yaml
 	$(BIN)/snakemake --cores 2 --configfile config/demo_ecg.yaml
-	$(BIN)/snakemake --cores 2 --configfile config/demo_ecg.yaml export_ecg_json
+	$(BIN)/snakemake export_ecg_json --cores 2 --configfile config/demo_ecg.yaml
 	$(BIN)/snakemake --cores 2 --configfile config/demo_ecg_jepa.yaml
 	@echo ""
 	@echo "Demo done."
