@@ -92,6 +92,15 @@ class EcgEncoder(Encoder):
         self.bandpass, self.notch_hz, self.baseline = bandpass, notch_hz, baseline
         self.model: torch.nn.Module | None = None
 
+    # the config keys every ECG encoder takes; a subclass adds its own in EXTRA_OPTIONS
+    OPTIONS = ("model", "path", "mode", "batch_size", "device", "precision", "bandpass", "notch_hz", "baseline")
+    EXTRA_OPTIONS: tuple[str, ...] = ()
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> EcgEncoder:
+        keys = cls.OPTIONS + cls.EXTRA_OPTIONS
+        return cls(**{k: options[k] for k in keys if k in options and options[k] is not None})
+
     def _precision(self, device: torch.device) -> str:
         if self.precision_option == "auto":
             return "bf16" if device.type == "cuda" else "fp32"

@@ -16,6 +16,7 @@ from embedpipe.readers.ecg import TARGET_SAMPLES
 
 class EcgJepaEncoder(EcgEncoder):
     name = "ecg_jepa"
+    EXTRA_OPTIONS = ("num_heads",)
 
     def __init__(self, num_heads: int = 6, **options: Any) -> None:
         super().__init__(**options)
@@ -23,12 +24,6 @@ class EcgJepaEncoder(EcgEncoder):
         # The width is needed for the output schema before the model loads: read it off the checkpoint.
         self.geometry = EcgViT.geometry(encoder_state(self._checkpoint()), num_heads)
         self.dim = self.geometry["dim"]
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> EcgJepaEncoder:
-        keys = ("model", "path", "mode", "batch_size", "device", "precision", "bandpass", "notch_hz", "baseline",
-                "num_heads")
-        return cls(**{k: options[k] for k in keys if k in options and options[k] is not None})
 
     def load(self, device: torch.device) -> None:
         state = encoder_state(self._checkpoint())

@@ -15,6 +15,7 @@ from embedpipe.encoders.net1d import Net1D, output_length
 
 class EcgFounderEncoder(EcgEncoder):
     name = "ecgfounder"
+    EXTRA_OPTIONS = ("keep_features",)
 
     def __init__(self, keep_features: bool = True, **options: Any) -> None:
         super().__init__(**options)
@@ -29,12 +30,6 @@ class EcgFounderEncoder(EcgEncoder):
         if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
             raise ValueError(f"{self.path}: expected a checkpoint dict with 'state_dict' (ECGFounder's format)")
         return checkpoint["state_dict"]
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> EcgFounderEncoder:
-        keys = ("model", "path", "mode", "batch_size", "device", "precision", "bandpass", "notch_hz", "baseline",
-                "keep_features")
-        return cls(**{k: options[k] for k in keys if k in options and options[k] is not None})
 
     def load(self, device: torch.device) -> None:
         state = self._state()
