@@ -20,6 +20,16 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def resolve_precision(precision: str, device: torch.device, encoder: str,
+                      allowed: tuple[str, ...] = ("auto", "bf16", "fp32")) -> str:
+    """auto: bf16 weights and activations on CUDA (SDPA's flash kernels need 16-bit q/k/v), fp32 on CPU."""
+    if precision not in allowed:
+        raise ValueError(f"encoder.precision: {precision!r} is not one of {allowed} for {encoder}")
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
+
+
 class PendingOutput:
     """An encoder's output that may still be on its way from the GPU.
 
@@ -34,6 +44,21 @@ class PendingOutput:
         finish: Callable[[dict[str, np.ndarray]], dict[str, Any]] | None = None,
     ) -> None:
         self.arrays, self.event, self.finish = arrays, event, finish
+
+    @classmethod
+    def from_device(cls, arrays: dict[str, torch.Tensor],
+                    finish: Callable[[dict[str, np.ndarray]], dict[str, Any]] | None = None) -> PendingOutput:
+        """float32 copies of the model's outputs: on CUDA queued into pinned host memory behind an event,
+        so the caller can queue the next batch before these arrive."""
+        if not any(v.is_cuda for v in arrays.values()):
+            return cls({k: v.float() for k, v in arrays.items()}, None, finish)
+        host = {}
+        for k, v in arrays.items():
+            host[k] = torch.empty(v.shape, dtype=torch.float32, pin_memory=True)
+            host[k].copy_(v, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        return cls(host, done, finish)
 
     def result(self) -> dict[str, Any]:
         """Per column, a batch-first array, or a list of per-item arrays (variable-length outputs)."""

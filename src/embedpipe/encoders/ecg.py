@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from embedpipe.encoders.base import Encoder, PendingOutput, resolve_device
+from embedpipe.encoders.base import Encoder, resolve_device, resolve_precision
 from embedpipe.readers.ecg import LEADS, TARGET_RATE, TARGET_SAMPLES, EcgRecord, read_ecg
 
 MODES = {"12lead": LEADS, "1lead": ("I",)}
@@ -82,13 +82,11 @@ class EcgEncoder(Encoder):
             raise ValueError(f"encoder.mode: {mode!r} is not one of {sorted(MODES)}")
         if baseline not in BASELINES:
             raise ValueError(f"encoder.baseline: {baseline!r} is not one of {BASELINES}")
-        if precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"encoder.precision: {precision!r} is not one of auto, bf16, fp32 for {self.name}")
         self.model_name, self.path, self.mode = model, path, mode
         self.lead_index = [LEADS.index(lead) for lead in MODES[mode]]
         self.batch_size = batch_size or 256
         self.precision_option = precision
-        self.precision = self._precision(resolve_device(device))
+        self.precision = resolve_precision(precision, resolve_device(device), self.name)
         self.bandpass, self.notch_hz, self.baseline = bandpass, notch_hz, baseline
         self.model: torch.nn.Module | None = None
 
@@ -101,11 +99,6 @@ class EcgEncoder(Encoder):
         keys = cls.OPTIONS + cls.EXTRA_OPTIONS
         return cls(**{k: options[k] for k in keys if k in options and options[k] is not None})
 
-    def _precision(self, device: torch.device) -> str:
-        if self.precision_option == "auto":
-            return "bf16" if device.type == "cuda" else "fp32"
-        return self.precision_option
-
     def _checkpoint(self) -> Any:
         try:
             return torch.load(self.path, map_location="cpu", weights_only=True)
@@ -114,7 +107,7 @@ class EcgEncoder(Encoder):
 
     def _place(self, model: torch.nn.Module, device: torch.device) -> None:
         self.device = device
-        self.precision = self._precision(device)
+        self.precision = resolve_precision(self.precision_option, device, self.name)
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
         self.model = model.to(device, dtype).eval()
 
@@ -151,17 +144,6 @@ class EcgEncoder(Encoder):
     def _record_fields(self) -> list[pa.Field]:
         return [pa.field("n_samples", pa.int32()), pa.field("source_rate", pa.float64()),
                 pa.field("leads_found", pa.list_(pa.string())), pa.field("nan_samples", pa.int32())]
-
-    def _pending(self, device_arrays: dict[str, torch.Tensor], finish) -> PendingOutput:
-        if self.device.type != "cuda":
-            return PendingOutput({k: v.float() for k, v in device_arrays.items()}, None, finish)
-        host = {}
-        for k, v in device_arrays.items():
-            host[k] = torch.empty(v.shape, dtype=torch.float32, pin_memory=True)
-            host[k].copy_(v, non_blocking=True)
-        done = torch.cuda.Event()
-        done.record()
-        return PendingOutput(host, done, finish)
 
     def _input(self, batch: EcgBatch) -> torch.Tensor:
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32

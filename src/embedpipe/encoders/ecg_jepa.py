@@ -50,7 +50,7 @@ class EcgJepaEncoder(EcgEncoder):
         def finish(out: dict[str, np.ndarray]) -> dict[str, Any]:
             return {**out, **self._record_columns(records)}
 
-        return self._pending(arrays, finish)
+        return PendingOutput.from_device(arrays, finish)
 
     def output_fields(self) -> list[pa.Field]:
         fields = [pa.field("embedding", pa.list_(pa.float32(), self.dim))]

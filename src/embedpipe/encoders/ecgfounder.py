@@ -58,7 +58,7 @@ class EcgFounderEncoder(EcgEncoder):
                 done["features"] = [out["features"][i, :t] for i, t in enumerate(lengths)]
             return done
 
-        return self._pending(arrays, finish)
+        return PendingOutput.from_device(arrays, finish)
 
     def output_fields(self) -> list[pa.Field]:
         fields = [pa.field("embedding", pa.list_(pa.float32(), self.dim))]

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from embedpipe.encoders.base import Encoder, PendingOutput, resolve_device
+from embedpipe.encoders.base import Encoder, PendingOutput, resolve_device, resolve_precision
 from embedpipe.encoders.repcodec import load_codec, load_stats
 from embedpipe.fbank import KaldiFbank, fbank_frames, stacked_frames
 from embedpipe.readers.audio import TARGET_RATE, AudioReadError, audio_duration, read_audio
@@ -23,7 +23,6 @@ from embedpipe.readers.audio import TARGET_RATE, AudioReadError, audio_duration,
 W2V_BERT = "facebook/w2v-bert-2.0"
 MASKGCT = "amphion/MaskGCT"
 CODEC_FILE = "semantic_codec/model.safetensors"
-PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass
@@ -49,12 +48,6 @@ class AudioBatch:
         for i, s in enumerate(self.items):
             wave[i, : len(s.samples)] = torch.from_numpy(s.samples)
         return wave, n.pin_memory() if pin else n
-
-
-def _resolve_precision(precision: str, device: torch.device) -> str:
-    if precision not in PRECISIONS:
-        raise ValueError(f"encoder.precision: {precision!r} is not one of {PRECISIONS} for metis")
-    return ("bf16" if device.type == "cuda" else "fp32") if precision == "auto" else precision
 
 
 class MetisEncoder(Encoder):
@@ -85,7 +78,7 @@ class MetisEncoder(Encoder):
         self.batch_size = batch_size or 64
         self.device_name = device
         self.precision_option = precision
-        self.precision = _resolve_precision(precision, resolve_device(device))
+        self.precision = resolve_precision(precision, resolve_device(device), self.name)
         from transformers import SeamlessM4TFeatureExtractor
 
         # The model's own extractor settings (window, mel filters) drive the batched features.
@@ -109,7 +102,7 @@ class MetisEncoder(Encoder):
         from transformers import Wav2Vec2BertModel
 
         self.device = device
-        self.precision = _resolve_precision(self.precision_option, device)
+        self.precision = resolve_precision(self.precision_option, device, self.name)
         ssl = Wav2Vec2BertModel.from_pretrained(self.source, revision=self.revision)
         if not 1 <= self.layer <= ssl.config.num_hidden_layers:
             raise ValueError(f"encoder.layer: {self.layer} is outside 1..{ssl.config.num_hidden_layers}")
@@ -165,15 +158,7 @@ class MetisEncoder(Encoder):
             feats, mask, lengths = self.fbank(wave, n_samples)
             feats = feats.to(self.ssl.dtype)
             latents, pooled = self.forward(feats, mask, lengths)
-            if cuda:
-                host = {k: torch.empty(v.shape, dtype=v.dtype, pin_memory=True) for k, v in
-                        (("latents", latents), ("embedding", pooled))}
-                host["latents"].copy_(latents, non_blocking=True)
-                host["embedding"].copy_(pooled, non_blocking=True)
-                done = torch.cuda.Event()
-                done.record()
-            else:
-                host, done = {"latents": latents, "embedding": pooled}, None
+            pending = {"latents": latents, "embedding": pooled}
         n = [stacked_frames(len(s.samples)) for s in batch.items]
         durations = np.array([s.duration_s for s in batch.items])
         rates = np.array([s.sample_rate for s in batch.items])
@@ -187,7 +172,7 @@ class MetisEncoder(Encoder):
                 "sample_rate": rates.astype(np.int32),
             }
 
-        return PendingOutput(host, done, finish)
+        return PendingOutput.from_device(pending, finish)
 
     def compute_dtype(self) -> str:
         return {"bf16": "bfloat16 (w2v-bert), float32 (codec)", "fp32": "float32"}[self.precision]

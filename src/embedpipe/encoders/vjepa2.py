@@ -13,22 +13,13 @@ import pyarrow as pa
 import torch
 
 from embedpipe import transforms
-from embedpipe.encoders.base import Encoder, PendingOutput, resolve_device
+from embedpipe.encoders.base import Encoder, PendingOutput, resolve_device, resolve_precision
 from embedpipe.presets import VJEPA2_PRESETS
 from embedpipe.readers.video import read_video_frames
 
 POOLINGS = ("mean",)
 PRECISIONS = ("auto", "bf16", "bf16-autocast", "fp32")
 DEFAULT_CUSTOM_BATCH = 8
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto: bf16 weights and activations on CUDA (SDPA's flash kernels need 16-bit q/k/v), fp32 on CPU."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"encoder.precision: {precision!r} is not one of {PRECISIONS}")
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    return precision
 
 
 @dataclass
@@ -92,7 +83,7 @@ class VJEPA2Encoder(Encoder):
         self.num_frames = num_frames
         self.pooling = pooling
         self.device_name = device
-        self.precision = resolve_precision(precision, resolve_device(device))
+        self.precision = resolve_precision(precision, resolve_device(device), self.name, PRECISIONS)
         self.compile = compile
         self.preprocess_on_device = False  # set by load(): on CUDA, workers only decode
         self.crop, self.dim, self.tubelet = self._read_geometry()
@@ -176,13 +167,7 @@ class VJEPA2Encoder(Encoder):
             with autocast:
                 tokens = self._forward(pixel_values_videos=x).last_hidden_state
             pooled = tokens[:rows].float().mean(dim=1)
-            if not cuda:
-                return PendingOutput({"embedding": pooled.numpy()})
-            host = torch.empty(pooled.shape, dtype=torch.float32, pin_memory=True)
-            host.copy_(pooled, non_blocking=True)
-            done = torch.cuda.Event()
-            done.record()
-        return PendingOutput({"embedding": host}, done)
+            return PendingOutput.from_device({"embedding": pooled})
 
     def compute_dtype(self) -> str:
         return {"bf16": "bfloat16", "bf16-autocast": "bfloat16 autocast", "fp32": "float32"}[self.precision]
