@@ -10,6 +10,7 @@ Both run in this process, on this machine, one after the other; the ratio is wha
     python bench/throughput.py --encoder metis --model tiny --device cpu --n 64 --batch_size 16
     python bench/throughput.py --encoder metis --model w2v-bert-2.0 --device cuda --n 4096 --batch_size 128
     python bench/throughput.py --encoder ecgfounder --model ecgfounder --device cuda --n 8192 --batch_size 256
+    python bench/throughput.py --encoder images --model vitg-384 --device cuda --n 1024 --batch_size 16
 
 metis also reports one-at-a-time files/s (batch size 1, the Metis audio script's way) on the same model.
 
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import audio
 import ecg
+import images
 import torch
 
 from embedpipe.demo import DemoVideo, render_frames, write_h264
@@ -92,7 +94,7 @@ def sync(device: torch.device) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--encoder", default="vjepa2", choices=["vjepa2", "metis", "ecgfounder", "ecg_jepa"])
+    p.add_argument("--encoder", default="vjepa2", choices=["vjepa2", "metis", "ecgfounder", "ecg_jepa", "images"])
     p.add_argument("--model", default="tiny", choices=sorted({*ARCH, *audio.SIZES, *ecg.SIZES}))
     p.add_argument("--device", default="cpu")
     p.add_argument("--n", type=int, default=64, help="videos")
@@ -105,11 +107,17 @@ def main() -> None:
     p.add_argument("--single_n", type=int, default=64, help="metis: files for the one-at-a-time run")
     p.add_argument("--size", default="240x320", help="video HxW")
     p.add_argument("--frames", type=int, default=48)
+    p.add_argument("--image_frames", type=int, default=16, help="images: frames per photo (16 or 2)")
+    p.add_argument("--outputs", default="mean,tokens", help="images: columns written, comma-separated")
+    p.add_argument("--tmp", default=None, help="scratch folder (images write 12 MB a photo: put it on a big disk)")
     args = p.parse_args()
     device = torch.device(args.device)
     workers = auto_workers() if args.num_workers == "auto" else int(args.num_workers)
     if args.encoder == "metis":
         report(args, device, workers, audio.run(args, device, workers))
+        return
+    if args.encoder == "images":
+        report(args, device, workers, images.run(args, device, workers, build_model))
         return
     if args.encoder in ("ecgfounder", "ecg_jepa"):
         report(args, device, workers, ecg.run(args, device, workers))

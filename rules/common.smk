@@ -52,6 +52,14 @@ if ENCODER["name"] in ("ecgfounder", "ecg_jepa"):
         config_error("encoder.path", f"{ENCODER['path']!r} is not a file")
     if ENCODER.get("precision", "auto") == "bf16-autocast":
         config_error("encoder.precision", f"{ENCODER['name']} runs auto, bf16 or fp32")
+if ENCODER["name"] != "vjepa2":
+    if ENCODER.get("media", "video") != "video":
+        config_error("encoder.media", f"{ENCODER['name']} reads its own media; image is a vjepa2 option")
+    if set(ENCODER.get("outputs") or ["mean"]) != {"mean"}:
+        config_error("encoder.outputs", f"tokens, temporal and spatial are vjepa2 outputs, not {ENCODER['name']}'s")
+elif ENCODER.get("num_frames", 16) % 2 or ENCODER.get("image_frames", 16) % 2:
+    config_error("encoder.num_frames" if ENCODER.get("num_frames", 16) % 2 else "encoder.image_frames",
+                 "must be a multiple of V-JEPA 2's tubelet size (2)")
 HF_DATASET = config.get("hf_dataset") or {}
 if HF_DATASET.get("path") and config["shards"]["by"] != "hash":
     config_error("shards.by", "must be hash when hf_dataset.path lists the files (they need not share folders)")
@@ -110,7 +118,7 @@ def demo_inputs(*names):
     """Files the demo rules make; empty in a real run, so a real DAG holds no demo job."""
     if not DEMO:
         return []
-    if DEMO_KIND in ("audio", "ecg"):  # these demos make their data and model, no metadata lists
+    if DEMO_KIND != "video":  # only the video demo makes metadata lists (MIMIC-IV-Echo CSVs)
         names = [n for n in names if n in ("data", "model")]
     paths = {
         "data": config["input_dir"],
@@ -127,7 +135,7 @@ def encoder_options():
 
 
 def metadata_inputs():
-    if config["metadata"]["kind"] == "none" or DEMO:
+    if config["metadata"]["kind"] != "mimic_iv_echo" or DEMO:
         return []
     return [config["metadata"]["record_list"], config["metadata"]["study_list"]]
 
@@ -147,6 +155,13 @@ def require_encoder(name, target):
     """Evaluated only when `target` is in the DAG: an export the run's encoder has no data for fails here."""
     if ENCODER["name"] != name or (name == "ecgfounder" and ENCODER.get("keep_features") is False):
         config_error("encoder.name", f"`snakemake {target}` exports {name} outputs; this run uses {ENCODER['name']}")
+    return ""
+
+
+def require_tokens(target):
+    """`target` exports V-JEPA 2 patch tokens: the run must keep them."""
+    if ENCODER["name"] != "vjepa2" or "tokens" not in (ENCODER.get("outputs") or []):
+        config_error("encoder.outputs", f"`snakemake {target}` exports patch tokens; add tokens to encoder.outputs")
     return ""
 
 

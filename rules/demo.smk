@@ -2,8 +2,9 @@
 #   demo.kind: video (config/demo.yaml)       generated videos + MIMIC-IV-Echo CSVs, a tiny random V-JEPA 2
 #   demo.kind: audio (config/demo_audio.yaml) a VersaFace-shaped WAV tree, a tiny random Metis stack
 #   demo.kind: ecg   (config/demo_ecg*.yaml)  MIMIC-IV-ECG WFDB + Philips XML, tiny ECGFounder / ECG-JEPA
-DEMO_MODEL_COMMAND = {"video": "model", "audio": "audio-model", "ecg": "ecg-model"}[DEMO_KIND]
-DEMO_DATA_COMMAND = {"audio": "audio-data", "ecg": "ecg-data"}.get(DEMO_KIND)
+#   demo.kind: image (config/demo_image.yaml) a DeepEarth taxon tree of drawn photos, the tiny V-JEPA 2
+DEMO_MODEL_COMMAND = {"video": "model", "audio": "audio-model", "ecg": "ecg-model", "image": "model"}[DEMO_KIND]
+DEMO_DATA_COMMAND = {"audio": "audio-data", "ecg": "ecg-data", "image": "image-data"}.get(DEMO_KIND)
 
 
 if DEMO_KIND == "video":

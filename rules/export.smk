@@ -31,3 +31,25 @@ rule export_ecg_json:
         "../envs/cpu.yaml"
     shell:
         "{params.run} --out_dir {output:q} {input:q} > {log:q} 2>&1"
+
+
+rule export_pt_shard:
+    input:
+        EMBEDDINGS,
+    output:
+        directory(f"{RUN_DIR}/export/deepearth_pt/{{shard}}"),
+    params:
+        run=script("export_pt.py"),
+        check=lambda wc: require_tokens("export_pt"),
+    log:
+        f"{LOG_DIR}/export_pt/{{shard}}.log",
+    conda:
+        "../envs/cpu.yaml"
+    shell:
+        "{params.run} --out_dir {output:q} {input:q} > {log:q} 2>&1"
+
+
+rule export_pt:
+    # One folder per shard (per taxon in DeepEarth's layout), so a failed shard reruns alone.
+    input:
+        expand(f"{RUN_DIR}/export/deepearth_pt/{{shard}}", shard=SHARDS),

@@ -19,6 +19,7 @@ rule extract:
         options=encoder_options(),
         num_workers=config["extract"].get("num_workers", "auto"),
         save_every=config["extract"].get("save_every", 10000),
+        part_mb=config["extract"].get("part_mb", 512),
         log_every=config["extract"].get("log_every", 50),
     threads: extract_threads()
     log:
@@ -30,4 +31,5 @@ rule extract:
         " --input_dir {params.input_dir:q} --shard {wildcards.shard} --manifest {input.manifest:q}"
         " --output {output.embeddings:q} --errors {output.errors:q} --parts_dir {params.parts:q}"
         " --num_workers {params.num_workers} --save_every {params.save_every}"
+        " --part_mb {params.part_mb}"
         " --log_every {params.log_every} > {log:q} 2>&1"

@@ -58,3 +58,52 @@ def test_parts_of_another_model_are_discarded_and_temp_files_removed(tmp_path):
     fresh = ShardWriter(tmp_path / "parts", FIELDS, "new-model")
     assert fresh.completed_keys() == set()
     assert list((tmp_path / "parts").iterdir()) == []
+
+
+def test_parts_also_flush_by_bytes_so_large_rows_do_not_pile_up(tmp_path):
+    fields = [pa.field("tokens", pa.list_(pa.float16(), 1000))]
+    w = ShardWriter(tmp_path / "parts", fields, "fp1", save_every=10_000, part_bytes=5_000)
+    for i in range(5):  # 2,000 bytes a row: a part every third row
+        w.add_rows([f"k{i}"], {"tokens": np.full((1, 1000), i, np.float16)})
+        w.maybe_flush()
+    assert len(w.part_paths()) == 1
+    assert w.pending == 2
+    assert pq.read_table(w.part_paths()[0]).column("key").to_pylist() == ["k0", "k1", "k2"]
+
+
+def test_streaming_assembly_equals_manifest_order_across_parts_and_row_groups(tmp_path):
+    # Rows embedded in reverse order over many parts; assembled in chunks far smaller than the shard.
+    fields = [pa.field("embedding", pa.list_(pa.float32(), 3)),
+              pa.field("tokens", pa.list_(pa.list_(pa.float16(), 4), 2))]
+    w = ShardWriter(tmp_path / "parts", fields, "fp1", save_every=7)
+    keys = [f"f{i:03d}" for i in range(50)]
+    for i in reversed(range(50)):
+        if i % 9 == 4:
+            w.add_error(keys[i], "decode", "OSError", f"bad {i}")
+        else:
+            w.add_rows([keys[i]], {"embedding": np.full((1, 3), i, np.float32),
+                                   "tokens": np.arange(8, dtype=np.float16).reshape(1, 2, 4) + i})
+        w.maybe_flush()
+    w.flush()
+    # A part written twice around a crash: the first copy wins, nothing is duplicated.
+    first = w.part_paths()[0]
+    (first.parent / "part-000099.parquet").write_bytes(first.read_bytes())
+    assert len(w.part_paths()) == 9
+    from embedpipe.assemble import assemble_shard
+
+    n, e = assemble_shard(w.part_paths(), keys, fields, tmp_path / "s.parquet", tmp_path / "e.parquet",
+                          {"run": "x"}, chunk_bytes=100)
+    assert (n, e) == (44, 6)
+    t = pq.read_table(tmp_path / "s.parquet")
+    good = [i for i in range(50) if i % 9 != 4]
+    assert t.column("key").to_pylist() == [keys[i] for i in good]
+    assert [r[0] for r in t.column("embedding").to_pylist()] == good
+    tokens = np.asarray(t.column("tokens").to_pylist(), dtype=np.float16)
+    assert tokens.shape == (44, 2, 4)
+    assert np.array_equal(tokens[:, 1, 3], np.array(good, np.float16) + 7)
+    assert t.schema.field("tokens").type == fields[1].type
+    assert pq.ParquetFile(tmp_path / "s.parquet").metadata.num_row_groups > 1
+    errors = pq.read_table(tmp_path / "e.parquet")
+    assert errors.column("key").to_pylist() == [keys[i] for i in range(50) if i % 9 == 4]
+    assert errors.column("message").to_pylist()[0] == "bad 4"
+    assert read_embedpipe_metadata(tmp_path / "s.parquet") == {"run": "x"}

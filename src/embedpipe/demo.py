@@ -120,7 +120,7 @@ def write_echo_csvs(out_dir: Path, videos: list[DemoVideo], seed: int) -> None:
                 w.writerow([subject, study, dt, f"{subject}-EC-{j + 1}", j + 1, charttime])
 
 
-def make_tiny_vjepa2(out_dir: Path, seed: int = 0, crop: int = 64, hidden: int = 32) -> Path:
+def make_tiny_vjepa2(out_dir: Path, seed: int = 0, crop: int = 64, hidden: int = 32, layers: int = 2) -> Path:
     """A random-weight V-JEPA 2 of the real architecture, saved the way hub checkpoints are."""
     import torch
     from transformers import VJEPA2Config, VJEPA2Model
@@ -128,7 +128,7 @@ def make_tiny_vjepa2(out_dir: Path, seed: int = 0, crop: int = 64, hidden: int =
     torch.manual_seed(seed)
     config = VJEPA2Config(
         crop_size=crop, frames_per_clip=16, patch_size=16, tubelet_size=2,
-        hidden_size=hidden, num_attention_heads=2, num_hidden_layers=2, mlp_ratio=2.0,
+        hidden_size=hidden, num_attention_heads=2, num_hidden_layers=layers, mlp_ratio=2.0,
         pred_hidden_size=16, pred_num_attention_heads=2, pred_num_hidden_layers=1, num_pooler_layers=1,
     )
     model = VJEPA2Model(config).eval()

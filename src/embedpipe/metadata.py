@@ -93,6 +93,52 @@ class EchoMetadata:
         return out
 
 
+DEEPEARTH_FIELDS = [
+    pa.field("file_path", pa.string()),
+    pa.field("gbif_id", pa.int64()),
+    pa.field("taxon_id", pa.int64()),
+    pa.field("species", pa.string()),
+    pa.field("image_number", pa.int32()),
+    pa.field("image_id", pa.string()),
+]
+# gbif_{gbif_id}_taxon_{taxon_id}_{species}_img_{n}, optionally with DeepEarth's _features suffix
+_DEEPEARTH = re.compile(r"^gbif_(\d+)_taxon_(\d+)_(.+)_img_(\d+)(?:_features)?$")
+_TAXON_DIR = re.compile(r"^taxon_(\d+)$")
+
+
+def parse_deepearth_name(key: str) -> dict[str, Any]:
+    """Ids from a DeepEarth file name; a name outside the convention keeps only its taxon folder's id."""
+    path = PurePosixPath(key)
+    stem = path.name.split(".")[0]
+    row: dict[str, Any] = {"file_path": key, "gbif_id": None, "taxon_id": None, "species": None,
+                           "image_number": None, "image_id": stem}
+    if m := _DEEPEARTH.match(stem):
+        row |= {"gbif_id": int(m.group(1)), "taxon_id": int(m.group(2)), "species": m.group(3),
+                "image_number": int(m.group(4))}
+    elif folder := next((m for p in path.parts[:-1] if (m := _TAXON_DIR.match(p))), None):
+        row["taxon_id"] = int(folder.group(1))
+    return row
+
+
+class DeepEarthNames:
+    """DeepEarth photos: GBIF occurrence, taxon, species and image number from each file's name."""
+
+    key_column = "file_path"
+    fields = DEEPEARTH_FIELDS
+
+    def __init__(self) -> None:
+        self.matched_records = self.matched_studies = 0
+
+    def rows(self, keys: list[str]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {f.name: [] for f in DEEPEARTH_FIELDS}
+        for key in keys:
+            row = parse_deepearth_name(key)
+            self.matched_records += row["gbif_id"] is not None
+            for name, value in row.items():
+                out[name].append(value)
+        return out
+
+
 class KeyOnly:
     """No dataset metadata: the row is the key and the embedding."""
 
@@ -104,7 +150,9 @@ class KeyOnly:
         return {"key": list(keys)}
 
 
-def build_metadata(kind: str, options: dict[str, Any]) -> EchoMetadata | KeyOnly:
+def build_metadata(kind: str, options: dict[str, Any]) -> EchoMetadata | DeepEarthNames | KeyOnly:
+    if kind == "deepearth":
+        return DeepEarthNames()
     if kind == "mimic_iv_echo":
         return EchoMetadata(options["record_list"], options["study_list"])
     if kind == "none":

@@ -10,16 +10,45 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from embedpipe.assemble import CHUNK_BYTES, parquet_options, rows_per_group
 from embedpipe.atomic import atomic_path
-from embedpipe.metadata import EchoMetadata, KeyOnly
+from embedpipe.metadata import DeepEarthNames, EchoMetadata, KeyOnly
+from embedpipe.sidecar import publish
 from embedpipe.writer import META_KEY, read_embedpipe_metadata
 
 log = logging.getLogger(__name__)
 BATCH_ROWS = 8192
 
 
+def batch_rows_for(source: pq.ParquetFile, max_rows: int = BATCH_ROWS, max_bytes: int = CHUNK_BYTES) -> int:
+    """Rows per read batch: at most max_rows, and about max_bytes once decoded (image tokens are
+    12 MB a row: 8,192 of them would be 100 GB)."""
+    meta = source.metadata
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    return max(1, min(max_rows, rows_per_group(size, meta.num_rows, max_bytes)))
+
+
+class SidecarLinks:
+    """Sidecar files (`tokens_file` columns) follow their rows into the dataset folder, hard-linked:
+    `<dataset>/tokens/train-0000i-of-0000N/part-*.safetensors`, and the column says so."""
+
+    def __init__(self, source_dir: Path, out_path: Path) -> None:
+        self.source_dir, self.out_dir, self.stem = source_dir, out_path.parent, out_path.name.removesuffix(".parquet")
+        self.done: dict[str, str] = {}
+
+    def rewrite(self, name: str, column: pa.Array) -> pa.Array:
+        out = []
+        kind = name.removesuffix("_file")
+        for rel in column.to_pylist():
+            if rel not in self.done:
+                self.done[rel] = f"{kind}/{self.stem}/{Path(rel).name}"
+                publish(self.source_dir / rel, self.out_dir / self.done[rel])
+            out.append(self.done[rel])
+        return pa.array(out, pa.string())
+
+
 def write_dataset_shard(
-    embeddings_path: Path, out_path: Path, joiner: EchoMetadata | KeyOnly, extra: dict[str, Any]
+    embeddings_path: Path, out_path: Path, joiner: EchoMetadata | DeepEarthNames | KeyOnly, extra: dict[str, Any]
 ) -> int:
     """Stream one shard's embeddings into a self-contained dataset file. Returns rows written."""
     source = pq.ParquetFile(embeddings_path)
@@ -30,13 +59,17 @@ def write_dataset_shard(
         list(joiner.fields) + value_fields, metadata={META_KEY: json.dumps(meta, sort_keys=True).encode()}
     )
     rows = 0
-    with atomic_path(out_path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-        for batch in source.iter_batches(batch_size=BATCH_ROWS):
+    sidecars = SidecarLinks(embeddings_path.parent, out_path)
+    with atomic_path(out_path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd",
+                                                           **parquet_options(schema)) as writer:
+        for batch in source.iter_batches(batch_size=batch_rows_for(source)):
             keys = batch.column("key").to_pylist()
             joined = joiner.rows(keys)
             arrays = [pa.array(joined[f.name], f.type) for f in joiner.fields]
-            arrays += [batch.column(f.name) for f in value_fields]
-            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+            arrays += [sidecars.rewrite(f.name, batch.column(f.name)) if f.name.endswith("_file")
+                       else batch.column(f.name) for f in value_fields]
+            table = pa.Table.from_arrays(arrays, schema=schema)
+            writer.write_table(table, row_group_size=rows_per_group(table.nbytes, table.num_rows))
             rows += len(keys)
         if rows == 0:
             writer.write_table(schema.empty_table())

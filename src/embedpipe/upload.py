@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-UPLOAD_PATTERNS = ["train-*.parquet", "README.md"]
+# Image tokens travel beside the rows: tokens/train-0000i-of-0000N/part-*.safetensors
+UPLOAD_PATTERNS = ["train-*.parquet", "README.md", "*/train-*/part-*.safetensors"]
 
 
 class UploadRefused(RuntimeError):
@@ -44,8 +45,9 @@ def plan_upload(folder: Path, repo_id: str | None, public: bool, credentialed: b
             "upload.public is true but dataset.credentialed is true: embeddings of credentialed data "
             "(e.g. MIMIC under the PhysioNet data use agreement) are only uploaded to a private repository"
         )
-    files = sorted(p.name for p in folder.iterdir()
-                   if p.is_file() and any(fnmatch.fnmatch(p.name, pat) for pat in UPLOAD_PATTERNS))
+    files = sorted(rel for p in folder.rglob("*")
+                   if p.is_file() and any(fnmatch.fnmatch(rel := p.relative_to(folder).as_posix(), pat)
+                                          for pat in UPLOAD_PATTERNS))
     if "README.md" not in files or not any(f.endswith(".parquet") for f in files):
         raise UploadRefused(f"{folder} must hold README.md and train-*.parquet; found {files}")
     return UploadPlan(repo_id, folder, public, credentialed, files)

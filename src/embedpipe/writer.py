@@ -16,18 +16,16 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from embedpipe.assemble import META_KEY, assemble_shard, write_parquet
 from embedpipe.atomic import atomic_path, remove_stale_tmp
+from embedpipe.sidecar import file_column, publish, remove_orphans, remove_sidecars, sidecar_path, write_sidecar
 
 log = logging.getLogger(__name__)
 
-META_KEY = b"embedpipe"
 FINGERPRINT_KEY = b"embedpipe.fingerprint"
-ERROR_SCHEMA = pa.schema(
-    [("key", pa.string()), ("stage", pa.string()), ("error_type", pa.string()), ("message", pa.string())]
-)
+PART_BYTES = 512 << 20  # a part is flushed at save_every rows or this many bytes, whichever comes first
 PART_RE = re.compile(r"^part-(\d{6})\.parquet$")
 
 
@@ -45,6 +43,10 @@ def to_arrow(values: np.ndarray | list[np.ndarray], typ: pa.DataType) -> pa.Arra
     return pa.array(values, type=typ)
 
 
+def _nbytes(values: np.ndarray | list[np.ndarray]) -> int:
+    return values.nbytes if isinstance(values, np.ndarray) else sum(v.nbytes for v in values)
+
+
 def read_embedpipe_metadata(path: str | os.PathLike) -> dict[str, Any]:
     meta = pq.read_schema(path).metadata or {}
     return json.loads(meta[META_KEY]) if META_KEY in meta else {}
@@ -56,22 +58,28 @@ class ShardWriter:
     output_fields: list[pa.Field]
     fingerprint: str
     save_every: int = 10000
+    part_bytes: int = PART_BYTES
+    sidecar: tuple[str, ...] = ()  # output columns written to safetensors beside each part (see sidecar.py)
     _batches: list[tuple[list[str], dict[str, np.ndarray]]] = field(default_factory=list)
     _errors: list[tuple[str, str, str, str]] = field(default_factory=list)
     _pending: int = 0
+    _pending_bytes: int = 0
 
     def __post_init__(self) -> None:
         self.parts_dir = Path(self.parts_dir)
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         if removed := remove_stale_tmp(self.parts_dir):
             log.info("removed %d half-written part(s) left by an earlier run", removed)
+        self.row_fields = [f for f in self.output_fields if f.name not in self.sidecar]
         self.part_schema = pa.schema(
             [pa.field("key", pa.string(), nullable=False)]
-            + [f.with_nullable(True) for f in self.output_fields]
+            + [f.with_nullable(True) for f in self.row_fields]
             + [pa.field(n, pa.string()) for n in ("stage", "error_type", "message")],
             metadata={FINGERPRINT_KEY: self.fingerprint.encode()},
         )
         self._drop_foreign_parts()
+        if removed := remove_orphans(self.parts_dir, {p.name for p in self.part_paths()}):
+            log.info("removed %d sidecar file(s) whose part was never completed", removed)
 
     def part_paths(self) -> list[Path]:
         return sorted(p for p in self.parts_dir.iterdir() if PART_RE.match(p.name))
@@ -83,6 +91,8 @@ class ShardWriter:
             if meta.get(FINGERPRINT_KEY) != self.fingerprint.encode():
                 log.warning("discarding %s: written with a different model or preprocessing", p.name)
                 p.unlink()
+                for column in self.sidecar:
+                    sidecar_path(p, column).unlink(missing_ok=True)
 
     def completed_keys(self) -> set[str]:
         done: set[str] = set()
@@ -98,13 +108,14 @@ class ShardWriter:
         if keys:
             self._batches.append((list(keys), outputs))
             self._pending += len(keys)
+            self._pending_bytes += sum(_nbytes(v) for v in outputs.values())
 
     def add_error(self, key: str, stage: str, error_type: str, message: str) -> None:
         self._errors.append((key, stage, error_type, message))
         self._pending += 1
 
     def maybe_flush(self) -> None:
-        if self._pending >= self.save_every:
+        if self._pending >= self.save_every or self._pending_bytes >= self.part_bytes:
             self.flush()
 
     def flush(self) -> Path | None:
@@ -114,14 +125,14 @@ class ShardWriter:
         columns: dict[str, list[pa.Array]] = {f.name: [] for f in self.part_schema}
         for keys, outputs in self._batches:
             columns["key"].append(pa.array(keys, pa.string()))
-            for f in self.output_fields:
+            for f in self.row_fields:
                 columns[f.name].append(to_arrow(outputs[f.name], f.type))
             for n in ("stage", "error_type", "message"):
                 columns[n].append(pa.nulls(len(keys), pa.string()))
         if self._errors:
             err = list(zip(*self._errors, strict=True))
             columns["key"].append(pa.array(err[0], pa.string()))
-            for f in self.output_fields:
+            for f in self.row_fields:
                 columns[f.name].append(pa.nulls(len(self._errors), f.type))
             for i, n in enumerate(("stage", "error_type", "message"), start=1):
                 columns[n].append(pa.array(err[i], pa.string()))
@@ -130,46 +141,33 @@ class ShardWriter:
         existing = self.part_paths()
         index = int(PART_RE.match(existing[-1].name).group(1)) + 1 if existing else 0
         dest = self.parts_dir / f"part-{index:06d}.parquet"
+        for column in self.sidecar:  # before the part: a part on disk has its sidecars complete
+            keys = [k for batch_keys, _ in self._batches for k in batch_keys]
+            values = [row for _, outputs in self._batches for row in outputs[column]]
+            write_sidecar(sidecar_path(dest, column), keys, values)
         with atomic_path(dest) as tmp:
-            pq.write_table(table, tmp)
-        self._batches, self._errors, self._pending = [], [], 0
+            write_parquet(table, tmp)
+        self._batches, self._errors, self._pending, self._pending_bytes = [], [], 0, 0
         return dest
 
     def finalize(
         self, manifest_keys: list[str], embeddings_path: Path, errors_path: Path, metadata: dict[str, Any]
     ) -> tuple[int, int]:
-        """Assemble the parts into the shard outputs, in manifest order. Returns (rows, errors)."""
+        """Assemble the parts into the shard outputs, in manifest order, streaming. Returns (rows, errors)."""
         self.flush()
-        parts = [pq.read_table(p) for p in self.part_paths()]
-        table = pa.concat_tables(parts) if parts else self.part_schema.empty_table()
-        order = {k: i for i, k in enumerate(manifest_keys)}
-        keys = table.column("key").to_pylist()
-        first_seen: dict[str, int] = {}
-        for row, k in enumerate(keys):
-            if k in order and k not in first_seen:
-                first_seen[k] = row
-        missing = len(order) - len(first_seen)
-        if missing:
-            raise RuntimeError(f"{missing} manifest file(s) have no row yet; the shard is incomplete")
-        rows = np.array([first_seen[k] for k in manifest_keys], dtype=np.int64)
-        table = table.take(pa.array(rows, pa.int64()))
-        failed = table.column("stage").is_valid()
-        ok_table = table.filter(pc.invert(failed))
-        err_table = table.filter(failed)
-
-        errors = pa.Table.from_arrays([err_table.column(n) for n in ERROR_SCHEMA.names], schema=ERROR_SCHEMA)
-        fields = [pa.field("key", pa.string(), nullable=False)] + self.output_fields
-        meta = {META_KEY: json.dumps(metadata, sort_keys=True).encode()}
-        embedded = pa.Table.from_arrays(
-            [ok_table.column(f.name) for f in fields], schema=pa.schema(fields, metadata=meta)
-        )
-        with atomic_path(errors_path) as tmp:
-            pq.write_table(errors, tmp)
-        with atomic_path(embeddings_path) as tmp:
-            pq.write_table(embedded, tmp)
-        return embedded.num_rows, errors.num_rows
+        parts = self.part_paths()
+        stem = embeddings_path.name.removesuffix(".parquet")
+        files: dict[str, list[str]] = {}
+        for column in self.sidecar:  # published before the shard file that points at them
+            files[file_column(column)] = [f"{stem}.{column}/{p.name.removesuffix('.parquet')}.safetensors"
+                                          for p in parts]
+            for part, rel in zip(parts, files[file_column(column)], strict=True):
+                publish(sidecar_path(part, column), embeddings_path.parent / rel)
+        return assemble_shard(parts, manifest_keys, self.row_fields, embeddings_path, errors_path, metadata,
+                              part_columns=files)
 
     def remove_parts(self) -> None:
+        remove_sidecars(self.parts_dir)
         for p in self.part_paths():
             p.unlink()
         if not any(self.parts_dir.iterdir()):

@@ -45,6 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="DataLoader decode workers: auto = allocated CPUs - 1; 0 = decode in-process")
     p.add_argument("--num_frames", type=int, default=16, help="frames sampled per video")
     p.add_argument("--save_every", type=int, default=10000, help="rows per atomic part file")
+    p.add_argument("--part_mb", type=int, default=512,
+                   help="also flush a part once its rows hold this many MB (image tokens are 12 MB a row)")
     p.add_argument("--limit", type=int, default=0, help="embed only the first N files of the shard (0 = all)")
     p.add_argument("--log_every", type=int, default=50, help="throughput log line every N batches")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         "compile": args.compile,
     } | json.loads(args.encoder_options)
     encoder = build_encoder(args.encoder, options)
-    writer = ShardWriter(parts_dir, encoder.output_fields(), encoder.fingerprint(), args.save_every)
+    writer = ShardWriter(parts_dir, encoder.output_fields(), encoder.fingerprint(), args.save_every,
+                          part_bytes=args.part_mb << 20, sidecar=encoder.sidecar_columns())
     stop = StopRequest().install()
     device = resolve_device(options["device"])
     log.info("shard %s: %d files; %s %s on %s, batch %d", args.shard, len(keys), args.encoder, options["model"], device,

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Generate the embedded demos: `data` (videos + MIMIC-IV-Echo CSVs), `model` (tiny V-JEPA 2),
 `audio-data` (a VersaFace-shaped WAV tree), `audio-model` (tiny w2v-bert + codec + statistics),
-`ecg-data` (MIMIC-IV-ECG-shaped WFDB + Philips XML) or `ecg-model` (tiny ECGFounder and ECG-JEPA)."""
+`ecg-data` (MIMIC-IV-ECG-shaped WFDB + Philips XML), `ecg-model` (tiny ECGFounder and ECG-JEPA) or
+`image-data` (a DeepEarth taxon tree of drawn photos; the model is `model`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from embedpipe.demo import make_demo_data, make_tiny_vjepa2
 from embedpipe.demo_audio import make_demo_audio, make_tiny_metis
 from embedpipe.demo_ecg import make_demo_ecg, make_tiny_ecg_models
+from embedpipe.demo_image import make_image_demo
 from embedpipe.runinfo import setup_logging
 
 # command: (what it writes, the function; data makers take folders and per_folder, model makers do not)
@@ -19,6 +21,7 @@ DATA = {
     "data": ("videos under OUT/mp4 and the CSVs in OUT", make_demo_data),
     "audio-data": ("WAVs under OUT/<part>/ab/cd/<md5>.wav, one empty and one corrupt", make_demo_audio),
     "ecg-data": ("WFDB records under OUT/pNNNN/, Philips XML under OUT/philips/", make_demo_ecg),
+    "image-data": ("DeepEarth-named photos under OUT/taxon_<id>/, one truncated", make_image_demo),
 }
 MODELS = {
     "model": ("a random-weight V-JEPA 2 saved with save_pretrained", make_tiny_vjepa2),

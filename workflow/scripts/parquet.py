@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--embeddings", required=True, help="the shard's <shard>.parquet from extract")
     p.add_argument("--output", required=True)
     p.add_argument("--shard", required=True)
-    p.add_argument("--metadata", choices=["none", "mimic_iv_echo"], default="none")
+    p.add_argument("--metadata", choices=["none", "mimic_iv_echo", "deepearth"], default="none")
     p.add_argument("--record_list", help="echo-record-list.csv (mimic_iv_echo)")
     p.add_argument("--study_list", help="echo-study-list.csv (mimic_iv_echo)")
     args = p.parse_args(argv)

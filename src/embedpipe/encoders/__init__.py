@@ -12,6 +12,13 @@ ENCODERS = ("vjepa2", "metis", "ecgfounder", "ecg_jepa")
 def build_encoder(name: str, options: dict[str, Any]) -> Encoder:
     """The encoder `name` configured with `options` (the config's `encoder` block, minus `name`)."""
     if name == "vjepa2":
+        media = options.get("media", "video")
+        if media == "image":
+            from embedpipe.encoders.vjepa2_image import VJEPA2ImageEncoder
+
+            return VJEPA2ImageEncoder.from_options(options)
+        if media != "video":
+            raise ValueError(f"encoder.media: {media!r} is not video or image")
         from embedpipe.encoders.vjepa2 import VJEPA2Encoder
 
         return VJEPA2Encoder.from_options(options)

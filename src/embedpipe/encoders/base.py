@@ -48,13 +48,17 @@ class PendingOutput:
     @classmethod
     def from_device(cls, arrays: dict[str, torch.Tensor],
                     finish: Callable[[dict[str, np.ndarray]], dict[str, Any]] | None = None) -> PendingOutput:
-        """float32 copies of the model's outputs: on CUDA queued into pinned host memory behind an event,
-        so the caller can queue the next batch before these arrive."""
+        """Host copies of the model's outputs (float16 stays float16, anything else becomes float32): on
+        CUDA queued into pinned host memory behind an event, so the caller can queue the next batch
+        before these arrive."""
+        def host_dtype(v: torch.Tensor) -> torch.dtype:
+            return torch.float16 if v.dtype == torch.float16 else torch.float32
+
         if not any(v.is_cuda for v in arrays.values()):
-            return cls({k: v.float() for k, v in arrays.items()}, None, finish)
+            return cls({k: v.to(host_dtype(v)) for k, v in arrays.items()}, None, finish)
         host = {}
         for k, v in arrays.items():
-            host[k] = torch.empty(v.shape, dtype=torch.float32, pin_memory=True)
+            host[k] = torch.empty(v.shape, dtype=host_dtype(v), pin_memory=True)
             host[k].copy_(v, non_blocking=True)
         done = torch.cuda.Event()
         done.record()
@@ -116,6 +120,10 @@ class Encoder(ABC):
 
     @abstractmethod
     def provenance(self) -> dict[str, Any]: ...
+
+    def sidecar_columns(self) -> tuple[str, ...]:
+        """Output columns stored in safetensors beside the Parquet rather than in it (see sidecar.py)."""
+        return ()
 
     def fingerprint(self) -> str:
         """Identifies model + preprocessing: parts written under another fingerprint are not reused."""

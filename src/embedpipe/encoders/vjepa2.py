@@ -18,6 +18,9 @@ from embedpipe.presets import VJEPA2_PRESETS
 from embedpipe.readers.video import read_video_frames
 
 POOLINGS = ("mean",)
+# Columns beside `embedding` (the mean of all tokens, always written): the patch tokens on their
+# grid, their mean per temporal position, and their mean over time per spatial position.
+TOKEN_OUTPUTS = ("mean", "tokens", "temporal", "spatial")
 PRECISIONS = ("auto", "bf16", "bf16-autocast", "fp32")
 DEFAULT_CUSTOM_BATCH = 8
 
@@ -69,6 +72,7 @@ class VJEPA2Encoder(Encoder):
         device: str = "auto",
         precision: str = "auto",
         compile: bool = False,
+        outputs: Iterable[str] = ("mean",),
     ) -> None:
         if model not in VJEPA2_PRESETS and not path:
             raise ValueError(
@@ -76,6 +80,10 @@ class VJEPA2Encoder(Encoder):
             )
         if pooling not in POOLINGS:
             raise ValueError(f"encoder.pooling: {pooling!r} is not one of {POOLINGS}")
+        unknown = sorted(set(outputs) - set(TOKEN_OUTPUTS))
+        if unknown:
+            raise ValueError(f"encoder.outputs: {unknown} not among {TOKEN_OUTPUTS}")
+        self.outputs = tuple(o for o in TOKEN_OUTPUTS if o in outputs and o != "mean")
         self.model_name = model
         self.preset = VJEPA2_PRESETS.get(model)
         self.source = path or self.preset.hub_id
@@ -86,30 +94,46 @@ class VJEPA2Encoder(Encoder):
         self.precision = resolve_precision(precision, resolve_device(device), self.name, PRECISIONS)
         self.compile = compile
         self.preprocess_on_device = False  # set by load(): on CUDA, workers only decode
-        self.crop, self.dim, self.tubelet = self._read_geometry()
-        if num_frames % self.tubelet:
-            raise ValueError(f"encoder.num_frames: {num_frames} is not a multiple of tubelet size {self.tubelet}")
+        self.crop, self.dim, self.tubelet, self.patch = self._read_geometry()
+        self._check_frames("num_frames", num_frames)
         default_batch = self.preset.batch_size if self.preset else DEFAULT_CUSTOM_BATCH
         self.batch_size = batch_size or default_batch
         self.model: torch.nn.Module | None = None
         self.device = torch.device("cpu")
 
+    OPTIONS = ("model", "path", "revision", "num_frames", "batch_size", "pooling", "device", "precision", "compile",
+               "outputs")
+
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> VJEPA2Encoder:
-        keys = ("model", "path", "revision", "num_frames", "batch_size", "pooling", "device", "precision", "compile")
-        return cls(**{k: options[k] for k in keys if k in options})
+        return cls(**{k: options[k] for k in cls.OPTIONS if k in options})
 
-    def _read_geometry(self) -> tuple[int, int, int]:
-        """Crop, width and tubelet from the model's config.json (local) or the preset (hub)."""
+    def _check_frames(self, key: str, frames: int) -> None:
+        if frames < self.tubelet or frames % self.tubelet:
+            raise ValueError(f"encoder.{key}: {frames} is not a positive multiple of tubelet size {self.tubelet}")
+
+    @property
+    def clip_frames(self) -> int:
+        """Frames the model sees per item."""
+        return self.num_frames
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """Token grid (T', H', W'): last_hidden_state's tokens are these, flattened t-major."""
+        side = self.crop // self.patch
+        return self.clip_frames // self.tubelet, side, side
+
+    def _read_geometry(self) -> tuple[int, int, int, int]:
+        """Crop, width, tubelet and patch size from the model's config.json (local) or the preset (hub)."""
         local = Path(self.source)
         if (local / "config.json").is_file():
             from transformers import VJEPA2Config
 
             cfg = VJEPA2Config.from_pretrained(local)
-            return cfg.crop_size, cfg.hidden_size, cfg.tubelet_size
+            return cfg.crop_size, cfg.hidden_size, cfg.tubelet_size, cfg.patch_size
         if self.preset is None:
             raise FileNotFoundError(f"encoder.path: no config.json in {self.source!r}")
-        return self.preset.crop, self.preset.dim, 2
+        return self.preset.crop, self.preset.dim, 2, 16
 
     def load(self, device: torch.device) -> None:
         from transformers import VJEPA2Model
@@ -165,15 +189,41 @@ class VJEPA2Encoder(Encoder):
                 # ViT-L); clips do not attend to each other, so the zero rows change nothing.
                 x = torch.cat([x, x.new_zeros((self.batch_size - rows, *x.shape[1:]))])
             with autocast:
-                tokens = self._forward(pixel_values_videos=x).last_hidden_state
-            pooled = tokens[:rows].float().mean(dim=1)
-            return PendingOutput.from_device({"embedding": pooled})
+                tokens = self._forward(pixel_values_videos=x).last_hidden_state[:rows]
+            return PendingOutput.from_device(self.token_outputs(tokens))
+
+    def token_outputs(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The configured columns from last_hidden_state `[B, T'·H'·W', D]`; large ones in float16."""
+        out = {"embedding": tokens.mean(dim=1, dtype=torch.float32)}
+        if not self.outputs:
+            return out
+        grid = tokens.view(tokens.shape[0], *self.grid, self.dim)
+        if "tokens" in self.outputs:
+            out["tokens"] = grid.to(torch.float16)
+        if "temporal" in self.outputs:
+            out["temporal"] = grid.mean(dim=(2, 3), dtype=torch.float32)
+        if "spatial" in self.outputs:
+            out["spatial"] = grid.mean(dim=1, dtype=torch.float32).to(torch.float16)
+        return out
 
     def compute_dtype(self) -> str:
         return {"bf16": "bfloat16", "bf16-autocast": "bfloat16 autocast", "fp32": "float32"}[self.precision]
 
+    def sidecar_columns(self) -> tuple[str, ...]:
+        return ("tokens",) if "tokens" in self.outputs else ()
+
     def output_fields(self) -> list[pa.Field]:
-        return [pa.field("embedding", pa.list_(pa.float32(), self.dim))]
+        t, h, w = self.grid
+        shapes = {"tokens": ((t, h, w), pa.float16()), "temporal": ((t,), pa.float32()),
+                  "spatial": ((h, w), pa.float16())}
+        fields = [pa.field("embedding", pa.list_(pa.float32(), self.dim))]
+        for name in self.outputs:
+            shape, dtype = shapes[name]
+            typ = pa.list_(dtype, self.dim)
+            for size in reversed(shape):
+                typ = pa.list_(typ, size)
+            fields.append(pa.field(name, typ))
+        return fields
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -185,4 +235,11 @@ class VJEPA2Encoder(Encoder):
             "pooling": f"{self.pooling} over all tokens",
             "precision": self.precision,
             "preprocessing": transforms.describe(self.crop, self.num_frames),
-        }
+        } | self._outputs_provenance()
+
+    def _outputs_provenance(self) -> dict[str, Any]:
+        if not self.outputs:
+            return {}
+        t, h, w = self.grid
+        return {"outputs": list(self.outputs), "token_grid": [t, h, w],
+                "token_order": "last_hidden_state[t*H'*W' + i*W' + j] is grid[t, i, j]"}

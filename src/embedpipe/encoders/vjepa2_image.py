@@ -1,0 +1,54 @@
+"""V-JEPA 2 on photos: the video encoder with one frame repeated to the clip length (DeepEarth's layout)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from embedpipe import transforms
+from embedpipe.encoders.vjepa2 import ClipBatch, VJEPA2Encoder
+from embedpipe.readers.image import read_image
+
+
+class VJEPA2ImageEncoder(VJEPA2Encoder):
+    """`encoder.name: vjepa2` with `encoder.media: image`.
+
+    Workers decode one frame (uint8 on the CUDA path, preprocessed on CPU); it is repeated
+    `image_frames` times only on the model's device, after the resize, so neither the workers nor
+    the host-to-device copy pay for the repetition. 16 frames give 8 temporal tokens (DeepEarth's
+    `[4608, 1408]` at vitg-384); 2 frames give one, 8x less compute, and different embeddings: the
+    model sees a different clip length.
+    """
+
+    OPTIONS = (*VJEPA2Encoder.OPTIONS, "image_frames")
+
+    def __init__(self, image_frames: int = 16, **options: Any) -> None:
+        self.image_frames = image_frames
+        super().__init__(**options)
+        self._check_frames("image_frames", image_frames)
+
+    @property
+    def clip_frames(self) -> int:
+        return self.image_frames
+
+    def prepare(self, path: str) -> torch.Tensor:
+        frame = torch.from_numpy(read_image(path, transforms.short_side_for(self.crop))).unsqueeze(0)
+        if self.preprocess_on_device:
+            return frame
+        return transforms.preprocess_clip(frame, self.crop)
+
+    def model_input(self, batch: torch.Tensor | ClipBatch) -> torch.Tensor:
+        single = super().model_input(batch)  # [B, 1, 3, crop, crop]
+        return single.expand(-1, self.image_frames, -1, -1, -1).contiguous()
+
+    def provenance(self) -> dict[str, Any]:
+        prov = super().provenance()
+        prov["media"] = "image"
+        prov["image_frames"] = self.image_frames
+        prov["preprocessing"] |= {
+            "frames": f"the image repeated {self.image_frames} times ({self.grid[0]} temporal tokens)",
+            "reader": "Pillow; EXIF orientation applied; alpha composited on white; 16-bit gray scaled; "
+                      "images over twice the short side reduced first (JPEG draft, else integer box reduce)",
+        }
+        return prov
