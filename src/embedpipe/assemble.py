@@ -81,10 +81,8 @@ class PartReader:
 
     def take(self, locations: list[tuple[int, int]]) -> pa.Table:
         """The value columns of the rows at (part, row), in the order given."""
-        needed = {}
-        for part, row in locations:
-            g = self.group_of(part, row)
-            needed[(part, g.index)] = g
+        groups = [self.group_of(part, row) for part, row in locations]
+        needed = {(g.part, g.index): g for g in groups}
         for k in [k for k in self._cache if k not in needed]:
             del self._cache[k]
         tables, offsets, total = [], {}, 0
@@ -94,7 +92,7 @@ class PartReader:
             offsets[k] = total - g.start
             tables.append(self._cache[k])
             total += self._cache[k].num_rows
-        index = [offsets[(p, self.group_of(p, r).index)] + r for p, r in locations]
+        index = [offsets[(g.part, g.index)] + r for g, (_, r) in zip(groups, locations, strict=True)]
         return pa.concat_tables(tables).take(pa.array(index, pa.int64()))
 
 

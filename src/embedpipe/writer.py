@@ -141,10 +141,10 @@ class ShardWriter:
         existing = self.part_paths()
         index = int(PART_RE.match(existing[-1].name).group(1)) + 1 if existing else 0
         dest = self.parts_dir / f"part-{index:06d}.parquet"
+        row_keys = [k for batch_keys, _ in self._batches for k in batch_keys]
         for column in self.sidecar:  # before the part: a part on disk has its sidecars complete
-            keys = [k for batch_keys, _ in self._batches for k in batch_keys]
             values = [row for _, outputs in self._batches for row in outputs[column]]
-            write_sidecar(sidecar_path(dest, column), keys, values)
+            write_sidecar(sidecar_path(dest, column), row_keys, values)
         with atomic_path(dest) as tmp:
             write_parquet(table, tmp)
         self._batches, self._errors, self._pending, self._pending_bytes = [], [], 0, 0
