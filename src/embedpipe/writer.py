@@ -43,8 +43,9 @@ def to_arrow(values: np.ndarray | list[np.ndarray], typ: pa.DataType) -> pa.Arra
     return pa.array(values, type=typ)
 
 
-def _nbytes(values: np.ndarray | list[np.ndarray]) -> int:
-    return values.nbytes if isinstance(values, np.ndarray) else sum(v.nbytes for v in values)
+def _nbytes(values: np.ndarray | list[Any]) -> int:
+    """Bytes of a column batch; per-item lists of strings (ECG lead names) count as nothing."""
+    return values.nbytes if isinstance(values, np.ndarray) else sum(getattr(v, "nbytes", 0) for v in values)
 
 
 def read_embedpipe_metadata(path: str | os.PathLike) -> dict[str, Any]:
