@@ -20,6 +20,12 @@ rule extract:
         num_workers=config["extract"].get("num_workers", "auto"),
         save_every=config["extract"].get("save_every", 10000),
         part_mb=config["extract"].get("part_mb", 512),
+        gpu_slots=str(config["extract"].get("gpu_slots", "auto")).replace(" ", ""),
+        gpu_lock_dir=(
+            f"--gpu_lock_dir {shlex.quote(config['extract']['gpu_lock_dir'])}"
+            if config["extract"].get("gpu_lock_dir")
+            else ""
+        ),
         log_every=config["extract"].get("log_every", 50),
     threads: extract_threads()
     log:
@@ -31,5 +37,5 @@ rule extract:
         " --input_dir {params.input_dir:q} --shard {wildcards.shard} --manifest {input.manifest:q}"
         " --output {output.embeddings:q} --errors {output.errors:q} --parts_dir {params.parts:q}"
         " --num_workers {params.num_workers} --save_every {params.save_every}"
-        " --part_mb {params.part_mb}"
+        " --part_mb {params.part_mb} --gpu_slots {params.gpu_slots} {params.gpu_lock_dir}"
         " --log_every {params.log_every} > {log:q} 2>&1"

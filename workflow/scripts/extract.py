@@ -21,10 +21,12 @@ from pathlib import Path
 from embedpipe.discover import normalise_extensions, read_manifest, scan_files
 from embedpipe.encoders import build_encoder, resolve_device
 from embedpipe.extract import StopRequest, auto_workers, run_extract
+from embedpipe.gpu_slots import claim_gpu, parse_slots, wants_slot
 from embedpipe.runinfo import package_versions, setup_logging
 from embedpipe.writer import ShardWriter
 
 log = logging.getLogger("extract")
+SLOT_WAIT_S = 6 * 3600  # a job started beyond the GPU count waits for a slot rather than sharing one
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,6 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--save_every", type=int, default=10000, help="rows per atomic part file")
     p.add_argument("--part_mb", type=int, default=512,
                    help="also flush a part once its rows hold this many MB (image tokens are 12 MB a row)")
+    p.add_argument("--gpu_slots", default="auto",
+                   help="one machine, several GPUs: auto (claim a free GPU when none was assigned), none, "
+                        "or device indices such as 0,1,2,3 (repeats share a GPU: 0,0,1,1)")
+    p.add_argument("--gpu_lock_dir", default=None, help="where slot locks live (default: a folder in /tmp)")
     p.add_argument("--limit", type=int, default=0, help="embed only the first N files of the shard (0 = all)")
     p.add_argument("--log_every", type=int, default=50, help="throughput log line every N batches")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
@@ -87,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     writer = ShardWriter(parts_dir, encoder.output_fields(), encoder.fingerprint(), args.save_every,
                           part_bytes=args.part_mb << 20, sidecar=encoder.sidecar_columns())
     stop = StopRequest().install()
+    if wants_slot(args.gpu_slots, options["device"]):
+        # held until this process exits, however it exits; CUDA has not started yet
+        slot = claim_gpu(parse_slots(args.gpu_slots), Path(args.gpu_lock_dir) if args.gpu_lock_dir else None,
+                         timeout_s=SLOT_WAIT_S)
+        log.info("shard %s runs on GPU %s (slot %d)", args.shard, slot.device, slot.index)
     device = resolve_device(options["device"])
     log.info("shard %s: %d files; %s %s on %s, batch %d", args.shard, len(keys), args.encoder, options["model"], device,
              encoder.batch_size)
