@@ -5,8 +5,9 @@ Outputs, in the EchoJEPA layout and beside it a memory-mappable form:
 - `<model>_embeddings_all.npy`: float32 `[N, D]` (np.load(..., mmap_mode="r"))
 - `<model>_embeddings_all.keys.txt`: row i of the matrix is line i
 
-Shards are read one at a time in batches; the only thing held in memory is the output matrix.
-The dict's tensors are views of that one matrix, so torch.save writes a single storage.
+Shards are read one at a time in batches and each batch goes straight to both files: nothing holds
+the matrix. The `.pt` is written without torch (embedpipe.ptzip): one storage, every row a view of
+it, exactly what torch.save writes for a dict of views of one matrix.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-import torch
 
 from embedpipe.atomic import atomic_path
+from embedpipe.ptzip import TensorDictWriter
 
 log = logging.getLogger(__name__)
 BATCH_ROWS = 8192
@@ -46,27 +47,23 @@ def merge_all(shard_paths: Sequence[str | os.PathLike], pt_path: Path, npy_path:
     """Merge shard Parquet files (in the given order). Returns the row count."""
     paths = [Path(p) for p in shard_paths]
     total, dim = shard_geometry(paths, column)
-    matrix = torch.empty((total, dim), dtype=torch.float32)
-    rows_view = matrix.numpy()  # shares memory with the tensor
     keys: list[str] = []
-    row = 0
-    for p in paths:
-        for batch in pq.ParquetFile(p).iter_batches(batch_size=BATCH_ROWS, columns=["key", column]):
-            values = batch.column(column).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
-            rows_view[row : row + len(values)] = values
-            keys.extend(batch.column("key").to_pylist())
-            row += len(values)
-        log.info("merged %s (%d rows so far)", p.name, row)
-    if len(set(keys)) != len(keys):
-        raise ValueError("duplicate keys across shards; refusing to merge")
-
-    with atomic_path(npy_path) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, matrix.numpy())
+    with atomic_path(npy_path) as npy_tmp, open(npy_tmp, "wb") as npy, atomic_path(pt_path) as pt_tmp:
+        np.lib.format.write_array_header_1_0(npy, {"descr": "<f4", "fortran_order": False, "shape": (total, dim)})
+        with TensorDictWriter(pt_tmp, total, dim) as pt:
+            for p in paths:
+                for batch in pq.ParquetFile(p).iter_batches(batch_size=BATCH_ROWS, columns=["key", column]):
+                    values = batch.column(column).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+                    values = values.astype("<f4", copy=False)
+                    npy.write(memoryview(np.ascontiguousarray(values)).cast("B"))
+                    pt.write(values)
+                    keys.extend(batch.column("key").to_pylist())
+                log.info("merged %s (%d rows so far)", p.name, len(keys))
+            if len(set(keys)) != len(keys):
+                raise ValueError("duplicate keys across shards; refusing to merge")
+            pt.close(keys)
     with atomic_path(keys_path) as tmp:
         tmp.write_text("".join(f"{k}\n" for k in keys), encoding="utf-8")
-    as_dict = {k: matrix[i] for i, k in enumerate(keys)}
-    with atomic_path(pt_path) as tmp:
-        torch.save(as_dict, tmp)
     return total
 
 
