@@ -54,6 +54,8 @@ def test_dataset_rows_carry_deepearth_metadata_and_their_tokens(image_run):
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     manifests = sum(len(p.read_text().split()) for p in (image_run / "manifests").glob("*.txt"))
     assert rows + 1 == manifests == 19
+    card = (image_run / "parquet" / "README.md").read_text()
+    assert "`tokens_file` names a safetensors file" in card and "`[8, 4, 4, 32]` (t, i, j, feature)" in card
 
 
 def test_pt_export_has_deepearth_keys_and_layout(image_run):

@@ -60,6 +60,22 @@ def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def sidecar_note(first: Path, provenance: dict[str, Any]) -> str:
+    """How to read columns stored beside the Parquet (image patch tokens), when the dataset has them."""
+    names = [f.name for f in pq.read_schema(first) if f.name.endswith("_file")]
+    if not names:
+        return ""
+    key = "file_path" if "file_path" in pq.read_schema(first).names else "key"
+    grid = provenance.get("token_grid")
+    column = names[0].removesuffix("_file")
+    return (f"\n\n`{column}` is not in the rows: each row's `{names[0]}` names a safetensors file beside the "
+            f"Parquet (relative to it) holding one float16 tensor per row, named by `{key}`"
+            + (f", shaped `[{', '.join(map(str, grid))}, {provenance.get('embedding_dim')}]` (t, i, j, feature)"
+               if grid else "")
+            + f". Read one with `safe_open(<folder>/{names[0]}, \"np\").get_tensor({key})` "
+              "(`from safetensors import safe_open`).")
+
+
 def card_body(files: list[Path], metrics: dict[str, Any], dataset: dict[str, Any], provenance: dict[str, Any],
               load_name: str) -> str:
     totals = metrics["totals"]
@@ -75,6 +91,7 @@ def card_body(files: list[Path], metrics: dict[str, Any], dataset: dict[str, Any
     first_shape = emb.get("dim", provenance.get("embedding_dim"))
     columns = _md_table(["column", "type"], [[f"`{f.name}`", f"`{f.type}`"] for f in pq.read_schema(files[0])])
     columns += f"\n\n`embedding` (width {first_shape}): {provenance.get('pooling', 'the pooled vector')}."
+    columns += sidecar_note(files[0], provenance)
     credentialed = (
         "\n> **Credentialed data.** The source files are under a data use agreement. These embeddings are "
         "derived from them: share them only with people who hold the same agreement, and keep the "
