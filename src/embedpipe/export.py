@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from embedpipe.atomic import atomic_path
+from embedpipe.atomic import atomic_path, staged_dir
 
 
 def export_latents_json(shards: Iterable[Path], out: Path, column: str = "latents", batch_rows: int = 256) -> int:
@@ -41,17 +41,11 @@ def export_ecgfounder_json(shards: Iterable[Path], out_dir: Path, column: str = 
     the keys' folders are kept. The folder appears complete or not at all: it is written beside
     and renamed into place. Returns the number of files written.
     """
-    import shutil
-    import tempfile
-
     keys = [k for s in shards for k in pq.read_table(s, columns=["key"]).column("key").to_pylist()]
     stems = [Path(k).with_suffix("").name for k in keys]
     nested = len(set(stems)) < len(stems)
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     n = 0
-    try:
+    with staged_dir(out_dir) as staging:
         for shard in shards:
             for batch in pq.ParquetFile(shard).iter_batches(batch_size=batch_rows, columns=["key", column]):
                 for key, frames in zip(batch.column("key").to_pylist(), batch.column(column).to_pylist(),
@@ -64,12 +58,6 @@ def export_ecgfounder_json(shards: Iterable[Path], out_dir: Path, column: str = 
                            "modality": "ecg"}
                     dest.write_text(json.dumps(doc))
                     n += 1
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return n
 
 
@@ -81,9 +69,6 @@ def export_deepearth_pt(shard: Path, out_dir: Path, column: str = "tokens") -> i
     Streams: one image's tokens in memory at a time, read from the shard's safetensors beside it. The
     folder appears complete or not at all (written beside, renamed into place). Returns the files written.
     """
-    import shutil
-    import tempfile
-
     import torch
     from safetensors import safe_open
 
@@ -91,11 +76,8 @@ def export_deepearth_pt(shard: Path, out_dir: Path, column: str = "tokens") -> i
     file_col = f"{column}_file"
     if file_col not in source.schema_arrow.names:
         raise ValueError(f"{shard} has no {column!r}: run with encoder.outputs including {column!r}")
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     n, opened = 0, {}
-    try:
+    with staged_dir(out_dir) as staging:
         for batch in source.iter_batches(batch_size=256, columns=["key", file_col]):
             for key, rel in zip(batch.column("key").to_pylist(), batch.column(file_col).to_pylist(), strict=True):
                 if rel not in opened:
@@ -108,10 +90,4 @@ def export_deepearth_pt(shard: Path, out_dir: Path, column: str = "tokens") -> i
                             "source_chunk": Path(rel).name, "image_id": stem},
                            staging / f"{stem}_features.pt")
                 n += 1
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return n
