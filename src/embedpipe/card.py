@@ -9,6 +9,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import yaml
 
+from embedpipe.sidecar import FILE_SUFFIX
 from embedpipe.writer import read_embedpipe_metadata
 
 SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -62,12 +63,12 @@ def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
 
 def sidecar_note(first: Path, provenance: dict[str, Any]) -> str:
     """How to read columns stored beside the Parquet (image patch tokens), when the dataset has them."""
-    names = [f.name for f in pq.read_schema(first) if f.name.endswith("_file")]
+    names = [f.name for f in pq.read_schema(first) if f.name.endswith(FILE_SUFFIX)]
     if not names:
         return ""
     key = "file_path" if "file_path" in pq.read_schema(first).names else "key"
     grid = provenance.get("token_grid")
-    column = names[0].removesuffix("_file")
+    column = names[0].removesuffix(FILE_SUFFIX)
     return (f"\n\n`{column}` is not in the rows: each row's `{names[0]}` names a safetensors file beside the "
             f"Parquet (relative to it) holding one float16 tensor per row, named by `{key}`"
             + (f", shaped `[{', '.join(map(str, grid))}, {provenance.get('embedding_dim')}]` (t, i, j, feature)"

@@ -10,10 +10,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from embedpipe.assemble import CHUNK_BYTES, parquet_options, rows_per_group
+from embedpipe.assemble import CHUNK_BYTES, parquet_options, rows_per_group, write_parquet
 from embedpipe.atomic import atomic_path
 from embedpipe.metadata import DeepEarthNames, EchoMetadata, KeyOnly
-from embedpipe.sidecar import publish
+from embedpipe.sidecar import FILE_SUFFIX, publish
 from embedpipe.writer import META_KEY, read_embedpipe_metadata
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class SidecarLinks:
 
     def rewrite(self, name: str, column: pa.Array) -> pa.Array:
         out = []
-        kind = name.removesuffix("_file")
+        kind = name.removesuffix(FILE_SUFFIX)
         for rel in column.to_pylist():
             if rel not in self.done:
                 self.done[rel] = f"{kind}/{self.stem}/{Path(rel).name}"
@@ -66,10 +66,10 @@ def write_dataset_shard(
             keys = batch.column("key").to_pylist()
             joined = joiner.rows(keys)
             arrays = [pa.array(joined[f.name], f.type) for f in joiner.fields]
-            arrays += [sidecars.rewrite(f.name, batch.column(f.name)) if f.name.endswith("_file")
+            arrays += [sidecars.rewrite(f.name, batch.column(f.name)) if f.name.endswith(FILE_SUFFIX)
                        else batch.column(f.name) for f in value_fields]
             table = pa.Table.from_arrays(arrays, schema=schema)
-            writer.write_table(table, row_group_size=rows_per_group(table.nbytes, table.num_rows))
+            write_parquet(table, None, writer)
             rows += len(keys)
         if rows == 0:
             writer.write_table(schema.empty_table())

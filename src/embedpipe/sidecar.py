@@ -24,6 +24,7 @@ import numpy as np
 from embedpipe.atomic import atomic_path
 
 SUFFIX = ".safetensors"
+FILE_SUFFIX = "_file"  # the row column naming a sidecar file: tokens -> tokens_file
 
 
 def sidecar_path(part: Path, column: str) -> Path:
@@ -31,7 +32,7 @@ def sidecar_path(part: Path, column: str) -> Path:
 
 
 def file_column(column: str) -> str:
-    return f"{column}_file"
+    return f"{column}{FILE_SUFFIX}"
 
 
 def write_sidecar(path: Path, keys: list[str], values: list[np.ndarray]) -> None:

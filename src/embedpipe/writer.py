@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from embedpipe.assemble import META_KEY, assemble_shard, write_parquet
+from embedpipe.assemble import ERROR_COLUMNS, META_KEY, assemble_shard, write_parquet
 from embedpipe.atomic import atomic_path, remove_stale_tmp
 from embedpipe.sidecar import file_column, publish, remove_orphans, remove_sidecars, sidecar_path, write_sidecar
 
@@ -75,7 +75,7 @@ class ShardWriter:
         self.part_schema = pa.schema(
             [pa.field("key", pa.string(), nullable=False)]
             + [f.with_nullable(True) for f in self.row_fields]
-            + [pa.field(n, pa.string()) for n in ("stage", "error_type", "message")],
+            + [pa.field(n, pa.string()) for n in ERROR_COLUMNS],
             metadata={FINGERPRINT_KEY: self.fingerprint.encode()},
         )
         self._drop_foreign_parts()
@@ -128,14 +128,14 @@ class ShardWriter:
             columns["key"].append(pa.array(keys, pa.string()))
             for f in self.row_fields:
                 columns[f.name].append(to_arrow(outputs[f.name], f.type))
-            for n in ("stage", "error_type", "message"):
+            for n in ERROR_COLUMNS:
                 columns[n].append(pa.nulls(len(keys), pa.string()))
         if self._errors:
             err = list(zip(*self._errors, strict=True))
             columns["key"].append(pa.array(err[0], pa.string()))
             for f in self.row_fields:
                 columns[f.name].append(pa.nulls(len(self._errors), f.type))
-            for i, n in enumerate(("stage", "error_type", "message"), start=1):
+            for i, n in enumerate(ERROR_COLUMNS, start=1):
                 columns[n].append(pa.array(err[i], pa.string()))
         arrays = [pa.chunked_array(columns[f.name], f.type) for f in self.part_schema]
         table = pa.Table.from_arrays(arrays, schema=self.part_schema)
