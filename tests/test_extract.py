@@ -1,9 +1,5 @@
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import SCRIPTS, run_env, run_script
+from conftest import run_script
 
 from embedpipe.discover import scan_files
 
@@ -77,50 +73,6 @@ def test_batched_equals_one_at_a_time(video_tree, tiny_model, reference_run, tmp
     single = dict(rows(tmp_path / "embeddings" / "p10.parquet"))
     for key, emb in rows(reference_run / "p10.parquet"):
         np.testing.assert_allclose(emb, single[key], atol=1e-5)
-
-
-def start_extract(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(SCRIPTS / "extract.py"), *args], env=run_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def wait_for_parts(parts: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if parts.is_dir() and len(list(parts.glob("part-*.parquet"))) >= n:
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"extract ended before {n} parts:\n{proc.stdout.read()}")
-        time.sleep(0.01)
-    raise AssertionError("timed out waiting for parts")
-
-
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_killed_run_resumes_to_identical_rows(video_tree, tiny_model, reference_run, tmp_path, sig):
-    args = extract_args(video_tree, tiny_model, tmp_path, "--batch_size", "1", "--save_every", "2",
-                        "--num_workers", "0")
-    parts = tmp_path / "parts" / "p10"
-    proc = start_extract(args)
-    wait_for_parts(parts, 2, proc)
-    proc.send_signal(sig)
-    code = proc.wait(timeout=60)
-    output = tmp_path / "embeddings" / "p10.parquet"
-    assert not output.exists(), "the shard output must not exist after an interrupted run"
-    if sig == signal.SIGTERM:
-        assert code == 128 + signal.SIGTERM  # flushed and exited non-zero, as preemption requires
-    else:
-        assert code == -signal.SIGKILL
-    done_before = len(list(parts.glob("part-*.parquet")))
-    assert done_before >= 2
-    log = run_script("extract.py", *args).stderr
-    assert "already in parts" in log
-    resumed = rows(output)
-    reference = rows(reference_run / "p10.parquet")
-    assert [k for k, _ in resumed] == [k for k, _ in reference]
-    assert len({k for k, _ in resumed}) == len(resumed)
-    for (_, a), (_, b) in zip(resumed, reference, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-5)
-    assert not parts.exists()  # assembled, then cleaned up
 
 
 def test_by_hand_limit_scans_the_shard_folder(video_tree, tiny_model, tmp_path):

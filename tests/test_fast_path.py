@@ -10,7 +10,7 @@ import torch
 from embedpipe import transforms
 from embedpipe.encoders.base import Encoder, PendingOutput
 from embedpipe.encoders.vjepa2 import ClipBatch, VJEPA2Encoder
-from embedpipe.extract import BatchAssembler, Collated, encode_or_split
+from embedpipe.extract import BatchAssembler, Collated, encode_or_split, loader_chunks, plan_blocks
 from embedpipe.readers.video import read_video_frames
 from embedpipe.sink import RowSink
 from embedpipe.writer import ShardWriter
@@ -101,21 +101,30 @@ def test_row_sink_raises_a_writer_failure_in_the_producer(tmp_path):
         sink.close()
 
 
-def test_batch_assembler_makes_full_batches_from_chunks(tiny_model):
-    enc = VJEPA2Encoder(model="t", path=str(tiny_model), batch_size=5, device="cpu")
-    asm = BatchAssembler(enc)
-    out = []
-    for i in range(4):
-        chunk = Collated([f"k{i}{j}" for j in range(3)], torch.full((3, 1), float(i)), [])
-        if got := asm.add(chunk):
+def test_batches_are_blocks_of_the_whole_shard_whatever_is_already_done(tiny_model):
+    ordered = [f"k{i:02d}" for i in range(11)]
+    assert plan_blocks(ordered, set(), 4) == [ordered[0:4], ordered[4:8], ordered[8:11]]
+    # a resumed shard: done keys leave holes, never shift a file into another block's batch
+    done = {"k00", "k01", "k02", "k03", "k05"}
+    blocks = plan_blocks(ordered, done, 4)
+    assert blocks == [["k04", "k06", "k07"], ordered[8:11]]
+    chunks = loader_chunks([len(b) for b in blocks], 2)
+    assert chunks == [[0, 1], [2], [3, 4], [5]]  # a loader chunk never spans two blocks
+
+    enc = VJEPA2Encoder(model="t", path=str(tiny_model), batch_size=4, device="cpu")
+    asm = BatchAssembler(enc, [len(b) for b in blocks])
+    keys = [k for b in blocks for k in b]
+    out, ends = [], []
+    for chunk in chunks:
+        good = [keys[i] for i in chunk if keys[i] != "k09"]  # k09 failed to decode
+        errors = [(keys[i], "E", "m") for i in chunk if keys[i] == "k09"]
+        if got := asm.add(Collated(good, torch.tensor([[float(keys.index(k))] for k in good]), errors)):
             out.append(got)
-    out.append(asm.take())
-    assert [len(k) for k, _ in out] == [5, 5, 2]  # exactly batch_size, whatever the chunk size
-    assert all(len(k) == len(b) for k, b in out)
+        ends.append(asm.at_block_end)
+    assert ends == [False, True, False, True]
+    assert [k for k, _ in out] == [["k04", "k06", "k07"], ["k08", "k10"]]
+    assert [b.flatten().tolist() for _, b in out] == [[0.0, 1.0, 2.0], [3.0, 5.0]]
     assert asm.take() is None
-    assert [k for keys, _ in out for k in keys] == [f"k{i}{j}" for i in range(4) for j in range(3)]
-    values = torch.cat([b for _, b in out]).flatten().tolist()
-    assert values == [float(i) for i in range(4) for _ in range(3)]
 
 
 def test_compiled_short_batch_is_padded_to_the_static_shape_without_changing_rows(tiny_model):

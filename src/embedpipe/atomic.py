@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -10,6 +11,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 TMP_MARK = ".tmp-"
+
+
+class OutputWriteError(OSError):
+    """Writing an output failed (disk full, quota, I/O error); nothing was left under its name."""
+
+    def __init__(self, dest: Path, cause: OSError) -> None:
+        try:
+            free = f"{shutil.disk_usage(dest.parent).free / 2**20:.1f} MiB free there"
+        except OSError:
+            free = "free space unknown"
+        reason = os.strerror(cause.errno) if cause.errno else str(cause)  # pyarrow wraps it in prose
+        super().__init__(cause.errno, f"could not write {dest}: {reason} ({free}); nothing was left under that name")
+        self.dest = dest
 
 
 def tmp_path_for(dest: Path) -> Path:
@@ -29,9 +43,11 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.replace(tmp, dest)
         _fsync_dir(dest.parent)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, OutputWriteError):
+            raise OutputWriteError(dest, exc) from exc
         raise
 
 
@@ -74,6 +90,16 @@ def remove_stale_tmp(directory: Path) -> int:
             if TMP_MARK in p.name and p.name.startswith("."):
                 p.unlink(missing_ok=True)
                 removed += 1
+    return removed
+
+
+def remove_stale_tmp_of(dest: Path) -> int:
+    """Delete the temporary files of `dest` that a killed writer left (its own name only: other
+    jobs may be writing theirs in the same folder)."""
+    removed = 0
+    for p in dest.parent.glob(f".{glob.escape(dest.name)}{TMP_MARK}*"):
+        p.unlink(missing_ok=True)
+        removed += 1
     return removed
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from embedpipe.encoders.base import Encoder
+from embedpipe.encoders.base import Encoder, Prepared
 from embedpipe.sink import RowSink
 from embedpipe.writer import ShardWriter
 
@@ -32,8 +34,11 @@ def error_fields(exc: BaseException) -> tuple[str, str]:
     return type(exc).__name__, text or repr(exc)[:MAX_MESSAGE]
 
 
+Item = tuple[str, Any, tuple[str, str] | None, dict[str, Any]]
+
+
 class FileDataset(Dataset):
-    """Maps an index to (key, prepared sample or None, error or None); never raises."""
+    """Maps an index to (key, prepared sample or None, error or None, facts); never raises."""
 
     def __init__(self, keys: list[str], root: Path, encoder: Encoder) -> None:
         self.keys, self.root, self.encoder = keys, root, encoder
@@ -41,12 +46,15 @@ class FileDataset(Dataset):
     def __len__(self) -> int:
         return len(self.keys)
 
-    def __getitem__(self, i: int) -> tuple[str, Any, tuple[str, str] | None]:
+    def __getitem__(self, i: int) -> Item:
         key = self.keys[i]
         try:
-            return key, self.encoder.prepare(str(self.root / key)), None
+            out = self.encoder.prepare(str(self.root / key))
         except Exception as exc:  # any decoder failure is data, not a crash
-            return key, None, error_fields(exc)
+            return key, None, error_fields(exc), {}
+        if isinstance(out, Prepared):
+            return key, out.sample, None, out.facts
+        return key, out, None, {}
 
 
 @dataclass
@@ -54,22 +62,23 @@ class Collated:
     keys: list[str]
     batch: Any
     errors: list[tuple[str, str, str]]
+    facts: list[dict[str, Any]] = field(default_factory=list)  # per key in `keys` (empty: none)
 
     def pin_memory(self) -> Collated:
         """Called by the DataLoader's pinning thread (pin_memory=True on CUDA)."""
         pinned = self.batch.pin_memory() if hasattr(self.batch, "pin_memory") else self.batch
-        return Collated(self.keys, pinned, self.errors)
+        return Collated(self.keys, pinned, self.errors, self.facts)
 
 
 class Collator:
     def __init__(self, encoder: Encoder) -> None:
         self.encoder = encoder
 
-    def __call__(self, items: list[tuple[str, Any, tuple[str, str] | None]]) -> Collated:
-        ok = [(k, s) for k, s, e in items if e is None]
-        errors = [(k, *e) for k, _, e in items if e is not None]
-        batch = self.encoder.collate([s for _, s in ok]) if ok else None
-        return Collated([k for k, _ in ok], batch, errors)
+    def __call__(self, items: list[Item]) -> Collated:
+        ok = [(k, s, f) for k, s, e, f in items if e is None]
+        errors = [(k, *e) for k, _, e, _ in items if e is not None]
+        batch = self.encoder.collate([s for _, s, _ in ok]) if ok else None
+        return Collated([k for k, _, _ in ok], batch, errors, [f for _, _, f in ok])
 
 
 def auto_workers() -> int:
@@ -110,8 +119,7 @@ class StopRequest:
 def encode_or_split(encoder: Encoder, keys: list[str], batch: Any, sink: RowSink) -> None:
     """Encode a batch; on failure (CUDA OOM, one bad item) split it in halves so no item is lost."""
     try:
-        sink.rows(keys, encoder.encode_async(batch))
-        return
+        pending = encoder.encode_async(batch)
     except Exception as exc:
         if isinstance(exc, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()
@@ -119,31 +127,56 @@ def encode_or_split(encoder: Encoder, keys: list[str], batch: Any, sink: RowSink
             sink.error(keys[0], "encode", *error_fields(exc))
             return
         log.warning("batch of %d failed (%s); retrying in halves", len(keys), type(exc).__name__)
+    else:  # outside the try: a failed write (full disk) stops the job, it is not the batch's fault
+        sink.rows(keys, pending)
+        return
     half = len(keys) // 2
     for lo, hi in ((0, half), (half, len(keys))):
         encode_or_split(encoder, keys[lo:hi], encoder.subset(batch, lo, hi), sink)
 
 
-class BatchAssembler:
-    """Loader chunks → model batches of exactly batch_size (the last one may be shorter)."""
+def plan_blocks(ordered: list[str], done: set[str], batch_size: int) -> list[list[str]]:
+    """The keys still to embed, in blocks of the *whole* ordered shard: block i is always
+    ordered[i*batch_size:(i+1)*batch_size] minus what is done.
 
-    def __init__(self, encoder: Encoder) -> None:
+    A model batch is one block's decoded files, so which files share a batch does not depend on
+    where an earlier run was killed: a resumed shard gives the same rows, bit for bit, as an
+    uninterrupted one (batch composition changes floating-point results on most devices)."""
+    blocks = (ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size))
+    return [todo for block in blocks if (todo := [k for k in block if k not in done])]
+
+
+def loader_chunks(block_sizes: list[int], chunk: int) -> list[list[int]]:
+    """Dataset indices per loader chunk; a chunk never spans two blocks."""
+    chunks, start = [], 0
+    for size in block_sizes:
+        chunks += [list(range(i, min(i + chunk, start + size))) for i in range(start, start + size, chunk)]
+        start += size
+    return chunks
+
+
+class BatchAssembler:
+    """Loader chunks → one model batch per block (files that failed to decode left out)."""
+
+    def __init__(self, encoder: Encoder, block_sizes: list[int]) -> None:
         self.encoder = encoder
+        self.ends = deque(itertools.accumulate(block_sizes))
+        self.arrived = 0
+        self.at_block_end = False  # the last add() completed a block
         self.keys: list[str] = []
         self.parts: list[Any] = []
 
     def add(self, item: Collated) -> tuple[list[str], Any] | None:
+        """Returns the block's batch when `item` completes it (None if all of it failed to decode)."""
+        self.arrived += len(item.keys) + len(item.errors)
         if item.keys:
             self.keys += item.keys
             self.parts.append(item.batch)
-        if len(self.keys) < self.encoder.batch_size:
+        self.at_block_end = bool(self.ends) and self.arrived >= self.ends[0]
+        if not self.at_block_end:
             return None
-        size = self.encoder.batch_size
-        keys, batch = self.take()  # type: ignore[misc]
-        if len(keys) > size:  # keep the overflow for the next batch
-            self.keys, self.parts = keys[size:], [self.encoder.subset(batch, size, len(keys))]
-            keys, batch = keys[:size], self.encoder.subset(batch, 0, size)
-        return keys, batch
+        self.ends.popleft()
+        return self.take()
 
     def take(self) -> tuple[list[str], Any] | None:
         if not self.keys:
@@ -167,17 +200,18 @@ def run_extract(
 ) -> int:
     """Embed the keys no part holds yet. Returns the number processed in this run."""
     done = writer.completed_keys()
-    todo = encoder.order([k for k in keys if k not in done], input_root)
+    blocks = plan_blocks(encoder.order(keys, input_root), done, encoder.batch_size)
+    todo = [k for block in blocks for k in block]
     log.info("%s: %d files, %d already in parts, %d to embed", shard, len(keys), len(keys) - len(todo), len(todo))
     if not todo:
         return 0
     encoder.ensure_loaded(device)
+    sizes = [len(b) for b in blocks]
     loader = DataLoader(
         FileDataset(todo, input_root, encoder),
         # Workers hand over small chunks, not whole model batches: the first batch is ready after
         # LOADER_CHUNK decodes per worker rather than batch_size, and host memory holds a few chunks.
-        batch_size=min(encoder.batch_size, LOADER_CHUNK),
-        shuffle=False,
+        batch_sampler=loader_chunks(sizes, LOADER_CHUNK),
         num_workers=num_workers,
         collate_fn=Collator(encoder),
         worker_init_fn=_worker_init if num_workers else None,
@@ -188,32 +222,29 @@ def run_extract(
     start = time.monotonic()
     processed = errors = step = 0
     bar = tqdm(total=len(todo), desc=shard, unit="file", file=sys.stderr, mininterval=5.0, dynamic_ncols=True)
-    sink = RowSink(writer)
-    assembler = BatchAssembler(encoder)
+    sink = RowSink(writer, [f.name for f in encoder.fact_fields()])
+    assembler = BatchAssembler(encoder, sizes)
     try:
         for item in loader:
             for key, etype, msg in item.errors:
                 sink.error(key, "decode", etype, msg)
             errors += len(item.errors)
             processed += len(item.errors)
+            sink.add_facts(item.keys, item.facts)
             bar.update(len(item.errors))
-            batches = [assembler.add(item)]
-            if stop:  # preempted: encode what is decoded, then flush
-                batches.append(assembler.take())
-            for keys, batch in filter(None, batches):
-                encode_or_split(encoder, keys, batch, sink)
-                processed += len(keys)
-                bar.update(len(keys))
+            if (block := assembler.add(item)) is not None:
+                encode_or_split(encoder, *block, sink)
+                processed += len(block[0])
+                bar.update(len(block[0]))
                 step += 1
                 if step % log_every == 0:
                     log_throughput(shard, processed, len(todo), errors, start, encoder.device)
+            if assembler.at_block_end:
+                sink.block_done()  # parts end on block boundaries, so a resume rebuilds the same batches
             if stop:
+                # The unfinished block is left for the rerun: encoding part of it now would batch
+                # those files differently from an uninterrupted run.
                 break
-        else:
-            if last := assembler.take():
-                encode_or_split(encoder, *last, sink)
-                processed += len(last[0])
-                bar.update(len(last[0]))
     finally:
         bar.close()
         sink.close()

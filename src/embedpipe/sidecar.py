@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -36,11 +37,17 @@ def file_column(column: str) -> str:
 
 
 def write_sidecar(path: Path, keys: list[str], values: list[np.ndarray]) -> None:
+    from safetensors import SafetensorError
     from safetensors.numpy import save_file
 
     tensors = {k: np.ascontiguousarray(v) for k, v in zip(keys, values, strict=True)}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "embedpipe", "rows": str(len(keys))})
+        try:
+            save_file(tensors, str(tmp), metadata={"format": "embedpipe", "rows": str(len(keys))})
+        except SafetensorError as exc:  # its I/O errors carry the errno only in the message
+            if code := re.search(r"os error (\d+)", str(exc)):
+                raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from exc
+            raise
 
 
 def remove_orphans(parts_dir: Path, part_names: set[str]) -> int:

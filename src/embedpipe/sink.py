@@ -20,8 +20,10 @@ class RowSink:
     producer at its next call, and at close().
     """
 
-    def __init__(self, writer: ShardWriter, depth: int = 4) -> None:
+    def __init__(self, writer: ShardWriter, fact_names: list[str] | None = None, depth: int = 4) -> None:
         self.writer = writer
+        self.fact_names = fact_names or []
+        self._facts: dict[str, dict[str, Any]] = {}  # per key, from decoding until its row is written
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="row-sink", daemon=True)
@@ -35,12 +37,24 @@ class RowSink:
                 kind, args = item
                 if kind == "rows":
                     keys, pending = args
-                    self.writer.add_rows(keys, pending.result())
+                    self.writer.add_rows(keys, self._with_facts(keys, pending.result()))
+                elif kind == "block_done":
                     self.writer.maybe_flush()
                 else:
                     self.writer.add_error(*args)
             except BaseException as exc:  # handed to the producer thread
                 self._error = exc
+
+    def _with_facts(self, keys: list[str], outputs: dict[str, Any]) -> dict[str, Any]:
+        if not self.fact_names:
+            return outputs
+        facts = [self._facts.pop(k) for k in keys]
+        return outputs | {n: [f[n] for f in facts] for n in self.fact_names}
+
+    def add_facts(self, keys: list[str], facts: list[dict[str, Any]]) -> None:
+        """Facts about the sources of rows still to come (dict updates are atomic under the GIL)."""
+        if self.fact_names:
+            self._facts.update(zip(keys, facts, strict=True))
 
     def _put(self, item: Any) -> None:
         self._raise()
@@ -55,6 +69,10 @@ class RowSink:
 
     def error(self, key: str, stage: str, error_type: str, message: str) -> None:
         self._put(("error", (key, stage, error_type, message)))
+
+    def block_done(self) -> None:
+        """A point where a part may end (save_every / part_mb reached): the end of a model batch's block."""
+        self._put(("block_done", ()))
 
     def close(self) -> None:
         """Write everything queued, stop the thread, raise what it raised."""

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from embedpipe.assemble import ERROR_COLUMNS, META_KEY, assemble_shard, write_parquet
-from embedpipe.atomic import atomic_path, remove_stale_tmp
+from embedpipe.atomic import atomic_path, remove_stale_tmp, remove_stale_tmp_of
 from embedpipe.sidecar import file_column, publish, remove_orphans, remove_sidecars, sidecar_path, write_sidecar
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ class ShardWriter:
         index = int(PART_RE.match(existing[-1].name).group(1)) + 1 if existing else 0
         dest = self.parts_dir / f"part-{index:06d}.parquet"
         row_keys = [k for batch_keys, _ in self._batches for k in batch_keys]
-        for column in self.sidecar:  # before the part: a part on disk has its sidecars complete
+        for column in self.sidecar if row_keys else ():  # before the part: a part on disk has its sidecars
             values = [row for _, outputs in self._batches for row in outputs[column]]
             write_sidecar(sidecar_path(dest, column), row_keys, values)
         with atomic_path(dest) as tmp:
@@ -158,12 +158,17 @@ class ShardWriter:
         self.flush()
         parts = self.part_paths()
         stem = embeddings_path.name.removesuffix(".parquet")
+        for dest in (embeddings_path, errors_path):  # a kill during an earlier assembly
+            remove_stale_tmp_of(dest)
+        for column in self.sidecar:
+            remove_stale_tmp(embeddings_path.parent / f"{stem}.{column}")
         files: dict[str, list[str]] = {}
         for column in self.sidecar:  # published before the shard file that points at them
             files[file_column(column)] = [f"{stem}.{column}/{p.name.removesuffix('.parquet')}.safetensors"
                                           for p in parts]
             for part, rel in zip(parts, files[file_column(column)], strict=True):
-                publish(sidecar_path(part, column), embeddings_path.parent / rel)
+                if sidecar_path(part, column).exists():  # a part of error rows only has none
+                    publish(sidecar_path(part, column), embeddings_path.parent / rel)
         return assemble_shard(parts, manifest_keys, self.row_fields, embeddings_path, errors_path, metadata,
                               part_columns=files)
 

@@ -18,8 +18,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from embedpipe.atomic import OutputWriteError
 from embedpipe.discover import normalise_extensions, read_manifest, scan_files
 from embedpipe.encoders import build_encoder, resolve_device
+from embedpipe.encoders.base import Encoder
 from embedpipe.extract import StopRequest, auto_workers, run_extract
 from embedpipe.gpu_slots import claim_gpu, parse_slots, wants_slot
 from embedpipe.runinfo import package_versions, setup_logging
@@ -103,11 +105,22 @@ def main(argv: list[str] | None = None) -> int:
              encoder.batch_size)
     encoder.device = device
     num_workers = auto_workers() if args.num_workers == "auto" else int(args.num_workers)
-    run_extract(keys, input_root, encoder, writer, shard=args.shard, device=device,
-                num_workers=num_workers, log_every=args.log_every, stop=stop)
-    if stop:
-        log.warning("stopped by signal %d after flushing the current part; rerun to resume", stop.signum)
-        return 128 + stop.signum
+    try:
+        run_extract(keys, input_root, encoder, writer, shard=args.shard, device=device,
+                    num_workers=num_workers, log_every=args.log_every, stop=stop)
+        if stop:
+            log.warning("stopped by signal %d after flushing the current part; rerun to resume", stop.signum)
+            return 128 + stop.signum
+        return write_shard(args, keys, encoder, writer, output, errors)
+    except OutputWriteError as exc:
+        # A full disk or quota: say so in one line and how to go on, rather than in a traceback.
+        log.error("%s. Parts already written are kept in %s; free space and rerun: it resumes from them.",
+                  exc.strerror, parts_dir)
+        return 1
+
+
+def write_shard(args: argparse.Namespace, keys: list[str], encoder: Encoder, writer: ShardWriter,
+                output: Path, errors: Path) -> int:
     metadata = {
         **encoder.provenance(),
         "compute_dtype": encoder.compute_dtype(),

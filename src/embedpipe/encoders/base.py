@@ -6,6 +6,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,15 @@ class PendingOutput:
         return self.finish(arrays) if self.finish else arrays
 
 
+@dataclass
+class Prepared:
+    """What `prepare` returns when the row should also record facts about the source file (the
+    `fact_fields` columns): these travel beside the batch, not through the model."""
+
+    sample: Any
+    facts: dict[str, Any]
+
+
 class Encoder(ABC):
     """load → prepare (in workers) → collate → encode.
 
@@ -120,6 +130,10 @@ class Encoder(ABC):
 
     @abstractmethod
     def provenance(self) -> dict[str, Any]: ...
+
+    def fact_fields(self) -> list[pa.Field]:
+        """Columns `prepare` fills through `Prepared.facts` (part of `output_fields`)."""
+        return []
 
     def sidecar_columns(self) -> tuple[str, ...]:
         """Output columns stored in safetensors beside the Parquet rather than in it (see sidecar.py)."""

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from embedpipe.encoders.base import Encoder, PendingOutput, resolve_device, resolve_precision
+from embedpipe.encoders.base import Encoder, PendingOutput, Prepared, resolve_device, resolve_precision
 from embedpipe.encoders.repcodec import load_codec, load_stats
 from embedpipe.fbank import KaldiFbank, fbank_frames, stacked_frames
 from embedpipe.readers.audio import TARGET_RATE, AudioReadError, audio_duration, read_audio
@@ -27,11 +27,9 @@ CODEC_FILE = "semantic_codec/model.safetensors"
 
 @dataclass
 class AudioSample:
-    """One decoded file (in a worker): 16 kHz mono samples, and what the row keeps of the source."""
+    """One decoded file (in a worker): 16 kHz mono samples."""
 
     samples: np.ndarray  # float32 [n]
-    duration_s: float
-    sample_rate: int
 
 
 @dataclass
@@ -123,12 +121,14 @@ class MetisEncoder(Encoder):
         durations = {k: audio_duration(str(root / k)) for k in keys}
         return sorted(keys, key=lambda k: (durations[k], k))
 
-    def prepare(self, path: str) -> AudioSample:
+    def prepare(self, path: str) -> Prepared:
         # Workers only decode and resample; filter banks run batched on the model's device.
         clip = read_audio(path, TARGET_RATE)
         if fbank_frames(len(clip.samples)) < 2:
             raise AudioReadError(f"{clip.duration_s:.3f} s of audio is shorter than two 25 ms feature frames")
-        return AudioSample(clip.samples, clip.duration_s, clip.source_rate)
+        facts = {"duration_s": clip.duration_s, "sample_rate": clip.source_rate,
+                 "declared_duration_s": clip.declared_duration_s, "truncated": clip.truncated}
+        return Prepared(AudioSample(clip.samples), facts)
 
     def collate(self, samples: list[AudioSample]) -> AudioBatch:
         return AudioBatch(samples)
@@ -160,16 +160,12 @@ class MetisEncoder(Encoder):
             latents, pooled = self.forward(feats, mask, lengths)
             pending = {"latents": latents, "embedding": pooled}
         n = [stacked_frames(len(s.samples)) for s in batch.items]
-        durations = np.array([s.duration_s for s in batch.items])
-        rates = np.array([s.sample_rate for s in batch.items])
 
         def finish(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
             return {
                 "latents": [arrays["latents"][i, :t] for i, t in enumerate(n)],
                 "embedding": arrays["embedding"],
                 "n_frames": np.array(n, np.int32),
-                "duration_s": durations,
-                "sample_rate": rates.astype(np.int32),
             }
 
         return PendingOutput.from_device(pending, finish)
@@ -182,8 +178,15 @@ class MetisEncoder(Encoder):
             pa.field("latents", pa.list_(pa.list_(pa.float32(), 8))),
             pa.field("embedding", pa.list_(pa.float32(), 8)),
             pa.field("n_frames", pa.int32()),
-            pa.field("duration_s", pa.float64()),
-            pa.field("sample_rate", pa.int32()),
+            *self.fact_fields(),
+        ]
+
+    def fact_fields(self) -> list[pa.Field]:
+        return [
+            pa.field("duration_s", pa.float64()),  # decoded
+            pa.field("sample_rate", pa.int32()),  # the source's
+            pa.field("declared_duration_s", pa.float64()),  # the header's; null where it states none
+            pa.field("truncated", pa.bool_()),  # decoded shorter than declared; null: unknown
         ]
 
     def provenance(self) -> dict[str, Any]:

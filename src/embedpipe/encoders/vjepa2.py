@@ -13,9 +13,9 @@ import pyarrow as pa
 import torch
 
 from embedpipe import transforms
-from embedpipe.encoders.base import Encoder, PendingOutput, resolve_device, resolve_precision
+from embedpipe.encoders.base import Encoder, PendingOutput, Prepared, resolve_device, resolve_precision
 from embedpipe.presets import VJEPA2_PRESETS
-from embedpipe.readers.video import read_video_frames
+from embedpipe.readers.video import read_video
 
 POOLINGS = ("mean",)
 # Columns beside `embedding` (the mean of all tokens, always written): the patch tokens on their
@@ -150,11 +150,19 @@ class VJEPA2Encoder(Encoder):
         self._forward = torch.compile(self.model.encoder, dynamic=False) if self.compile else self.model.encoder
         self.preprocess_on_device = device.type == "cuda"
 
-    def prepare(self, path: str) -> torch.Tensor:
-        frames = torch.from_numpy(read_video_frames(path, self.num_frames))
+    def prepare(self, path: str) -> Prepared:
+        clip = read_video(path, self.num_frames)
+        frames = torch.from_numpy(clip.frames)
+        facts = {"frames_decoded": clip.frames_decoded, "frames_declared": clip.frames_declared,
+                 "truncated": clip.truncated}
         if self.preprocess_on_device:
-            return frames  # uint8; 4x less to move than float32, resized on the GPU
-        return transforms.preprocess_clip(frames, self.crop)
+            return Prepared(frames, facts)  # uint8; 4x less to move than float32, resized on the GPU
+        return Prepared(transforms.preprocess_clip(frames, self.crop), facts)
+
+    def fact_fields(self) -> list[pa.Field]:
+        return [pa.field("frames_decoded", pa.int32()),  # in the whole file; `num_frames` of them are sampled
+                pa.field("frames_declared", pa.int32()),  # the container's; null where it states none
+                pa.field("truncated", pa.bool_())]  # decoded shorter than declared; null: unknown
 
     def collate(self, samples: list[torch.Tensor]) -> torch.Tensor | ClipBatch:
         return ClipBatch(samples) if self.preprocess_on_device else torch.stack(samples)
@@ -223,7 +231,7 @@ class VJEPA2Encoder(Encoder):
             for size in reversed(shape):
                 typ = pa.list_(typ, size)
             fields.append(pa.field(name, typ))
-        return fields
+        return fields + self.fact_fields()
 
     def provenance(self) -> dict[str, Any]:
         return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
 import torch
 
 from embedpipe import transforms
@@ -37,6 +38,9 @@ class VJEPA2ImageEncoder(VJEPA2Encoder):
         if self.preprocess_on_device:
             return frame
         return transforms.preprocess_clip(frame, self.crop)
+
+    def fact_fields(self) -> list[pa.Field]:
+        return []  # Pillow raises on a truncated image: it becomes an error row
 
     def model_input(self, batch: torch.Tensor | ClipBatch) -> torch.Tensor:
         single = super().model_input(batch)  # [B, 1, 3, crop, crop]

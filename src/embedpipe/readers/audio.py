@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from embedpipe.readers.declared import audio_declared_frames, is_truncated
+
 TARGET_RATE = 16000
 
 
@@ -18,21 +20,33 @@ class AudioClip:
     samples: np.ndarray  # float32 [n] at TARGET_RATE, mono
     source_rate: int
     source_channels: int
-    source_frames: int
+    source_frames: int  # decoded
+    declared_frames: int | None = None  # what the header says (None: it does not say)
 
     @property
     def duration_s(self) -> float:
         return self.source_frames / self.source_rate
 
+    @property
+    def declared_duration_s(self) -> float | None:
+        return None if self.declared_frames is None else self.declared_frames / self.source_rate
 
-def _decode_soundfile(path: str) -> tuple[np.ndarray, int]:
+    @property
+    def truncated(self) -> bool | None:
+        """Decoded shorter than the header declares (by over 1% and 50 ms)."""
+        return is_truncated(self.declared_frames, self.source_frames, self.source_rate // 20)
+
+
+def _decode_soundfile(path: str) -> tuple[np.ndarray, int, int | None]:
     import soundfile  # libsndfile ≥ 1.1: wav, flac, ogg/vorbis/opus, aiff, mp3
 
-    data, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    return data, int(rate)
+    with soundfile.SoundFile(path) as fh:
+        declared = audio_declared_frames(path, fh.format, fh.frames)
+        data = fh.read(dtype="float32", always_2d=True)
+        return data, int(fh.samplerate), declared
 
 
-def _decode_pyav(path: str) -> tuple[np.ndarray, int]:
+def _decode_pyav(path: str) -> tuple[np.ndarray, int, int | None]:
     """Containers libsndfile does not read (m4a/aac, webm, video files with an audio track)."""
     import av
 
@@ -42,14 +56,15 @@ def _decode_pyav(path: str) -> tuple[np.ndarray, int]:
         stream = container.streams.audio[0]
         chunks = [f.to_ndarray() for f in container.decode(stream)]
         rate = stream.rate
+        declared = round(float(stream.duration * stream.time_base) * rate) if stream.duration else None
     if not chunks:
-        return np.zeros((0, 1), np.float32), int(rate)
+        return np.zeros((0, 1), np.float32), int(rate), declared
     # planar formats give [channels, n], packed ones [1, n * channels]
     channels = stream.channels or 1
     data = np.concatenate([c if c.shape[0] == channels else c.reshape(-1, channels).T for c in chunks], axis=1)
     if np.issubdtype(data.dtype, np.integer):
         data = data.astype(np.float32) / float(np.iinfo(data.dtype).max + 1)
-    return data.T.astype(np.float32), int(rate)
+    return data.T.astype(np.float32), int(rate), declared
 
 
 def read_audio(path: str, target_rate: int = TARGET_RATE) -> AudioClip:
@@ -58,11 +73,11 @@ def read_audio(path: str, target_rate: int = TARGET_RATE) -> AudioClip:
     import soxr
 
     try:
-        data, rate = _decode_soundfile(path)
+        data, rate, declared = _decode_soundfile(path)
     except soundfile.LibsndfileError as exc:
         if "unknown format" not in str(exc).lower() and "format not recognised" not in str(exc).lower():
             raise  # a known format that is damaged: say so, do not hide it behind a second decoder
-        data, rate = _decode_pyav(path)
+        data, rate, declared = _decode_pyav(path)
     if data.shape[0] == 0:
         raise AudioReadError(f"no audio samples in {path}")
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
@@ -70,7 +85,7 @@ def read_audio(path: str, target_rate: int = TARGET_RATE) -> AudioClip:
         raise AudioReadError(f"non-finite samples in {path}")
     if rate != target_rate:
         mono = soxr.resample(mono, rate, target_rate, quality="HQ").astype(np.float32, copy=False)
-    return AudioClip(np.ascontiguousarray(mono), rate, data.shape[1], data.shape[0])
+    return AudioClip(np.ascontiguousarray(mono), rate, data.shape[1], data.shape[0], declared)
 
 
 def audio_duration(path: str) -> float:

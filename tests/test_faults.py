@@ -1,0 +1,246 @@
+"""Kills, preemption and a full disk, tried for real on the extract script (see docs/reliability.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import faults
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from embedpipe.discover import scan_files
+from embedpipe.extract import plan_blocks
+from embedpipe.sidecar import read_tensor
+
+BATCH = 2
+KILLS = 20
+TIMED_KILLS = 6  # the rest are at probes, so every phase is hit whatever the machine's speed
+
+
+def argv(tree: Path, model: Path, out: Path, *extra: str) -> list[str]:
+    return ["--model", "tiny", "--model_path", str(model), "--input_dir", str(tree), "--shard", "p10",
+            "--output", str(out / "embeddings" / "p10.parquet"), "--device", "cpu", "--batch_size", str(BATCH),
+            "--save_every", "2", "--encoder_options", json.dumps({"outputs": ["mean", "tokens"]}), *extra]
+
+
+class Runner:
+    """Forked runs of the extract script, each logged to its own file."""
+
+    def __init__(self, tree: Path, model: Path) -> None:
+        self.tree, self.model, self.ctx = tree, model, faults.context()
+
+    def start(self, out: Path, probe: tuple[str, int] | None = None, counts: Path | None = None,
+              workers: int = 0, extra: tuple[str, ...] = (), log: Path | None = None):
+        out.mkdir(parents=True, exist_ok=True)
+        args = argv(self.tree, self.model, out, "--num_workers", str(workers), *extra)
+        proc = self.ctx.Process(target=faults.run, args=(args, str(log or out / "run.log"), probe,
+                                                         str(counts) if counts else None))
+        proc.start()
+        return proc
+
+    def run(self, out: Path, probe: tuple[str, int] | None = None, counts: Path | None = None,
+            extra: tuple[str, ...] = (), log: Path | None = None) -> int:
+        proc = self.start(out, probe, counts, extra=extra, log=log)
+        proc.join(300)
+        return proc.exitcode
+
+
+def shard_rows(out: Path) -> pa.Table:
+    """The shard's rows sorted by key, without the file metadata (it holds a creation time) and
+    without `tokens_file` (which part a row's tokens sit in depends on where the run was cut)."""
+    table = pq.read_table(out / "embeddings" / "p10.parquet").replace_schema_metadata(None)
+    return table.drop_columns(["tokens_file"]).sort_by("key")
+
+
+def ipc_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    return sink.getvalue()
+
+
+def tokens(out: Path) -> dict[str, bytes]:
+    path = out / "embeddings" / "p10.parquet"
+    table = pq.read_table(path, columns=["key", "tokens_file"]).to_pylist()
+    return {r["key"]: read_tensor(path, r["tokens_file"], r["key"]).tobytes() for r in table}
+
+
+@pytest.fixture(scope="module")
+def runner(video_tree, tiny_model) -> Runner:
+    return Runner(video_tree, tiny_model)
+
+
+@pytest.fixture(scope="module")
+def reference(runner, tmp_path_factory) -> tuple[Path, dict[str, int], float, Path]:
+    """An uninterrupted run (its rows, how often each probe fires), and a second one: how long a run
+    takes once the forkserver is up, and what a rerun from scratch gives."""
+    out, again = tmp_path_factory.mktemp("uninterrupted"), tmp_path_factory.mktemp("again")
+    counts = out / "counts.json"
+    assert runner.run(out, counts=counts) == 0, (out / "run.log").read_text()
+    start = time.monotonic()
+    assert runner.run(again) == 0, (again / "run.log").read_text()
+    return out, json.loads(counts.read_text()), time.monotonic() - start, again
+
+
+def assert_same_shard(out: Path, ref: Path) -> None:
+    got, want = shard_rows(out), shard_rows(ref)
+    assert got.column("key").to_pylist() == want.column("key").to_pylist()  # no duplicate, no gap
+    assert ipc_bytes(got) == ipc_bytes(want)  # every value, bit for bit
+    assert tokens(out) == tokens(ref)
+    errors = [pq.read_table(d / "embeddings" / "p10.errors.parquet").sort_by("key") for d in (out, ref)]
+    assert errors[0].equals(errors[1])
+
+
+def assert_nothing_half_written(out: Path, ref: Path) -> None:
+    """After a kill: every file under a final name is complete; the shard file exists only whole."""
+    for part in out.glob("parts/p10/part-*.parquet"):
+        pq.read_metadata(part)
+    shard = out / "embeddings" / "p10.parquet"
+    if shard.exists():
+        assert_same_shard(out, ref)
+
+
+def test_rerun_is_identical_rows_in_the_same_order(reference):
+    ref, _, _, again = reference
+    assert_same_shard(again, ref)
+    a, b = (pq.read_table(d / "embeddings" / "p10.parquet").replace_schema_metadata(None) for d in (again, ref))
+    assert a.equals(b)  # the same order, and here (same parts) the same tokens files too
+
+
+def test_killed_at_twenty_random_moments_every_rerun_equals_an_uninterrupted_run(runner, reference, tmp_path):
+    ref, counts, seconds, _ = reference
+    rng = random.Random(8)
+    probes = [p for p in faults.PROBES if counts.get(p)]
+    assert set(probes) == set(faults.PROBES), f"a probe never fired in the uninterrupted run: {counts}"
+    moments = [("timed", rng.uniform(0.05, 0.7) * seconds) for _ in range(TIMED_KILLS)]
+    moments += [(p, rng.randint(1, counts[p])) for p in (probes * KILLS)[: KILLS - TIMED_KILLS]]
+    for i, (where, when) in enumerate(moments):
+        out = tmp_path / f"kill-{i:02d}-{where}"
+        if where == "timed":
+            proc = runner.start(out, workers=1)
+            time.sleep(when)
+            proc.kill()
+            proc.join(60)
+        else:
+            proc = runner.start(out, probe=(where, when))
+            proc.join(300)
+        assert proc.exitcode == -signal.SIGKILL, f"{where} {when}: not killed ({proc.exitcode})"
+        assert_nothing_half_written(out, ref)
+        assert runner.run(out) == 0, (out / "run.log").read_text()
+        assert_same_shard(out, ref)
+        assert not list(out.rglob(f"*{faults.TMP_MARK}*")), "temporary files left behind"
+        assert not (out / "parts" / "p10").exists()
+        published = {p.name for p in (out / "embeddings" / "p10.tokens").iterdir()}
+        referenced = {Path(f).name for f in pq.read_table(out / "embeddings" / "p10.parquet").column("tokens_file")
+                      .to_pylist()}
+        assert published == referenced
+
+
+def test_sigterm_flushes_the_part_in_progress_and_exits_non_zero(runner, reference, video_tree, tmp_path):
+    ref, _, _, _ = reference
+    out = tmp_path / "preempted"
+    # one part for the whole shard: what is on disk after the signal is what the signal flushed
+    proc = runner.start(out, probe=("sigterm", 3), extra=("--save_every", "1000"))
+    proc.join(300)
+    assert proc.exitcode == 128 + signal.SIGTERM, (out / "run.log").read_text()
+    log = (out / "run.log").read_text()
+    assert "stopped by signal 15 after flushing the current part" in log
+    assert not (out / "embeddings" / "p10.parquet").exists()
+    keys = scan_files(video_tree, [".mp4"], subdir="p10")
+    parts = list((out / "parts" / "p10").glob("part-*.parquet"))
+    assert len(parts) == 1
+    embedded = {r["key"] for r in pq.read_table(parts[0], columns=["key", "stage"]).to_pylist() if r["stage"] is None}
+    # the three blocks encoded before the signal are on disk, and nothing of the fourth
+    broken = set(pq.read_table(ref / "embeddings" / "p10.errors.parquet").column("key").to_pylist())
+    first_three = {k for block in plan_blocks(keys, broken, BATCH)[:3] for k in block}
+    assert embedded == first_three
+    assert runner.run(out) == 0
+    assert "already in parts" in (out / "run.log").read_text()
+    assert_same_shard(out, ref)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 16 MB filesystem (tmpfs), so writes fail with the kernel's own ENOSPC."""
+    if os.geteuid() != 0:
+        pytest.skip("a full disk is a real tmpfs here, and mounting one needs root (CI runs as root)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], check=True)
+    yield disk, tmp_path / "run.log"  # the log lies outside: it must not fail for want of space
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def fill(disk: Path, leave: int = 0) -> Path:
+    """Fill the filesystem up to `leave` bytes (whole pages) with one file."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        for size in (1 << 20, 4096):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+        os.ftruncate(fd, os.fstat(fd).st_size - leave)
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_full_disk_before_the_first_part_fails_clearly_then_resumes(runner, reference, small_disk):
+    ref, (disk, log_path) = reference[0], small_disk
+    out = disk / "run"
+    out.mkdir()
+    filler = fill(disk)
+    proc = runner.start(out, log=log_path)
+    proc.join(300)
+    log = log_path.read_text()
+    assert proc.exitcode == 1, log
+    assert "Traceback" not in log
+    assert re.search(r"could not write \S+/parts/p10/\S+: No space left on device \(0\.0 MiB free there\)", log), log
+    assert "free space and rerun: it resumes from them" in log
+    assert not (out / "embeddings" / "p10.parquet").exists()
+    assert not list(out.rglob(f"*{faults.TMP_MARK}*"))
+    filler.unlink()
+    assert runner.run(out, log=log_path) == 0
+    assert_same_shard(out, ref)
+
+
+def test_full_disk_while_assembling_leaves_no_shard_file_and_keeps_the_parts(runner, reference, small_disk):
+    ref, (disk, log_path) = reference[0], small_disk
+    out = disk / "run"
+    assert runner.run(out, extra=("--keep_parts",), log=log_path) == 0
+    shard = out / "embeddings" / "p10.parquet"
+    page = 4096
+    shard_pages = -(-shard.stat().st_size // page)
+    errors_pages = -(-(out / "embeddings" / "p10.errors.parquet").stat().st_size // page)
+    for p in (shard, out / "embeddings" / "p10.errors.parquet"):  # the state of a run killed before assembly
+        p.unlink()
+    shutil.rmtree(out / "embeddings" / "p10.tokens")
+    parts = sorted(p.name for p in (out / "parts" / "p10").iterdir())
+    # room for the errors file, not for the shard file
+    filler = fill(disk, leave=(errors_pages + shard_pages - 1) * page)
+    log_path.unlink()
+    proc = runner.start(out, extra=("--keep_parts",), log=log_path)
+    proc.join(300)
+    log = log_path.read_text()
+    assert proc.exitcode == 1, log
+    assert re.search(r"could not write \S+/embeddings/p10\.parquet: No space left on device", log), log
+    assert not shard.exists()
+    assert sorted(p.name for p in (out / "parts" / "p10").iterdir()) == parts
+    assert not list(out.rglob(f"*{faults.TMP_MARK}*"))
+    filler.unlink()
+    log_path.unlink()
+    assert runner.run(out, log=log_path) == 0
+    assert "13 already in parts, 0 to embed" in log_path.read_text()
+    assert_same_shard(out, ref)
