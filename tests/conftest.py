@@ -68,6 +68,24 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_metis(tmp_path_factory) -> Path:
+    from embedpipe.demo_audio import make_tiny_metis
+
+    out = tmp_path_factory.mktemp("models") / "metis-tiny"
+    make_tiny_metis(out, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_ecg(tmp_path_factory) -> Path:
+    from embedpipe.demo_ecg import make_tiny_ecg_models
+
+    out = tmp_path_factory.mktemp("ecg-models")
+    make_tiny_ecg_models(out, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
 def video_tree(tmp_path_factory) -> Path:
     """p10/ with 12 good videos of several sizes and lengths, plus one truncated MP4."""
     from embedpipe.demo import plan_videos, render_frames, write_h264

@@ -17,15 +17,6 @@ from embedpipe.fbank import KaldiFbank, stacked_frames
 from embedpipe.readers.audio import read_audio
 
 
-@pytest.fixture(scope="session")
-def tiny_metis(tmp_path_factory):
-    from embedpipe.demo_audio import make_tiny_metis
-
-    out = tmp_path_factory.mktemp("models") / "metis-tiny"
-    make_tiny_metis(out, seed=0)
-    return out
-
-
 def metis(root, **kw) -> MetisEncoder:
     encoder = MetisEncoder(path=str(root), codec_path=str(root / "semantic_codec" / "model.safetensors"),
                            stats_path=str(root / "wav2vec2bert_stats.pt"), device="cpu", **kw)

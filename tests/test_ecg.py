@@ -10,19 +10,12 @@ import pytest
 import torch
 from conftest import REPO, fixtures_dir, run_script, snakemake
 
-from embedpipe.demo_ecg import MIMIC_ORDER, make_tiny_ecg_models, synthetic_ecg, write_mimic_record, write_sierra_xml
+from embedpipe.demo_ecg import MIMIC_ORDER, synthetic_ecg, write_mimic_record, write_sierra_xml
 from embedpipe.encoders.ecg import EcgBatch
 from embedpipe.encoders.ecg_jepa import EcgJepaEncoder
 from embedpipe.encoders.ecgfounder import EcgFounderEncoder
 from embedpipe.encoders.net1d import Net1D, output_length
 from embedpipe.readers.ecg import LEADS, read_ecg
-
-
-@pytest.fixture(scope="session")
-def tiny_ecg(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ecg-models")
-    make_tiny_ecg_models(out, seed=0)
-    return out
 
 
 @pytest.fixture

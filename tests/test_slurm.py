@@ -77,29 +77,7 @@ def embedding_rows(path: Path) -> list[tuple[str, list[float]]]:
     return list(zip(t.column("key").to_pylist(), t.column("embedding").to_pylist(), strict=True))
 
 
-def test_demo_on_slurm_one_gpu_job_per_shard_equals_a_local_run(cluster, tmp_path):
-    local, remote = tmp_path / "local", tmp_path / "slurm"
-    snakemake(local, "--cores", "2", "--configfile", DEMO)
-    before = last_job_id()
-    snakemake(remote, "--profile", str(slurm_test_profile(tmp_path)), "--slurm-efficiency-report",
-              "--configfile", DEMO)
-    jobs = sacct("JobID", "State", "AllocTRES", since_job=before)
-    gpu_jobs = [j for j in jobs if "gres/gpu=1" in j["AllocTRES"]]
-    assert len(gpu_jobs) == 3 and all(j["State"] == "COMPLETED" for j in gpu_jobs), gpu_jobs
-    for shard in ("p10", "p11", "p12"):
-        a = embedding_rows(local / "results/demo/embeddings" / f"{shard}.parquet")
-        b = embedding_rows(remote / "results/demo/embeddings" / f"{shard}.parquet")
-        assert [k for k, _ in a] == [k for k, _ in b]
-        np.testing.assert_allclose([v for _, v in a], [v for _, v in b], atol=1e-5)
-    assert (remote / "results/demo/validation/metrics.json").exists()
-    assert list((remote / "logs" / "slurm" / "rule_extract").rglob("*.log"))
-    reports = list(remote.glob("efficiency_report*"))
-    assert len(reports) == 1, reports
-    lines = reports[0].read_text().splitlines()
-    assert "MaxRSS" in lines[0] and len(lines) - 1 >= 11  # one row per SLURM job of the run
-
-
-def test_failed_shard_is_retried_then_rerun_alone(cluster, tmp_path):
+def test_failed_shard_is_retried_then_rerun_alone_and_the_run_equals_a_local_one(cluster, demo_run, tmp_path):
     work, profile = tmp_path / "work", slurm_test_profile(tmp_path)
     # p11's parts path is a file: the shard job cannot write, on every attempt.
     blocker = work / "results/demo/parts/p11"
@@ -108,9 +86,10 @@ def test_failed_shard_is_retried_then_rerun_alone(cluster, tmp_path):
     before = last_job_id()
     failed = snakemake(work, "--profile", str(profile), "--configfile", DEMO, check=False)
     assert failed.returncode != 0
-    attempts = [j for j in sacct("JobID", "State", "AllocTRES", since_job=before)
-                if "gres/gpu=1" in j["AllocTRES"] and j["State"] == "FAILED"]
+    gpu_jobs = [j for j in sacct("JobID", "State", "AllocTRES", since_job=before) if "gres/gpu=1" in j["AllocTRES"]]
+    attempts = [j for j in gpu_jobs if j["State"] == "FAILED"]
     assert len(attempts) == 3, f"expected the first try and 2 retries: {attempts}"
+    assert len([j for j in gpu_jobs if j["State"] == "COMPLETED"]) == 2, gpu_jobs  # one GPU job per shard
     memory = sorted(int(a["AllocTRES"].split("mem=")[1].split("M")[0]) for a in attempts)
     assert memory[0] < memory[1] < memory[2], f"memory must grow with the attempt: {memory}"
     emb = work / "results/demo/embeddings"
@@ -119,13 +98,22 @@ def test_failed_shard_is_retried_then_rerun_alone(cluster, tmp_path):
 
     blocker.unlink()
     # The documented command (README, "Running on SLURM"): force that shard's output.
-    rerun = snakemake(work, "--profile", str(profile), "--configfile", DEMO,
+    rerun = snakemake(work, "--profile", str(profile), "--configfile", DEMO, "--slurm-efficiency-report",
                       "--forcerun", "results/demo/embeddings/p11.parquet")
     assert "shard=p11" in rerun.stdout + rerun.stderr
     assert "shard=p10" not in rerun.stdout + rerun.stderr and "shard=p12" not in rerun.stdout + rerun.stderr
-    assert (emb / "p11.parquet").exists()
     assert {s: (emb / f"{s}.parquet").stat().st_mtime_ns for s in ("p10", "p12")} == done
     assert (work / "results/demo/validation/metrics.json").exists()  # the rest of the DAG completed
+    for shard in ("p10", "p11", "p12"):  # SLURM jobs give what a local run gives
+        a = embedding_rows(demo_run / "results/demo/embeddings" / f"{shard}.parquet")
+        b = embedding_rows(emb / f"{shard}.parquet")
+        assert [k for k, _ in a] == [k for k, _ in b]
+        np.testing.assert_allclose([v for _, v in a], [v for _, v in b], atol=1e-5)
+    assert list((work / "logs" / "slurm" / "rule_extract").rglob("*.log"))
+    reports = list(work.glob("efficiency_report*"))
+    assert len(reports) == 1, reports
+    lines = reports[0].read_text().splitlines()
+    assert "MaxRSS" in lines[0] and len(lines) > 1
 
 
 def test_requeued_extract_task_resumes_from_its_parts(cluster, tmp_path):

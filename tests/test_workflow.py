@@ -9,7 +9,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+import yaml
 from conftest import REPO, snakemake
+
+from embedpipe.discover import scan_files
 
 ECHO_COLUMNS = [
     "subject_id", "study_id", "dicom_id", "file_path", "acquisition_datetime", "study_datetime",
@@ -155,3 +158,41 @@ def test_hash_shards_are_known_at_dag_time(tmp_path):
     dry = snakemake(tmp_path, "-n", *args[:2], str(hashed), *args[2:]).stdout
     assert [f"wildcards: shard=shard-00{i}" in dry for i in range(5)] == [True] * 4 + [False]
     assert "train-00003-of-00004" in dry
+
+
+def test_added_and_removed_files_rerun_only_their_shards_with_exact_counts(video_tree, tiny_model, tmp_path):
+    """README's rescan: `snakemake discover --forcerun discover`, then the usual command."""
+    videos = [k for k in scan_files(video_tree, [".mp4"]) if "broken" not in k]
+    data = tmp_path / "data"
+
+    def link(shard: str, i: int) -> Path:
+        (data / shard).mkdir(parents=True, exist_ok=True)
+        (data / shard / f"v{i}.mp4").symlink_to(video_tree / videos[i])
+        return data / shard / f"v{i}.mp4"
+
+    for i, shard in enumerate(["p10", "p10", "p11", "p11", "p12", "p12"]):
+        link(shard, i)
+    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    config.update(run="changes", input_dir=str(data), metadata={"kind": "none"})
+    config["encoder"].update(path=str(tiny_model), batch_size=2)
+    config["extract"].update(num_workers=0)
+    config["demo"]["enabled"] = False
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    args = ("--cores", "2", "--configfile", str(tmp_path / "config.yaml"))
+    shards = tmp_path / "results" / "changes" / "embeddings"
+    targets = [f"results/changes/embeddings/{s}.parquet" for s in ("p10", "p11", "p12")]
+    snakemake(tmp_path, *targets, *args)
+    before = {p.name: p.stat().st_mtime_ns for p in shards.glob("*.parquet")}
+
+    link("p11", 6)  # a file added to p11
+    (data / "p12" / "v5.mp4").unlink()  # and one removed from p12
+    snakemake(tmp_path, "discover", "--forcerun", "discover", *args)
+    rerun = snakemake(tmp_path, *targets, *args)
+    log = rerun.stdout + rerun.stderr
+    assert "shard=p11" in log and "shard=p12" in log and "shard=p10" not in log
+    assert (shards / "p10.parquet").stat().st_mtime_ns == before["p10.parquet"]
+    for shard, expected in {"p10": ["v0", "v1"], "p11": ["v2", "v3", "v6"], "p12": ["v4"]}.items():
+        keys = pq.read_table(shards / f"{shard}.parquet", columns=["key"]).column("key").to_pylist()
+        manifest = (tmp_path / "results" / "changes" / "manifests" / f"{shard}.txt").read_text().split()
+        assert keys == manifest == [f"{shard}/{v}.mp4" for v in expected]
+        assert pq.read_table(shards / f"{shard}.errors.parquet").num_rows == 0
