@@ -17,6 +17,7 @@ from embedpipe.discover import scan_files
 ECHO_COLUMNS = [
     "subject_id", "study_id", "dicom_id", "file_path", "acquisition_datetime", "study_datetime",
     "note_id", "note_seq", "note_charttime", "embedding",
+    "frames_decoded", "frames_declared", "truncated",  # embedpipe's: was the whole file decoded
 ]
 
 

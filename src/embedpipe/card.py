@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
@@ -61,6 +62,15 @@ def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def truncation_note(files: list[Path]) -> str:
+    """How many rows come from files that decoded shorter than their header declares."""
+    if "truncated" not in pq.read_schema(files[0]).names:
+        return ""
+    flagged = sum(pc.sum(pq.read_table(f, columns=["truncated"]).column("truncated")).as_py() or 0 for f in files)
+    return (f"\n\n`truncated`: the file decoded shorter than its header declares ({flagged} rows); the row "
+            "embeds what decoded. Null where the format states no length (OGG, MP3 without a VBR header).")
+
+
 def sidecar_note(first: Path, provenance: dict[str, Any]) -> str:
     """How to read columns stored beside the Parquet (image patch tokens), when the dataset has them."""
     names = [f.name for f in pq.read_schema(first) if f.name.endswith(FILE_SUFFIX)]
@@ -93,6 +103,7 @@ def card_body(files: list[Path], metrics: dict[str, Any], dataset: dict[str, Any
     columns = _md_table(["column", "type"], [[f"`{f.name}`", f"`{f.type}`"] for f in pq.read_schema(files[0])])
     columns += f"\n\n`embedding` (width {first_shape}): {provenance.get('pooling', 'the pooled vector')}."
     columns += sidecar_note(files[0], provenance)
+    columns += truncation_note(files)
     credentialed = (
         "\n> **Credentialed data.** The source files are under a data use agreement. These embeddings are "
         "derived from them: share them only with people who hold the same agreement, and keep the "
