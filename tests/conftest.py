@@ -76,6 +76,18 @@ def tiny_metis(tmp_path_factory) -> Path:
     return out
 
 
+def metis_encoder(root: Path, **options):
+    """A loaded Metis encoder on the tiny checkpoint `tiny_metis` made."""
+    import torch
+
+    from embedpipe.encoders.metis import MetisEncoder
+
+    encoder = MetisEncoder(path=str(root), codec_path=str(root / "semantic_codec" / "model.safetensors"),
+                           stats_path=str(root / "wav2vec2bert_stats.pt"), device="cpu", **options)
+    encoder.ensure_loaded(torch.device("cpu"))
+    return encoder
+
+
 @pytest.fixture(scope="session")
 def tiny_ecg(tmp_path_factory) -> Path:
     from embedpipe.demo_ecg import make_tiny_ecg_models

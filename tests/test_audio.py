@@ -9,19 +9,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import REPO, fixtures_dir, run_script, snakemake
+from conftest import REPO, fixtures_dir, metis_encoder, run_script, snakemake
 
-from embedpipe.encoders.metis import AudioBatch, MetisEncoder
+from embedpipe.encoders.metis import AudioBatch
 from embedpipe.encoders.repcodec import SemanticCodecEncoder, WeightNormConv1x1, load_codec
 from embedpipe.fbank import KaldiFbank, stacked_frames
 from embedpipe.readers.audio import read_audio
-
-
-def metis(root, **kw) -> MetisEncoder:
-    encoder = MetisEncoder(path=str(root), codec_path=str(root / "semantic_codec" / "model.safetensors"),
-                           stats_path=str(root / "wav2vec2bert_stats.pt"), device="cpu", **kw)
-    encoder.ensure_loaded(torch.device("cpu"))
-    return encoder
 
 
 def released_codec_names(blocks: int) -> set[str]:
@@ -75,7 +68,7 @@ def test_truncated_ssl_model_gives_the_full_models_layer(tiny_metis):
     from transformers import Wav2Vec2BertModel
 
     full = Wav2Vec2BertModel.from_pretrained(tiny_metis).eval()
-    encoder = metis(tiny_metis)
+    encoder = metis_encoder(tiny_metis)
     assert len(encoder.ssl.encoder.layers) == 17 < len(full.encoder.layers)
     x = torch.randn(2, 30, 160)
     with torch.no_grad():
@@ -106,7 +99,7 @@ def test_batched_filter_banks_equal_the_feature_extractor_on_real_files():
 
 def test_batched_equals_one_at_a_time_on_real_files(tiny_metis):
     files = sorted(p for p in fixtures_dir("audio").iterdir() if p.is_file())
-    encoder = metis(tiny_metis)
+    encoder = metis_encoder(tiny_metis)
     samples = [encoder.prepare(str(f)).sample for f in files]
     assert len({len(s.samples) for s in samples}) == len(samples), "lengths must differ for padding to matter"
     batched = encoder.encode(AudioBatch(samples))

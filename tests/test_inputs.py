@@ -19,12 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile
 import torch
-from conftest import fixtures_dir
+from conftest import fixtures_dir, metis_encoder
 
 from embedpipe.discover import read_manifest, scan_files, write_manifests
 from embedpipe.encoders.base import Encoder
 from embedpipe.encoders.ecgfounder import EcgFounderEncoder
-from embedpipe.encoders.metis import MetisEncoder
 from embedpipe.encoders.vjepa2 import VJEPA2Encoder
 from embedpipe.encoders.vjepa2_image import VJEPA2ImageEncoder
 from embedpipe.extract import run_extract
@@ -49,8 +48,7 @@ def embed(encoder: Encoder, root: Path, keys: list[str], out: Path) -> tuple[dic
 def encoders(tiny_model: Path, tiny_metis: Path, tiny_ecg: Path) -> dict[str, Encoder]:
     return {
         "video": VJEPA2Encoder(model="t", path=str(tiny_model), batch_size=2, device="cpu"),
-        "audio": MetisEncoder(path=str(tiny_metis), codec_path=str(tiny_metis / "semantic_codec/model.safetensors"),
-                              stats_path=str(tiny_metis / "wav2vec2bert_stats.pt"), batch_size=2, device="cpu"),
+        "audio": metis_encoder(tiny_metis, batch_size=2),
         "image": VJEPA2ImageEncoder(model="t", path=str(tiny_model), image_frames=2, batch_size=2, device="cpu"),
         "ecg": EcgFounderEncoder(model="t", path=str(tiny_ecg / "ecgfounder.pth"), batch_size=2, device="cpu"),
     }
@@ -201,8 +199,6 @@ def test_audio_named_mp4_is_read_by_its_contents_in_an_audio_run(tiny_metis, tmp
     speech = tmp_path / "in" / "speech.mp4"
     speech.parent.mkdir()
     shutil.copy(fixtures_dir("audio") / "sr_english_speech_44k1_mono.wav", speech)
-    encoder = MetisEncoder(path=str(tiny_metis), codec_path=str(tiny_metis / "semantic_codec/model.safetensors"),
-                           stats_path=str(tiny_metis / "wav2vec2bert_stats.pt"), device="cpu")
-    rows, errors = embed(encoder, speech.parent, ["speech.mp4"], tmp_path / "out")
+    rows, errors = embed(metis_encoder(tiny_metis), speech.parent, ["speech.mp4"], tmp_path / "out")
     assert not errors and rows["speech.mp4"]["duration_s"] == pytest.approx(soundfile.info(speech).duration)
     assert rows["speech.mp4"]["truncated"] is False
