@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from stages import decode_only, sync
 
 from embedpipe.demo_image import draw_specimen, encode_variant
 from embedpipe.discover import scan_files
@@ -56,11 +57,6 @@ def stage(message: str) -> None:
     print(f"[images] {message}", file=sys.stderr, flush=True)
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def run(args: Any, device: torch.device, workers: int, build_model) -> dict[str, Any]:
     outputs = args.outputs.split(",")
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
@@ -82,6 +78,8 @@ def run(args: Any, device: torch.device, workers: int, build_model) -> dict[str,
         stage("model loaded")
         ref = model_only(encoder, min(args.n, 4 * args.batch_size))
         stage(f"model only: {ref:.1f} files/s")
+        decode = decode_only(keys, photos, encoder, workers)
+        stage(f"decode only: {decode:.1f} files/s")
         writer = ShardWriter(tmp / "parts", encoder.output_fields(), encoder.fingerprint(), save_every=10**6,
                              sidecar=encoder.sidecar_columns())
         start = time.perf_counter()
@@ -96,7 +94,8 @@ def run(args: Any, device: torch.device, workers: int, build_model) -> dict[str,
             "outputs": outputs, "photo": "JPEG 1024x768",
             "end_to_end_files_per_s": round(len(keys) / total, 2),
             "to_parts_files_per_s": round(len(keys) / embedded, 2),
-            "model_only_files_per_s": round(ref, 2), "ratio": round(len(keys) / total / ref, 3),
+            "model_only_files_per_s": round(ref, 2), "decode_only_files_per_s": round(decode, 2),
+            "ratio": round(len(keys) / total / ref, 3),
             "ratio_to_parts": round(len(keys) / embedded / ref, 3),
             "output_mb_per_file": round(sum(f.stat().st_size for f in [tmp / "out.parquet", *tmp.glob("out.tokens/*")])
                                         / len(keys) / 1e6, 2),

@@ -88,6 +88,20 @@ def metis_encoder(root: Path, **options):
     return encoder
 
 
+def tiny_encoders(tiny_model: Path, tiny_metis: Path, tiny_ecg: Path) -> dict:
+    """One tiny encoder per modality (batch size 2, CPU), on the session's tiny checkpoints."""
+    from embedpipe.encoders.ecgfounder import EcgFounderEncoder
+    from embedpipe.encoders.vjepa2 import VJEPA2Encoder
+    from embedpipe.encoders.vjepa2_image import VJEPA2ImageEncoder
+
+    return {
+        "video": VJEPA2Encoder(model="t", path=str(tiny_model), batch_size=2, device="cpu"),
+        "audio": metis_encoder(tiny_metis, batch_size=2),
+        "image": VJEPA2ImageEncoder(model="t", path=str(tiny_model), image_frames=2, batch_size=2, device="cpu"),
+        "ecg": EcgFounderEncoder(model="t", path=str(tiny_ecg / "ecgfounder.pth"), batch_size=2, device="cpu"),
+    }
+
+
 @pytest.fixture(scope="session")
 def tiny_ecg(tmp_path_factory) -> Path:
     from embedpipe.demo_ecg import make_tiny_ecg_models

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import run_script
+from conftest import SCRIPTS, run_env, run_script
 
 from embedpipe.discover import scan_files
 
@@ -80,3 +82,30 @@ def test_by_hand_limit_scans_the_shard_folder(video_tree, tiny_model, tmp_path):
     got = [k for k, _ in rows(tmp_path / "embeddings" / "p10.parquet")]
     assert got == scan_files(video_tree, [".mp4"], subdir="p10")[:3]
     assert "--batch_size" in run_script("extract.py", "--help").stdout
+
+
+
+TORCH_WATCH = """
+import os, runpy, sys
+seen = []
+class TorchWatch:  # records the environment at the moment torch is first imported
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and not seen:
+            seen.append(os.environ.get("OMP_WAIT_POLICY"))
+sys.meta_path.insert(0, TorchWatch())
+sys.argv = ["extract.py", "--help"]
+try:
+    runpy.run_path(SCRIPT, run_name="__main__")
+except SystemExit:
+    pass
+print(seen)
+"""
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_script_makes_waiting_model_threads_sleep_before_torch_loads(given, expected):
+    """OpenMP reads OMP_WAIT_POLICY once, when torch loads: the script sets it first, keeping a user's value."""
+    env = {k: v for k, v in run_env().items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
+    probe = TORCH_WATCH.replace("SCRIPT", repr(str(SCRIPTS / "extract.py")))
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == repr([expected])  # after the --help text

@@ -19,13 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile
 import torch
-from conftest import fixtures_dir, metis_encoder
+from conftest import fixtures_dir, metis_encoder, tiny_encoders
 
 from embedpipe.discover import read_manifest, scan_files, write_manifests
 from embedpipe.encoders.base import Encoder
-from embedpipe.encoders.ecgfounder import EcgFounderEncoder
 from embedpipe.encoders.vjepa2 import VJEPA2Encoder
-from embedpipe.encoders.vjepa2_image import VJEPA2ImageEncoder
 from embedpipe.extract import run_extract
 from embedpipe.writer import ShardWriter
 
@@ -45,22 +43,13 @@ def embed(encoder: Encoder, root: Path, keys: list[str], out: Path) -> tuple[dic
     return rows, errors
 
 
-def encoders(tiny_model: Path, tiny_metis: Path, tiny_ecg: Path) -> dict[str, Encoder]:
-    return {
-        "video": VJEPA2Encoder(model="t", path=str(tiny_model), batch_size=2, device="cpu"),
-        "audio": metis_encoder(tiny_metis, batch_size=2),
-        "image": VJEPA2ImageEncoder(model="t", path=str(tiny_model), image_frames=2, batch_size=2, device="cpu"),
-        "ecg": EcgFounderEncoder(model="t", path=str(tiny_ecg / "ecgfounder.pth"), batch_size=2, device="cpu"),
-    }
-
-
 def test_every_fixture_becomes_a_row_or_an_error_row(tiny_model, tiny_metis, tiny_ecg, tmp_path):
     root = fixtures_dir("")
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != "SOURCES.md")
     by_modality = {m: [k for k in files if k.lower().endswith(ext)] for m, ext in MODALITIES.items()}
     companions = {k for k in files if k.endswith((".dat", ".atr", ".xyz"))}  # read through their .hea
     assert {k for keys in by_modality.values() for k in keys} | companions == set(files), "a fixture no test reads"
-    for modality, encoder in encoders(tiny_model, tiny_metis, tiny_ecg).items():
+    for modality, encoder in tiny_encoders(tiny_model, tiny_metis, tiny_ecg).items():
         keys = by_modality[modality]
         rows, errors = embed(encoder, root, keys, tmp_path / modality)
         broken = {k for k in keys if "/broken/" in k}
@@ -110,7 +99,7 @@ def test_files_cut_short_are_rows_flagged_truncated(tiny_model, tiny_metis, tiny
     cut(src / "video/mmaction2_test.avi", root / "video/cut.avi")
     cut(src / "video/flipping_a_pancake.mkv", root / "video/cut.mkv")
     shutil.copy(src / "video/mmaction2_test.avi", root / "video/whole.avi")
-    models = encoders(tiny_model, tiny_metis, tiny_ecg)
+    models = tiny_encoders(tiny_model, tiny_metis, tiny_ecg)
 
     audio, audio_errors = embed(models["audio"], root, scan_files(root, [".wav", ".mp3", ".ogg"]), tmp_path / "a")
     assert not audio_errors

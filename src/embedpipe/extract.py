@@ -186,6 +186,23 @@ class BatchAssembler:
         return keys, batch
 
 
+def file_loader(todo: list[str], input_root: Path, encoder: Encoder, block_sizes: list[int],
+                num_workers: int) -> DataLoader:
+    """Decode workers over the files to embed, in the order of the planned blocks; yields Collated chunks."""
+    return DataLoader(
+        FileDataset(todo, input_root, encoder),
+        # Workers hand over small chunks, not whole model batches: the first batch is ready after
+        # LOADER_CHUNK decodes per worker rather than batch_size, and host memory holds a few chunks.
+        batch_sampler=loader_chunks(block_sizes, LOADER_CHUNK),
+        num_workers=num_workers,
+        collate_fn=Collator(encoder),
+        worker_init_fn=_worker_init if num_workers else None,
+        pin_memory=encoder.device.type == "cuda",
+        prefetch_factor=2 if num_workers else None,
+        persistent_workers=False,
+    )
+
+
 def run_extract(
     keys: list[str],
     input_root: Path,
@@ -207,18 +224,7 @@ def run_extract(
         return 0
     encoder.ensure_loaded(device)
     sizes = [len(b) for b in blocks]
-    loader = DataLoader(
-        FileDataset(todo, input_root, encoder),
-        # Workers hand over small chunks, not whole model batches: the first batch is ready after
-        # LOADER_CHUNK decodes per worker rather than batch_size, and host memory holds a few chunks.
-        batch_sampler=loader_chunks(sizes, LOADER_CHUNK),
-        num_workers=num_workers,
-        collate_fn=Collator(encoder),
-        worker_init_fn=_worker_init if num_workers else None,
-        pin_memory=encoder.device.type == "cuda",
-        prefetch_factor=2 if num_workers else None,
-        persistent_workers=False,
-    )
+    loader = file_loader(todo, input_root, encoder, sizes, num_workers)
     start = time.monotonic()
     processed = errors = step = 0
     bar = tqdm(total=len(todo), desc=shard, unit="file", file=sys.stderr, mininterval=5.0, dynamic_ncols=True)

@@ -9,7 +9,15 @@ Every --save_every rows an atomic part file is written under --parts_dir; a reru
 preemption resumes from the parts. SIGTERM flushes the current part and exits with status 143.
 """
 
+# ruff: noqa: E402 -- the environment is set before torch loads
 from __future__ import annotations
+
+import os
+
+# The model's OpenMP threads sleep instead of spinning while they wait. Spinning threads took the
+# cores from the decode workers on CPU runs: a tiny ECGFounder on 2 CPUs ran at 370 files/s, 510
+# with this (bench/RESULTS.md). libgomp reads it once, when torch loads; a user's value is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import json

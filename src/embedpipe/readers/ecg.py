@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from embedpipe.readers import wfdb_signal
+
 LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 TARGET_RATE = 500
 TARGET_SAMPLES = 5000  # 10 s
@@ -67,56 +69,42 @@ def read_sierra(path: str) -> tuple[dict[str, np.ndarray], float]:
     return leads, float(ecg.leads[0].sampling_freq)
 
 
-# Bits per sample of the WFDB storage formats, to check a signal file holds what its header says.
-_FORMAT_BITS = {"8": 8, "16": 16, "24": 24, "32": 32, "61": 16, "80": 8, "160": 16, "212": 12, "310": 32 / 3,
-                "311": 32 / 3}
-
-
-def _header_lines(header_path: Path) -> list[list[str]]:
-    """A WFDB header's record and signal lines, split. Parsed here (a few lines of text): wfdb.rdheader
-    costs more than reading the signal itself."""
-    return [ln.split() for ln in header_path.read_text(errors="replace").splitlines()
-            if ln.strip() and not ln.lstrip().startswith("#")]
-
-
-def _check_wfdb_size(header_path: Path) -> None:
-    """Reading only the first 10 s would not notice a truncated signal file: compare sizes with what the
-    header promises."""
-    lines = _header_lines(header_path)
-    if not lines or len(lines[0]) < 4 or "/" in lines[0][0]:
-        return  # no sample count, or a multi-segment record: wfdb itself is the judge
-    n_sig, sig_len = int(lines[0][1]), int(lines[0][3])
-    bits: dict[str, float] = {}
-    offsets: dict[str, int] = {}
-    for fields in lines[1 : 1 + n_sig]:
-        m = re.match(r"(\d+)(?:x\d+)?(?::\d+)?(?:\+(\d+))?$", fields[1]) if len(fields) > 1 else None
-        if m is None or m.group(1) not in _FORMAT_BITS:
-            return  # a format this check does not know
-        bits[fields[0]] = bits.get(fields[0], 0) + _FORMAT_BITS[m.group(1)]
-        offsets[fields[0]] = int(m.group(2) or 0)
-    for name, per_frame in bits.items():
-        expected = offsets[name] + math.ceil(sig_len * per_frame / 8)
-        actual = (header_path.parent / name).stat().st_size
-        if actual < expected:
-            raise EcgReadError(f"{name} is truncated: {actual} bytes, the header's {sig_len} samples need {expected}")
-
-
 def read_wfdb(path: str) -> tuple[dict[str, np.ndarray], float]:
+    record_name = str(Path(path).with_suffix("")) if Path(path).suffix.lower() in (".hea", ".dat") else path
+    header_path = Path(f"{record_name}.hea")
+    try:
+        lines = wfdb_signal.header_lines(header_path)
+        wfdb_signal.check_signal_sizes(header_path, lines)
+        # Only the first 10 s are used: a 30-min Holter record is not read whole.
+        rate, sig_len = wfdb_signal.record_rate_and_length(lines)
+        sampto = math.ceil(rate * TARGET_SAMPLES / TARGET_RATE) + 1
+        try:
+            header = wfdb_signal.parse_header(lines)
+            leads = wfdb_signal.read_samples(record_name, header, sampto)
+            units = {sig.name: sig.units for sig in reversed(header.signals)}  # first of a repeated name
+        except wfdb_signal.WfdbFormatError:
+            leads, units, rate = _read_with_wfdb(record_name, min(sampto, sig_len) if sig_len else None)
+    except wfdb_signal.SignalFileTruncated as e:
+        raise EcgReadError(str(e)) from None
+    if not leads or next(iter(leads.values())).shape[0] == 0:
+        raise EcgReadError(f"no samples in {path}")
+    microvolts = {name for name, unit in units.items() if unit.lower() in ("uv", "µv")}
+    return {name: v * 1e-3 if name in microvolts else v for name, v in leads.items()}, rate
+
+
+def _read_with_wfdb(record_name: str, sampto: int | None) -> tuple[dict[str, np.ndarray], dict[str, str], float]:
+    """Records wfdb_signal does not decode (multi-segment, skewed, difference-coded, …)."""
     import wfdb
 
-    record_name = str(Path(path).with_suffix("")) if Path(path).suffix.lower() in (".hea", ".dat") else path
-    _check_wfdb_size(Path(f"{record_name}.hea"))
-    # Only the first 10 s are used: a 30-min Holter record is not read whole. wfdb clips sampto to the
-    # record's length, but needs a number: the header's first line gives the rate.
-    first = (_header_lines(Path(f"{record_name}.hea")) or [[]])[0]
-    rate = float(re.split(r"[/(]", first[2])[0]) if len(first) > 2 else 250.0
-    sig_len = int(first[3]) if len(first) > 3 else None
-    sampto = math.ceil(rate * TARGET_SAMPLES / TARGET_RATE) + 1
-    record = wfdb.rdrecord(record_name, sampto=min(sampto, sig_len) if sig_len else None)
-    if record.p_signal is None or record.p_signal.shape[0] == 0:
-        raise EcgReadError(f"no samples in {path}")
-    scales = [1e-3 if (u or "").lower() in ("uv", "µv") else 1.0 for u in record.units]
-    return {name: record.p_signal[:, i] * scales[i] for i, name in enumerate(record.sig_name)}, float(record.fs)
+    record = wfdb.rdrecord(record_name, sampto=sampto)
+    if record.p_signal is None:
+        return {}, {}, float(record.fs)
+    leads: dict[str, np.ndarray] = {}
+    units: dict[str, str] = {}
+    for i, name in enumerate(record.sig_name):
+        if name not in leads:  # a repeated name keeps its first signal, as in wfdb_signal
+            leads[name], units[name] = record.p_signal[:, i], record.units[i] or ""
+    return leads, units, float(record.fs)
 
 
 def resample_to_target(x: np.ndarray, rate: float) -> np.ndarray:
