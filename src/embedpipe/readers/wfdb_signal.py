@@ -53,7 +53,7 @@ class WfdbSignal:
 @dataclass(frozen=True)
 class WfdbHeader:
     rate: float
-    n_samples: int | None
+    n_samples: int  # samples per signal (a header without the count is left to wfdb)
     signals: list[WfdbSignal]
 
 
@@ -124,7 +124,7 @@ def check_signal_sizes(header_path: Path, lines: list[str]) -> None:
 def read_samples(record_name: str, header: WfdbHeader, n: int) -> dict[str, np.ndarray]:
     """The first n samples of every signal in physical units (float64, NaN where the sample is invalid),
     computed as wfdb.rdrecord computes them: (digital - baseline) / gain."""
-    n = min(n, header.n_samples or n)
+    n = min(n, header.n_samples)
     folder = Path(record_name).parent
     by_file: dict[str, list[int]] = {}
     for i, sig in enumerate(header.signals):
