@@ -24,7 +24,7 @@ def decode_only(keys: list[str], root: Path, encoder: Encoder, workers: int) -> 
     start = time.perf_counter()
     blocks = plan_blocks(encoder.order(keys, root), set(), encoder.batch_size)
     seen = 0
-    for chunk in file_loader([k for b in blocks for k in b], root, encoder, [len(b) for b in blocks], workers):
+    for chunk in file_loader(blocks, root, encoder, workers):
         seen += len(chunk.keys) + len(chunk.errors)
     if seen != len(keys):
         raise RuntimeError(f"decode-only saw {seen} of {len(keys)} files")

@@ -186,14 +186,13 @@ class BatchAssembler:
         return keys, batch
 
 
-def file_loader(todo: list[str], input_root: Path, encoder: Encoder, block_sizes: list[int],
-                num_workers: int) -> DataLoader:
-    """Decode workers over the files to embed, in the order of the planned blocks; yields Collated chunks."""
+def file_loader(blocks: list[list[str]], input_root: Path, encoder: Encoder, num_workers: int) -> DataLoader:
+    """Decode workers over the files of the planned blocks, in their order; yields Collated chunks."""
     return DataLoader(
-        FileDataset(todo, input_root, encoder),
+        FileDataset([k for block in blocks for k in block], input_root, encoder),
         # Workers hand over small chunks, not whole model batches: the first batch is ready after
         # LOADER_CHUNK decodes per worker rather than batch_size, and host memory holds a few chunks.
-        batch_sampler=loader_chunks(block_sizes, LOADER_CHUNK),
+        batch_sampler=loader_chunks([len(b) for b in blocks], LOADER_CHUNK),
         num_workers=num_workers,
         collate_fn=Collator(encoder),
         worker_init_fn=_worker_init if num_workers else None,
@@ -223,13 +222,12 @@ def run_extract(
     if not todo:
         return 0
     encoder.ensure_loaded(device)
-    sizes = [len(b) for b in blocks]
-    loader = file_loader(todo, input_root, encoder, sizes, num_workers)
+    loader = file_loader(blocks, input_root, encoder, num_workers)
     start = time.monotonic()
     processed = errors = step = 0
     bar = tqdm(total=len(todo), desc=shard, unit="file", file=sys.stderr, mininterval=5.0, dynamic_ncols=True)
     sink = RowSink(writer, [f.name for f in encoder.fact_fields()])
-    assembler = BatchAssembler(encoder, sizes)
+    assembler = BatchAssembler(encoder, [len(b) for b in blocks])
     try:
         for item in loader:
             for key, etype, msg in item.errors:

@@ -126,12 +126,11 @@ def read_samples(record_name: str, header: WfdbHeader, n: int) -> dict[str, np.n
     computed as wfdb.rdrecord computes them: (digital - baseline) / gain."""
     n = min(n, header.n_samples)
     folder = Path(record_name).parent
-    by_file: dict[str, list[int]] = {}
-    for i, sig in enumerate(header.signals):
-        by_file.setdefault(sig.file, []).append(i)
+    by_file: dict[str, list[WfdbSignal]] = {}
+    for sig in header.signals:
+        by_file.setdefault(sig.file, []).append(sig)
     out: dict[str, np.ndarray] = {}
-    for file, idx in by_file.items():
-        sigs = [header.signals[i] for i in idx]
+    for file, sigs in by_file.items():
         if len({(s.fmt, s.byte_offset) for s in sigs}) != 1:
             raise WfdbFormatError(f"{file} mixes formats or byte offsets")
         digital = _read_frames(folder / file, sigs[0].fmt, sigs[0].byte_offset, len(sigs), n)
