@@ -5,12 +5,16 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 TMP_MARK = ".tmp-"
+# safetensors (Rust's `tempfile`) writes `.tmpXXXXXX` beside the file it saves and then renames it: a
+# job killed while saving a part's tokens leaves one in the parts folder, as large as the tokens.
+SAFETENSORS_TMP = re.compile(r"\.tmp[A-Za-z0-9]{6}")
 
 
 class OutputWriteError(OSError):
@@ -83,11 +87,12 @@ def write_text_if_changed(dest: str | os.PathLike, text: str) -> bool:
 
 
 def remove_stale_tmp(directory: Path) -> int:
-    """Delete temporary files a killed writer left behind; they never hold complete data."""
+    """Delete temporary files a killed writer left behind (ours and safetensors'); they never hold
+    complete data. Only for folders one job owns (a shard's parts, its tokens folder)."""
     removed = 0
     if directory.is_dir():
         for p in directory.iterdir():
-            if TMP_MARK in p.name and p.name.startswith("."):
+            if (TMP_MARK in p.name and p.name.startswith(".")) or SAFETENSORS_TMP.fullmatch(p.name):
                 p.unlink(missing_ok=True)
                 removed += 1
     return removed
