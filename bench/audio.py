@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from stages import decode_only, sync
+from stages import decode_only, sync, write_only
 
 from embedpipe.demo_audio import make_tiny_metis, speech_like
 from embedpipe.discover import scan_files
@@ -97,6 +97,7 @@ def run(args: Any, device: torch.device, workers: int) -> dict[str, Any]:
         batched.ensure_loaded(device)
         ref = model_only(batched, min(args.n, 8 * args.batch_size), args.seconds)
         decode = decode_only(keys, clips, batched, workers)
+        write = write_only(keys, clips, batched, tmp, save_every=10**6)
         e2e = end_to_end(batched, clips, keys, tmp, workers, "batched")
         single = MetisEncoder(batch_size=1, **options)
         single.ensure_loaded(device)
@@ -106,6 +107,7 @@ def run(args: Any, device: torch.device, workers: int) -> dict[str, Any]:
             "clip_seconds": args.seconds, "precision": batched.precision,
             "end_to_end_files_per_s": round(e2e, 2), "model_only_files_per_s": round(ref, 2),
             "ratio": round(e2e / ref, 3), "decode_only_files_per_s": round(decode, 2),
+            "write_only_files_per_s": round(write, 2),
             "one_at_a_time_files_per_s": round(one, 2), "one_at_a_time_n": n_single,
             "batched_over_one_at_a_time": round(e2e / one, 1),
         }

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from stages import decode_only, sync
+from stages import decode_only, sync, write_only
 
 from embedpipe.demo_ecg import make_tiny_ecg_models, synthetic_ecg, write_mimic_record
 from embedpipe.discover import scan_files
@@ -79,6 +79,7 @@ def run(args: Any, device: torch.device, workers: int) -> dict[str, Any]:
         encoder.ensure_loaded(device)
         ref = model_only(encoder, min(args.n, 8 * args.batch_size))
         decode = decode_only(keys, records, encoder, workers)
+        write = write_only(keys, records, encoder, tmp, save_every=10**6)
         writer = ShardWriter(tmp / "parts", encoder.output_fields(), encoder.fingerprint(), save_every=10**6)
         start = time.perf_counter()
         run_extract(keys, records, encoder, writer, shard="bench", device=device, num_workers=workers,
@@ -87,5 +88,5 @@ def run(args: Any, device: torch.device, workers: int) -> dict[str, Any]:
         e2e = len(keys) / (time.perf_counter() - start)
         return {"precision": encoder.precision, "end_to_end_files_per_s": round(e2e, 2),
                 "model_only_files_per_s": round(ref, 2), "ratio": round(e2e / ref, 3),
-                "decode_only_files_per_s": round(decode, 2),
+                "decode_only_files_per_s": round(decode, 2), "write_only_files_per_s": round(write, 2),
                 "output_mb_per_1000_files": round((tmp / "out.parquet").stat().st_size / len(keys) * 1000 / 1e6, 1)}

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from stages import decode_only, sync
+from stages import decode_only, sync, write_only
 
 from embedpipe.demo_image import draw_specimen, encode_variant
 from embedpipe.discover import scan_files
@@ -80,6 +80,8 @@ def run(args: Any, device: torch.device, workers: int, build_model) -> dict[str,
         stage(f"model only: {ref:.1f} files/s")
         decode = decode_only(keys, photos, encoder, workers)
         stage(f"decode only: {decode:.1f} files/s")
+        write = write_only(keys, photos, encoder, tmp, save_every=10**6)
+        stage(f"write only: {write:.1f} files/s")
         writer = ShardWriter(tmp / "parts", encoder.output_fields(), encoder.fingerprint(), save_every=10**6,
                              sidecar=encoder.sidecar_columns())
         start = time.perf_counter()
@@ -95,6 +97,7 @@ def run(args: Any, device: torch.device, workers: int, build_model) -> dict[str,
             "end_to_end_files_per_s": round(len(keys) / total, 2),
             "to_parts_files_per_s": round(len(keys) / embedded, 2),
             "model_only_files_per_s": round(ref, 2), "decode_only_files_per_s": round(decode, 2),
+            "write_only_files_per_s": round(write, 2),
             "ratio": round(len(keys) / total / ref, 3),
             "ratio_to_parts": round(len(keys) / embedded / ref, 3),
             "output_mb_per_file": round(sum(f.stat().st_size for f in [tmp / "out.parquet", *tmp.glob("out.tokens/*")])

@@ -1,15 +1,21 @@
-"""The stages of an extract job timed apart, for the benches: decoding alone, and the device sync."""
+"""The stages of an extract job timed apart, for the benches: decoding alone, writing alone, and the
+device sync. With model-only (each bench's own), they are the three ceilings of an end-to-end run."""
 
 from __future__ import annotations
 
+import math
+import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from embedpipe.encoders.base import Encoder
+from embedpipe.encoders.base import Encoder, PendingOutput
 from embedpipe.extract import file_loader, plan_blocks
+from embedpipe.sink import RowSink
+from embedpipe.writer import ShardWriter
 
 
 def sync(device: torch.device) -> None:
@@ -31,11 +37,59 @@ def decode_only(keys: list[str], root: Path, encoder: Encoder, workers: int) -> 
     return len(keys) / (time.perf_counter() - start)
 
 
+def write_only(keys: list[str], root: Path, encoder: Encoder, out: Path, save_every: int) -> float:
+    """Files/s of the writer alone: the first block's files, decoded and encoded once (untimed), are
+    written again and again under new keys until there are as many rows as `keys`, through the job's
+    RowSink and a ShardWriter set as the job's (sidecar columns, part size), then assembled into a
+    shard file. Parquet encoding, safetensors, fsync and the disk are what it measures."""
+    block = plan_blocks(encoder.order(keys, root), set(), encoder.batch_size)[0]
+    chunks = [c for c in file_loader([block], root, encoder, 0) if c.keys]
+    if not chunks:
+        raise RuntimeError("write-only: the first block's files all failed to decode")
+    batch = BatchCopies([k for c in chunks for k in c.keys], [f for c in chunks for f in c.facts],
+                        encoder.encode(encoder.concat([c.batch for c in chunks])))
+    batch.write(1, encoder, out, save_every)  # a warm-up: first-use imports and allocations
+    return batch.write(math.ceil(len(keys) / len(batch.keys)), encoder, out, save_every)
+
+
+@dataclass
+class BatchCopies:
+    """One encoded batch, written as many times as asked under new keys."""
+
+    keys: list[str]
+    facts: list[dict[str, Any]]
+    outputs: dict[str, Any]
+
+    def write(self, copies: int, encoder: Encoder, out: Path, save_every: int) -> float:
+        """Rows/s from the first row queued to the shard file assembled."""
+        start = time.perf_counter()
+        writer = ShardWriter(out / "write-only-parts", encoder.output_fields(), encoder.fingerprint(),
+                             save_every=save_every, sidecar=encoder.sidecar_columns())
+        sink = RowSink(writer, [f.name for f in encoder.fact_fields()])
+        written: list[str] = []
+        for copy in range(copies):
+            copy_keys = [f"write-only-{copy}/{k}" for k in self.keys]
+            sink.add_facts(copy_keys, self.facts)
+            sink.rows(copy_keys, PendingOutput(self.outputs))
+            sink.block_done()
+            written += copy_keys
+        sink.close()
+        writer.finalize(written, out / "write-only.parquet", out / "write-only.errors.parquet", {})
+        rate = len(written) / (time.perf_counter() - start)
+        # Gone before the next run: image tokens are GBs, and the end-to-end run's disk should start as this one's.
+        writer.remove_parts()
+        for path in out.glob("write-only.*"):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        return rate
+
+
+STAGES = {"model": "model_only_files_per_s", "decoding": "decode_only_files_per_s", "writing": "write_only_files_per_s"}
+
+
 def bound_figures(figures: dict[str, Any]) -> dict[str, Any]:
-    """The slower stage and the end-to-end rate against it (1.0 = the pipeline adds nothing to it)."""
-    model, decode = figures["model_only_files_per_s"], figures.get("decode_only_files_per_s")
-    if decode is None:
+    """The slowest stage and the end-to-end rate against it (1.0 = the pipeline adds nothing to it)."""
+    rates = {stage: figures[name] for stage, name in STAGES.items() if figures.get(name) is not None}
+    if len(rates) < 2:
         return {}
-    slower = min(model, decode)
-    return {"bound_by": "model" if model <= decode else "decoding",
-            "ratio_to_slower_stage": round(figures["end_to_end_files_per_s"] / slower, 3)}
+    slowest = min(rates, key=rates.get)
+    return {"bound_by": slowest, "ratio_to_slowest_stage": round(figures["end_to_end_files_per_s"] / rates[slowest], 3)}

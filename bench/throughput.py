@@ -38,7 +38,7 @@ import audio
 import ecg
 import images
 import torch
-from stages import bound_figures, decode_only, sync
+from stages import bound_figures, decode_only, sync, write_only
 
 from embedpipe.demo import DemoVideo, render_frames, write_h264
 from embedpipe.discover import scan_files
@@ -137,6 +137,7 @@ def main() -> None:
         encoder.ensure_loaded(device)
         ref = model_only(encoder, min(args.n, 4 * args.batch_size))
         decode = decode_only(keys, videos, encoder, workers)
+        write = write_only(keys, videos, encoder, tmp, save_every=1000)
         start = time.perf_counter()
         run_extract(keys, videos, encoder, writer, shard="bench", device=device,
                     num_workers=workers, log_every=10**9)
@@ -146,6 +147,7 @@ def main() -> None:
         "precision": encoder.precision, "compile": args.compile, "video": f"{args.size}x{args.frames}f",
         "end_to_end_files_per_s": round(e2e, 2), "model_only_files_per_s": round(ref, 2),
         "ratio": round(e2e / ref, 3), "decode_only_files_per_s": round(decode, 2),
+        "write_only_files_per_s": round(write, 2),
     })
 
 
