@@ -60,6 +60,10 @@ class BatchCopies:
     facts: list[dict[str, Any]]
     outputs: dict[str, Any]
 
+    @property
+    def nbytes(self) -> int:
+        return sum(v.nbytes for v in self.outputs.values())
+
     def write(self, copies: int, encoder: Encoder, out: Path, save_every: int) -> float:
         """Rows/s from the first row queued to the shard file assembled."""
         start = time.perf_counter()

@@ -60,7 +60,7 @@ def random_batch(encoder: Encoder, batch_size: int, seed: int = 0) -> BatchCopie
 def synced_disk_rate(folder: Path, batch: BatchCopies, copies: int) -> float:
     """MB/s of the same bytes written raw and fsync'd, one file per part's worth."""
     arrays = list(batch.outputs.values())
-    per_copy = sum(a.nbytes for a in arrays)
+    per_copy = batch.nbytes
     copies_per_file = max(1, PART_BYTES // per_copy)
     start = time.perf_counter()
     for first in range(0, copies, copies_per_file):
@@ -96,7 +96,7 @@ def main() -> None:
     encoder = build_encoder("vjepa2", options)  # the schema only: the weights are never loaded
     batch = random_batch(encoder, args.batch_size)
     copies = -(-args.rows // args.batch_size)
-    mb_per_row = sum(a.nbytes for a in batch.outputs.values()) / args.batch_size / 1e6
+    mb_per_row = batch.nbytes / args.batch_size / 1e6
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         tmp = Path(tmp)
         batch.write(1, encoder, tmp, args.save_every)  # warm-up

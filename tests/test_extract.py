@@ -84,7 +84,6 @@ def test_by_hand_limit_scans_the_shard_folder(video_tree, tiny_model, tmp_path):
     assert "--batch_size" in run_script("extract.py", "--help").stdout
 
 
-
 TORCH_WATCH = """
 import os, runpy, sys
 seen = []
