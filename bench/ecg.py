@@ -75,7 +75,7 @@ def run(args: Any, device: torch.device, workers: int) -> dict[str, Any]:
         precision = args.precision if args.precision in ("auto", "bf16", "fp32") else "auto"
         encoder = build_encoder(args.encoder, {"model": args.model, "path": str(checkpoint), "device": str(device),
                                                "batch_size": args.batch_size, "precision": precision,
-                                               "num_heads": 2 if args.model == "tiny" else 6})
+                                               **({} if args.model == "tiny" else {"num_heads": 6})})
         encoder.ensure_loaded(device)
         ref = model_only(encoder, min(args.n, 8 * args.batch_size))
         decode = decode_only(keys, records, encoder, workers)

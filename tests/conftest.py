@@ -45,11 +45,26 @@ def snakemake(workdir: Path, *args: str, check: bool = True,
     return proc
 
 
-def fixtures_dir(sub: str) -> Path:
-    path = FIXTURES / sub
+CONFORMANCE = REPO.parent / "shared" / "conformance"
+# CI sets EMBEDPIPE_FIXTURES=required: there a missing shared/fixtures or shared/conformance fails the
+# tests that need it instead of skipping them (a user's clone has neither, and skips).
+FIXTURES_REQUIRED = os.environ.get("EMBEDPIPE_FIXTURES") == "required"
+
+
+def _shared_dir(path: Path, what: str) -> Path:
     if not path.is_dir():
-        pytest.skip(f"{path} is absent: the shared real-world fixtures come with the project's CI checkout")
+        if FIXTURES_REQUIRED:
+            pytest.fail(f"EMBEDPIPE_FIXTURES=required but {path} is absent ({what})")
+        pytest.skip(f"{path} is absent: {what} come with the project's CI checkout")
     return path
+
+
+def fixtures_dir(sub: str) -> Path:
+    return _shared_dir(FIXTURES / sub, "the shared real-world fixtures")
+
+
+def conformance_dir() -> Path:
+    return _shared_dir(CONFORMANCE, "the reference conformance kit's official outputs")
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from conftest import REPO, fixtures_dir, metis_encoder, run_script, snakemake
 
 from embedpipe.encoders.metis import AudioBatch
 from embedpipe.encoders.repcodec import SemanticCodecEncoder, WeightNormConv1x1, load_codec
-from embedpipe.fbank import KaldiFbank, stacked_frames
+from embedpipe.fbank import KaldiFbank, fbank_frames, stacked_frames
 from embedpipe.readers.audio import read_audio
 
 
@@ -77,11 +77,13 @@ def test_truncated_ssl_model_gives_the_full_models_layer(tiny_metis):
     torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
-def test_batched_filter_banks_equal_the_feature_extractor_on_real_files():
-    """The device path computes what SeamlessM4TFeatureExtractor computes per file, to float32 rounding."""
+@pytest.mark.parametrize("padding_value", [0.0, 1.0])  # 1.0: w2v-bert-2.0's preprocessor_config
+def test_batched_filter_banks_equal_the_feature_extractor_on_real_files(padding_value):
+    """The device path computes what SeamlessM4TFeatureExtractor computes per file, to float32 rounding,
+    including the padding it puts in the second half of an odd file's last stacked pair."""
     from transformers import SeamlessM4TFeatureExtractor
 
-    extractor = SeamlessM4TFeatureExtractor()
+    extractor = SeamlessM4TFeatureExtractor(padding_value=padding_value)
     waves = [read_audio(str(p)).samples for p in sorted(fixtures_dir("audio").iterdir()) if p.is_file()]
     n = torch.tensor([len(w) for w in waves])
     batch = torch.zeros(len(waves), int(n.max()))
@@ -95,6 +97,7 @@ def test_batched_filter_banks_equal_the_feature_extractor_on_real_files():
         np.testing.assert_allclose(feats[i, :t].numpy(), want["input_features"][0], rtol=0, atol=1e-4)
         assert mask[i, :t].tolist() == want["attention_mask"][0].tolist() and not mask[i, t:].any()
         assert not feats[i, t:].any()
+    assert any(fbank_frames(len(w)) % 2 for w in waves), "an odd frame count must be among the files"
 
 
 def test_batched_equals_one_at_a_time_on_real_files(tiny_metis):
@@ -174,3 +177,27 @@ def test_versaface_example_plans_one_job_per_part_and_needs_the_statistics(tmp_p
     bad = snakemake(tmp_path, "-n", "--configfile", example, "--config", f"input_dir={audios}",
                     "encoder={'stats_path': ''}", check=False)
     assert bad.returncode != 0 and "encoder.stats_path" in bad.stdout + bad.stderr
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 32000, 44100, 48000])
+def test_resampled_waveform_is_what_librosa_load_gives(rate, tmp_path):
+    """Length ceil(n · 16000 / rate) and the same samples as `librosa.load(path, sr=16000)`, the Metis
+    script's reader. 8, 16 and 44.1 kHz are real fixture files; 32 and 48 kHz are the 44.1 kHz
+    speech file resampled and written as PCM_24 (no fixture ships those rates)."""
+    import librosa
+    import soundfile
+    import soxr
+
+    audio = fixtures_dir("audio")
+    real = {8000: "phon_M1F1-int16C-AFsp_aifc_8k_stereo.aif", 16000: "vosk_test_speech_16k_mono.wav",
+            44100: "sr_english_speech_44k1_mono.wav"}
+    if rate in real:
+        path = audio / real[rate]
+    else:
+        speech, sr = soundfile.read(audio / real[44100], dtype="float32")
+        path = tmp_path / f"speech_{rate}.wav"
+        soundfile.write(path, soxr.resample(speech, sr, rate), rate, subtype="PCM_24")
+    want, _ = librosa.load(path, sr=16000)
+    got = read_audio(str(path)).samples
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)

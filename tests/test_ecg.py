@@ -20,11 +20,12 @@ from embedpipe.readers.ecg import LEADS, read_ecg
 
 @pytest.fixture
 def ecg_tree(tmp_path):
-    """The real ECG fixtures, good and broken, linked into one shard folder."""
+    """The real Philips and WFDB fixtures, good and broken, linked into one shard folder (the GE MUSE,
+    HL7 aECG and DICOM ECG fixtures are for readers embedpipe does not have yet)."""
     ecg = fixtures_dir("ecg")
     shard = tmp_path / "in" / "real"
     shard.mkdir(parents=True)
-    for f in ecg.rglob("*"):
+    for f in (p for sub in ("sierra_xml", "wfdb", "broken") for p in (ecg / sub).rglob("*")):
         if f.is_file():
             dest = shard / f.parent.name / f.name
             dest.parent.mkdir(exist_ok=True)
@@ -50,7 +51,7 @@ def test_leads_are_picked_by_name_and_short_records_keep_their_length(tmp_path):
     header = write_mimic_record(tmp_path, 10000032, 40689238, leads, 500)
     assert header.read_text().split("\n")[5].split()[-1] == "aVF"  # stored in MIMIC's order
     record = read_ecg(str(header))
-    assert record.n_samples == 3650 and not record.signal[:, 3650:].any()
+    assert record.n_samples == 3650 and record.signal.shape == (12, 3650)  # never padded
     for i, name in enumerate(LEADS):
         np.testing.assert_allclose(record.signal[i, :3650], leads[name][:3650], atol=1e-3)
     assert MIMIC_ORDER != LEADS
@@ -94,7 +95,7 @@ def test_batched_equals_one_at_a_time(tiny_ecg, kind):
     samples = [encoder.prepare(str(f)) for f in files]
     batched = encoder.encode(encoder.collate(samples))
     for i, sample in enumerate(samples):
-        alone = encoder.encode(EcgBatch(torch.from_numpy(sample.signal[None]), [sample.record]))
+        alone = encoder.encode(EcgBatch([torch.from_numpy(sample.signal)], [sample.record]))
         np.testing.assert_allclose(batched["embedding"][i], alone["embedding"][0], rtol=1e-4, atol=1e-5)
         if kind == "ecgfounder":
             np.testing.assert_allclose(batched["features"][i], alone["features"][0], rtol=1e-4, atol=1e-5)
@@ -112,8 +113,12 @@ def test_extract_real_and_broken_ecgs_then_export_ecgfounder_json(tiny_ecg, ecg_
                             "v1_04_3191723_ZZDEMOPTONLY_1-04_orig.xml"]
     assert sorted(errors) == ["100.hea", "sierra_invalid-doc-type.xml", "sierra_v1_04_TRUNCATED_30000B_malformed.xml"]
     assert "truncated" in errors["100.hea"]["message"]
+    # the whole record by default, as the ECGFounder script: 11 s Philips, 38.4 s PTB, 30 min MIT-BIH
+    assert {k: r["n_samples"] for k, r in rows.items()} == {
+        "100.hea": 902778, "s0010_re.hea": 19200, "v1_03_129DYPRG.XML": 5500,
+        "v1_04_01_2020-5-18_15-48-11.xml": 5500, "v1_04_3191723_ZZDEMOPTONLY_1-04_orig.xml": 5500}
     for r in rows.values():
-        assert r["n_samples"] == 5000 and len(r["features"]) == 20 and len(r["embedding"]) == 32
+        assert len(r["features"]) == output_length(r["n_samples"]) and len(r["embedding"]) == 32
         np.testing.assert_allclose(np.mean(r["features"], axis=0), r["embedding"], rtol=1e-5, atol=1e-6)
     assert rows["100.hea"]["leads_found"] == ["II", "V5"] and rows["100.hea"]["source_rate"] == 360
 
@@ -121,7 +126,8 @@ def test_extract_real_and_broken_ecgs_then_export_ecgfounder_json(tiny_ecg, ecg_
     run_script("export_ecg_json.py", "--out_dir", exported, out)
     for key, row in rows.items():
         doc = json.loads((exported / (key.rsplit(".", 1)[0] + ".json")).read_text())
-        assert doc["shape"] == [20, 32] and doc["modality"] == "ecg" and key in doc["description"]
+        assert doc["shape"] == [output_length(row["n_samples"]), 32] and doc["modality"] == "ecg"
+        assert key in doc["description"]
         assert np.array_equal(np.asarray(doc["embedding"], np.float32), np.asarray(row["features"], np.float32))
 
 
@@ -134,7 +140,7 @@ def test_one_lead_mode_needs_lead_one(tiny_ecg, tmp_path):
     encoder = EcgFounderEncoder(model="t", path=str(tmp_path / "1lead.pth"), mode="1lead", device="cpu")
     encoder.ensure_loaded(torch.device("cpu"))
     ptb = encoder.prepare(str(fixtures_dir("ecg") / "wfdb" / "ptbdb_s0010_re" / "s0010_re.hea"))
-    assert ptb.signal.shape == (1, 5000) and abs(ptb.signal[0].mean()) < 1e-5 and abs(ptb.signal[0].std() - 1) < 1e-3
+    assert ptb.signal.shape == (1, 19200) and abs(ptb.signal[0].mean()) < 1e-5 and abs(ptb.signal[0].std() - 1) < 1e-3
     assert encoder.encode(encoder.collate([ptb]))["embedding"].shape == (1, 32)
     with pytest.raises(ValueError, match="none of the leads"):
         encoder.prepare(str(fixtures_dir("ecg") / "wfdb" / "mitdb_100" / "100.hea"))  # MLII and V5 only

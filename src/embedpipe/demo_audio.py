@@ -82,7 +82,7 @@ def make_tiny_metis(out: Path, seed: int) -> None:
     cfg = Wav2Vec2BertConfig(hidden_size=32, num_hidden_layers=TINY_SSL_LAYERS, num_attention_heads=2,
                              intermediate_size=64, conv_depthwise_kernel_size=5)
     Wav2Vec2BertModel(cfg).save_pretrained(out)
-    SeamlessM4TFeatureExtractor().save_pretrained(out)
+    SeamlessM4TFeatureExtractor(padding_value=1.0).save_pretrained(out)  # as facebook/w2v-bert-2.0 ships it
     codec = SemanticCodecEncoder(in_dim=32, dim=16, intermediate=48, layers=2, latent_dim=8)
     with torch.no_grad():  # layer scale and weight-norm gains as a trained model has them, not 1/12 and 1
         for block in codec.encoder[0].convnext:

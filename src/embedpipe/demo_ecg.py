@@ -131,7 +131,8 @@ def make_demo_ecg(out: Path, folders: list[str], per_folder: int, seed: int) -> 
 
 
 def make_tiny_ecg_models(out: Path, seed: int) -> None:
-    """`ecgfounder.pth` ({'state_dict'}, a narrow Net1D) and `ecg_jepa.pt` ({'encoder'}, a narrow ViT)."""
+    """`ecgfounder.pth` ({'state_dict'}, a narrow Net1D) and `ecg_jepa.pt` (a narrow bias-free ViT in
+    ECG-JEPA's pretrain.py layout: {'model': encoder.* and target_encoder.*, 'config', 'step'})."""
     from embedpipe.encoders.ecg_vit import EcgViT
     from embedpipe.encoders.net1d import Net1D
 
@@ -140,8 +141,15 @@ def make_tiny_ecg_models(out: Path, seed: int) -> None:
     net = Net1D(in_channels=12, base_filters=8, filter_list=(8, 16, 16, 24, 24, 32, 32),
                 m_blocks_list=(1, 1, 1, 2, 1, 1, 1), groups_width=8, n_classes=5)
     torch.save({"state_dict": net.state_dict(), "epoch": 0}, out / "ecgfounder.pth")
-    vit = EcgViT(dim=32, depth=2, heads=2, mlp_hidden=64, registers=1)
+    online, target = (EcgViT(dim=32, depth=2, heads=2, mlp_hidden=128, registers=1, bias=False) for _ in range(2))
     with torch.no_grad():
-        vit.registers.normal_(std=0.02)
-    torch.save({"encoder": vit.state_dict(), "epoch": 0}, out / "ecg_jepa.pt")
+        for vit in (online, target):
+            vit.registers.normal_(std=0.02)
+    model = {f"{name}.{k}": v for name, vit in (("encoder", online), ("target_encoder", target))
+             for k, v in vit.state_dict().items()}
+    config = {"sampling_frequency": 500, "channels": ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4",
+                                                      "V5", "V6"],
+              "channel_size": 5000, "patch_size": 25, "dim": 32, "depth": 2, "num_heads": 2, "mlp_ratio": 4.0,
+              "qkv_bias": False, "num_registers": 1, "bias": False, "norm_eps": 1e-6, "layer_scale_eps": 0.0}
+    torch.save({"model": model, "config": config, "step": 0}, out / "ecg_jepa.pt")
     log.info("tiny ECGFounder and ECG-JEPA checkpoints in %s", out)

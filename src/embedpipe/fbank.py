@@ -31,8 +31,11 @@ def stacked_frames(n_samples: int) -> int:
 
 
 class KaldiFbank(nn.Module):
-    def __init__(self, window: np.ndarray, mel_filters: np.ndarray) -> None:
+    def __init__(self, window: np.ndarray, mel_filters: np.ndarray, padding_value: float = 0.0) -> None:
         super().__init__()
+        # What the extractor puts in the second half of an odd file's last stacked pair (w2v-bert-2.0's
+        # preprocessor_config says 1.0): the model sees that frame, so its latent depends on it.
+        self.padding_value = float(padding_value)
         if window.shape != (FRAME,) or mel_filters.shape[0] != FFT // 2 + 1:
             raise ValueError(f"unexpected feature extractor: window {window.shape}, mel filters {mel_filters.shape}")
         self.register_buffer("window", torch.as_tensor(window, dtype=torch.float64), persistent=False)
@@ -42,7 +45,7 @@ class KaldiFbank(nn.Module):
     def like(cls, extractor) -> KaldiFbank:
         if extractor.stride != STRIDE or extractor.sampling_rate != 16000:
             raise ValueError(f"feature extractor with stride {extractor.stride} at {extractor.sampling_rate} Hz")
-        return cls(np.asarray(extractor.window), np.asarray(extractor.mel_filters))
+        return cls(np.asarray(extractor.window), np.asarray(extractor.mel_filters), extractor.padding_value)
 
     def forward(self, wave: torch.Tensor, n_samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """wave `[B, N]` float (zero-padded), n_samples `[B]` →
@@ -67,6 +70,9 @@ class KaldiFbank(nn.Module):
 
         if feats.shape[1] % STRIDE:
             feats = nn.functional.pad(feats, (0, 0, 0, 1))
+        odd_tail = (torch.arange(feats.shape[1], device=feats.device)[None, :] == n_frames[:, None]) & (
+            n_frames[:, None] % STRIDE == 1)
+        feats = feats.masked_fill(odd_tail.unsqueeze(-1), self.padding_value)
         b, f, c = feats.shape
         stacked = feats.reshape(b, f // STRIDE, c * STRIDE)
         second_of_pair = torch.arange(1, f, STRIDE, device=feats.device)

@@ -1,4 +1,11 @@
-"""`ecg_jepa`: the ViT encoder of an ECG-JEPA / MyJEPA checkpoint; mean of the patch tokens + the register."""
+"""`ecg_jepa`: the ViT encoder of an ECG-JEPA / MyJEPA checkpoint.
+
+As ECG-JEPA's own code (kweimann/ECG-JEPA, pretrain.py's PreprocessECG and finetune.py's
+EvalTransformECG): NaNs interpolated, FFT resampling to 500 Hz, the pretraining dataset's per-lead
+mean/std (MIMIC-IV-ECG), clipped to ±5, then non-overlapping crops of the config's channel_size
+(10 s) from sample 0. A row holds each crop's token mean (`crop_embeddings`) and their mean
+(`embedding`, which is what finetune.py's crop-averaged linear head sees).
+"""
 
 from __future__ import annotations
 
@@ -9,46 +16,141 @@ import pyarrow as pa
 import torch
 
 from embedpipe.encoders.base import PendingOutput
-from embedpipe.encoders.ecg import EcgBatch, EcgEncoder
-from embedpipe.encoders.ecg_vit import EcgViT, encoder_state
-from embedpipe.readers.ecg import TARGET_SAMPLES
+from embedpipe.encoders.ecg import EcgBatch, EcgEncoder, EcgSample, zscore
+from embedpipe.encoders.ecg_vit import EcgViT, read_checkpoint
+from embedpipe.readers.ecg import LEADS, TARGET_RATE, TARGET_SAMPLES, canonical_lead
+
+# data/datasets/mimic_iv_ecg.py of ECG-JEPA: per-lead statistics of MIMIC-IV-ECG in mV, used as
+# float16 as pretrain.py builds them (the float16 rounding is part of the official numbers).
+MIMIC_IV_ECG_STATS = {
+    "I": (0.023, 0.155), "II": (0.015, 0.158), "III": (-0.007, 0.166), "aVR": (-0.019, 0.133),
+    "aVF": (0.004, 0.143), "aVL": (0.014, 0.141), "V1": (-0.018, 0.207), "V2": (-0.004, 0.282),
+    "V3": (0.002, 0.284), "V4": (0.017, 0.253), "V5": (0.022, 0.222), "V6": (0.022, 0.197),
+}
+CLIP = 5.0
+NORMALISATIONS = ("mimic_iv_ecg", "record")
 
 
 class EcgJepaEncoder(EcgEncoder):
     name = "ecg_jepa"
-    EXTRA_OPTIONS = ("num_heads",)
+    DEFAULTS = {"length": "full", "resample": "fft", "nan": "interpolate"}
+    EXTRA_OPTIONS = ("num_heads", "normalise")
 
-    def __init__(self, num_heads: int = 6, **options: Any) -> None:
+    def __init__(self, num_heads: int | None = None, normalise: str = "mimic_iv_ecg", **options: Any) -> None:
         super().__init__(**options)
-        self.num_heads = num_heads
+        if normalise not in NORMALISATIONS:
+            raise ValueError(f"encoder.normalise: {normalise!r} is not one of {list(NORMALISATIONS)}")
+        self.normalisation = normalise
+        checkpoint = read_checkpoint(self._checkpoint(), self.path)
         # The width is needed for the output schema before the model loads: read it off the checkpoint.
-        self.geometry = EcgViT.geometry(encoder_state(self._checkpoint()), num_heads)
+        self.geometry = EcgViT.geometry(checkpoint.state)
         self.dim = self.geometry["dim"]
+        self.crop = TARGET_SAMPLES
+        self.source = checkpoint.source
+        self._apply_config(checkpoint.config, num_heads)
+
+    def _apply_config(self, config: dict[str, Any] | None, num_heads: int | None) -> None:
+        """Head count, crop length and lead order from the checkpoint's config; a config value that
+        contradicts the tensors or the options is an error, never a guess."""
+        where = f"{self.path}: config"
+        if config is None:
+            if num_heads is None:
+                raise ValueError(f"encoder.num_heads: {self.path} holds no config with num_heads; "
+                                 "give encoder.num_heads")
+            self.geometry["heads"] = num_heads
+            return
+        if num_heads is not None and num_heads != config.get("num_heads"):
+            raise ValueError(f"encoder.num_heads: {num_heads} contradicts {where} num_heads {config.get('num_heads')}")
+        self.geometry["heads"] = int(config["num_heads"])
+        for key, geometry_key in (("dim", "dim"), ("depth", "depth"), ("patch_size", "patch"),
+                                  ("num_registers", "registers"), ("bias", "bias"), ("qkv_bias", "qkv_bias")):
+            if key in config and config[key] != self.geometry[geometry_key]:
+                raise ValueError(f"{where} {key} {config[key]} but the tensors say {self.geometry[geometry_key]}")
+        if "mlp_ratio" in config and int(self.geometry["dim"] * config["mlp_ratio"]) != self.geometry["mlp_hidden"]:
+            raise ValueError(f"{where} mlp_ratio {config['mlp_ratio']} but the tensors' MLP is "
+                             f"{self.geometry['mlp_hidden']} wide")
+        if config.get("sampling_frequency", TARGET_RATE) != TARGET_RATE:
+            raise ValueError(f"{where} sampling_frequency {config['sampling_frequency']}: embedpipe reads ECGs at "
+                             f"{TARGET_RATE} Hz")
+        self.crop = int(config.get("channel_size", TARGET_SAMPLES))
+        if "norm_eps" in config:
+            self.geometry["eps"] = float(config["norm_eps"])
+        channels = config.get("channels")
+        if channels:
+            leads = [canonical_lead(c) for c in channels]
+            if None in leads or len(leads) != self.geometry["leads"]:
+                raise ValueError(f"{where} channels {channels} are not {self.geometry['leads']} standard ECG leads")
+            if self.mode == "1lead" and leads != ["I"]:
+                raise ValueError(f"encoder.mode: 1lead, but {where} channels are {channels}")
+            self.lead_index = [LEADS.index(lead) for lead in leads]  # the model's own lead order
+
+    def normalise(self, signal: np.ndarray) -> np.ndarray:
+        if self.normalisation == "record":
+            return zscore(signal)
+        names = [LEADS[i] for i in self.lead_index]
+        mean = np.array([MIMIC_IV_ECG_STATS[n][0] for n in names], np.float16).astype(np.float32)[:, None]
+        std = np.array([MIMIC_IV_ECG_STATS[n][1] for n in names], np.float16).astype(np.float32)[:, None]
+        return np.clip((signal.astype(np.float32) - mean) / std, -CLIP, CLIP)
+
+    def prepare(self, path: str) -> EcgSample:
+        sample = super().prepare(path)
+        if sample.signal.shape[-1] < self.geometry["patch"]:
+            raise ValueError(f"{sample.signal.shape[-1]} samples: shorter than one "
+                             f"{self.geometry['patch']}-sample patch")
+        return sample
 
     def load(self, device: torch.device) -> None:
-        state = encoder_state(self._checkpoint())
+        state = read_checkpoint(self._checkpoint(), self.path).state
         if self.geometry["leads"] != len(self.lead_index):
             raise ValueError(f"{self.path} takes {self.geometry['leads']} lead(s); encoder.mode {self.mode!r} "
                              f"gives {len(self.lead_index)}")
-        model = EcgViT(length=TARGET_SAMPLES, **self.geometry)
+        model = EcgViT(length=self.crop, **self.geometry)
         model.load_state_dict(state, strict=True)
         self._place(model, device)
 
+    def windows(self, signal: torch.Tensor) -> list[torch.Tensor]:
+        """EvalTransformECG's crops: non-overlapping `crop`-sample windows from sample 0 (the rest
+        dropped). A record shorter than one crop is one window of its own length (whole patches)."""
+        n = signal.shape[-1]
+        if n >= self.crop:
+            k = n // self.crop
+            return list(signal[:, : k * self.crop].reshape(signal.shape[0], k, self.crop).transpose(0, 1).unbind(0))
+        return [signal[:, : n // self.geometry["patch"] * self.geometry["patch"]]]
+
     def encode_async(self, batch: EcgBatch) -> PendingOutput:
         assert self.model is not None, "load() first"
-        patch = self.geometry["patch"]
+        windows, owner = [], []
+        for i, signal in enumerate(batch.signals):
+            crops = self.windows(signal.to(self.device, non_blocking=True))
+            windows += crops
+            owner += [i] * len(crops)
         with torch.inference_mode():
-            registers, tokens = self.model(self._input(batch))
-            n_tokens = torch.tensor([-(-r.n_samples // patch) for r in batch.records])
-            inside = (torch.arange(tokens.shape[1])[None, :] < n_tokens[:, None]).to(tokens.device).unsqueeze(-1)
-            pooled = (tokens.float() * inside).sum(1) / inside.sum(1)
-            arrays = {"embedding": pooled}
-            if registers.shape[1]:
-                arrays["register"] = registers[:, 0].float()
+            crop_means = torch.empty((len(windows), self.dim), device=self.device)
+            crop_registers = torch.empty((len(windows), self.dim), device=self.device)
+            groups: dict[int, list[int]] = {}
+            for w, x in enumerate(windows):
+                groups.setdefault(x.shape[-1], []).append(w)
+            for indices in groups.values():  # one pass per window length: all crops are one length
+                registers, tokens = self.model(self._stack([windows[w] for w in indices]))
+                index = torch.tensor(indices, device=self.device)
+                crop_means[index] = tokens.float().mean(1)
+                if registers.shape[1]:
+                    crop_registers[index] = registers[:, 0].float()
+            owners = torch.tensor(owner, device=self.device)
+            counts = torch.bincount(owners, minlength=len(batch)).float()[:, None]
+            arrays = {"embedding": torch.zeros((len(batch), self.dim), device=self.device).index_add_(
+                0, owners, crop_means) / counts, "crop_embeddings": crop_means}
+            if self.geometry["registers"]:
+                arrays["register"] = torch.zeros((len(batch), self.dim), device=self.device).index_add_(
+                    0, owners, crop_registers) / counts
         records = batch.records
+        n_crops = [s.shape[-1] // self.crop for s in batch.signals]
+        bounds = np.cumsum([0, *np.bincount(owner, minlength=len(batch))])
 
         def finish(out: dict[str, np.ndarray]) -> dict[str, Any]:
-            return {**out, **self._record_columns(records)}
+            crops = out.pop("crop_embeddings")
+            return {**out, "crop_embeddings": [crops[bounds[i]:bounds[i + 1]] for i in range(len(records))],
+                    "n_crops": np.array(n_crops, np.int32), **self._record_columns(records)}
 
         return PendingOutput.from_device(arrays, finish)
 
@@ -56,12 +158,20 @@ class EcgJepaEncoder(EcgEncoder):
         fields = [pa.field("embedding", pa.list_(pa.float32(), self.dim))]
         if self.geometry["registers"]:
             fields.append(pa.field("register", pa.list_(pa.float32(), self.dim)))
+        fields += [pa.field("crop_embeddings", pa.list_(pa.list_(pa.float32(), self.dim))),
+                   pa.field("n_crops", pa.int32())]  # 0: shorter than one crop, embedded at its own length
         return fields + self._record_fields()
 
     def provenance(self) -> dict[str, Any]:
-        return super().provenance() | {
+        prov = super().provenance()
+        prov["preprocessing"]["normalise"] = (
+            "per-record z-score" if self.normalisation == "record"
+            else f"MIMIC-IV-ECG per-lead mean/std (ECG-JEPA's, float16), clipped to ±{CLIP}")
+        prov["preprocessing"]["crops"] = f"non-overlapping {self.crop}-sample crops from sample 0"
+        return prov | {
             "embedding_dim": self.dim,
             "architecture": self.geometry,
-            "pooling": "mean of the patch tokens that cover the recording's true length (25 samples each); "
-                       "`register`: the first register token",
+            "checkpoint_entry": self.source,
+            "pooling": "mean of the patch tokens per crop (`crop_embeddings`), then the mean over crops; "
+                       "`register`: the first register token, averaged over crops",
         }

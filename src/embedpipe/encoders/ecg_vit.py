@@ -1,13 +1,15 @@
 """The ECG-JEPA ViT encoder (Weimann & Conrad's layout, as MyJEPA trains it), under its checkpoint names.
 
 Conv1d patches (12 → dim, kernel = stride = 25: 200 tokens for 10 s at 500 Hz), fixed sinusoidal
-positions, register tokens in front, pre-LN blocks (no qkv bias), final LayerNorm. Widths, depth,
-patch size and registers are read off the checkpoint; the head count is not in it (config).
+positions, register tokens in front, pre-LN blocks (no qkv bias), final LayerNorm; the released
+configs have no biases at all (`bias: False`). Widths, depth, patch size, registers and biases are
+read off the tensors; the head count and the crop length only from the checkpoint's `config`.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,20 +27,20 @@ def sinusoidal_positions(dim: int, n: int) -> torch.Tensor:
 
 
 class PatchEmbedding(nn.Module):
-    def __init__(self, dim: int, leads: int, patch: int) -> None:
+    def __init__(self, dim: int, leads: int, patch: int, bias: bool = True) -> None:
         super().__init__()
-        self.proj = nn.Conv1d(leads, dim, kernel_size=patch, stride=patch)
+        self.proj = nn.Conv1d(leads, dim, kernel_size=patch, stride=patch, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x).transpose(1, 2)
 
 
 class Attention(nn.Module):
-    def __init__(self, dim: int, heads: int, qkv_bias: bool) -> None:
+    def __init__(self, dim: int, heads: int, qkv_bias: bool, bias: bool = True) -> None:
         super().__init__()
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
@@ -47,9 +49,9 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
+    def __init__(self, dim: int, hidden: int, bias: bool = True) -> None:
         super().__init__()
-        self.fc1, self.act, self.fc2 = nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
+        self.fc1, self.act, self.fc2 = nn.Linear(dim, hidden, bias=bias), nn.GELU(), nn.Linear(hidden, dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
@@ -65,10 +67,11 @@ class LayerScale(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, heads: int, hidden: int, qkv_bias: bool, layer_scale: bool, eps: float) -> None:
+    def __init__(self, dim: int, heads: int, hidden: int, qkv_bias: bool, layer_scale: bool, eps: float,
+                 bias: bool = True) -> None:
         super().__init__()
-        self.norm1, self.norm2 = nn.LayerNorm(dim, eps=eps), nn.LayerNorm(dim, eps=eps)
-        self.attn, self.mlp = Attention(dim, heads, qkv_bias), Mlp(dim, hidden)
+        self.norm1, self.norm2 = nn.LayerNorm(dim, eps=eps, bias=bias), nn.LayerNorm(dim, eps=eps, bias=bias)
+        self.attn, self.mlp = Attention(dim, heads, qkv_bias, bias), Mlp(dim, hidden, bias)
         self.attn_ls = LayerScale(dim) if layer_scale else nn.Identity()
         self.mlp_ls = LayerScale(dim) if layer_scale else nn.Identity()
 
@@ -82,16 +85,17 @@ class EcgViT(nn.Module):
 
     def __init__(self, dim: int = 384, depth: int = 8, heads: int = 6, leads: int = 12, patch: int = 25,
                  length: int = 5000, registers: int = 1, mlp_hidden: int = 1536, qkv_bias: bool = False,
-                 layer_scale: bool = False, eps: float = 1e-6) -> None:
+                 layer_scale: bool = False, eps: float = 1e-6, bias: bool = True) -> None:
         super().__init__()
         if dim % heads or dim % 2:
             raise ValueError(f"ecg_jepa: width {dim} does not split into {heads} heads")
         self.patch = patch
-        self.patch_embed = PatchEmbedding(dim, leads, patch)
+        self.patch_embed = PatchEmbedding(dim, leads, patch, bias)
         self.register_buffer("pos_embed", sinusoidal_positions(dim, length // patch), persistent=False)
         self.registers = nn.Parameter(torch.zeros(1, registers, dim)) if registers else None
-        self.blocks = nn.ModuleList(Block(dim, heads, mlp_hidden, qkv_bias, layer_scale, eps) for _ in range(depth))
-        self.norm = nn.LayerNorm(dim, eps=eps)
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_hidden, qkv_bias, layer_scale, eps, bias)
+                                    for _ in range(depth))
+        self.norm = nn.LayerNorm(dim, eps=eps, bias=bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.patch_embed(x)
@@ -106,28 +110,50 @@ class EcgViT(nn.Module):
         return x[:, :r], x[:, r:]
 
     @staticmethod
-    def geometry(state: dict[str, torch.Tensor], heads: int) -> dict[str, Any]:
+    def geometry(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """What the tensors say (everything but the head count and the crop length)."""
         proj = state["patch_embed.proj.weight"]  # [dim, leads, patch]
         depth = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
         return {
-            "dim": proj.shape[0], "leads": proj.shape[1], "patch": proj.shape[2], "depth": depth, "heads": heads,
+            "dim": proj.shape[0], "leads": proj.shape[1], "patch": proj.shape[2], "depth": depth,
             "registers": state["registers"].shape[1] if "registers" in state else 0,
             "mlp_hidden": state["blocks.0.mlp.fc1.weight"].shape[0],
             "qkv_bias": "blocks.0.attn.qkv.bias" in state,
             "layer_scale": "blocks.0.attn_ls.weight" in state,
+            "bias": "patch_embed.proj.bias" in state,
         }
 
 
-def encoder_state(checkpoint: Any) -> dict[str, torch.Tensor]:
-    """The encoder's tensors from a training checkpoint (`encoder` entry) or a bare state dict;
-    DistributedDataParallel / torch.compile prefixes are dropped."""
-    state = checkpoint.get("encoder", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or "patch_embed.proj.weight" not in {_strip(k) for k in state}:
-        raise ValueError("not an ECG-JEPA encoder checkpoint: no 'patch_embed.proj.weight'")
-    return {_strip(k): v for k, v in state.items()}
+@dataclass
+class EcgJepaCheckpoint:
+    state: dict[str, torch.Tensor]  # the encoder's tensors under EcgViT's names
+    config: dict[str, Any] | None  # the training config saved beside them (ECG-JEPA's asdict(Config))
+    source: str  # which entry the encoder came from, for the provenance
+
+
+def read_checkpoint(checkpoint: Any, path: str) -> EcgJepaCheckpoint:
+    """The encoder of an ECG-JEPA / MyJEPA checkpoint.
+
+    Accepted: pretrain.py's `{'model': JEPA state (encoder.*, predictor.*, target_encoder.*), 'config',
+    'optimizer', 'step'}` and its minified `{'model': target_encoder.*, 'config'}` (the target encoder,
+    as finetune.py loads it; MyJEPA has no EMA target, so `encoder.*`), `{'encoder': state}`, and a
+    bare encoder state dict. DistributedDataParallel / torch.compile prefixes are dropped.
+    """
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path}: not an ECG-JEPA checkpoint (a {type(checkpoint).__name__}, not a dict)")
+    config = checkpoint.get("config") if isinstance(checkpoint.get("config"), dict) else None
+    candidates = [("model", checkpoint.get("model")), ("encoder", checkpoint.get("encoder")), ("", checkpoint)]
+    for entry, tensors in candidates:
+        if not isinstance(tensors, dict):
+            continue
+        tensors = {_strip(k): v for k, v in tensors.items() if isinstance(v, torch.Tensor)}
+        for prefix in ("target_encoder.", "encoder.", ""):
+            if f"{prefix}patch_embed.proj.weight" in tensors:
+                state = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+                return EcgJepaCheckpoint(state, config, f"{entry or 'state dict'}: {prefix or '(no prefix)'}")
+    raise ValueError(f"{path}: not an ECG-JEPA encoder checkpoint: no 'patch_embed.proj.weight' under "
+                     "model.target_encoder, model.encoder, encoder or the top level")
 
 
 def _strip(key: str) -> str:
-    for prefix in ("module.", "_orig_mod."):
-        key = key.removeprefix(prefix)
-    return key
+    return key.removeprefix("module.").replace("_orig_mod.", "")

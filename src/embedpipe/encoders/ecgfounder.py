@@ -1,4 +1,7 @@
-"""`ecgfounder`: ECGFounder's Net1D; rows hold the last-stage map `[T, 1024]` and its mean."""
+"""`ecgfounder`: ECGFounder's Net1D; rows hold the last-stage map `[T, 1024]` and its mean.
+
+Defaults as the ECGFounder script: the whole record, per-record z-score, no filter (`length: 10s`,
+`resample: every_second` and `filter: ecgfounder` are its other ways)."""
 
 from __future__ import annotations
 
@@ -43,14 +46,17 @@ class EcgFounderEncoder(EcgEncoder):
 
     def encode_async(self, batch: EcgBatch) -> PendingOutput:
         assert self.model is not None, "load() first"
+        lengths = [output_length(s.shape[-1], self.downsamplings) for s in batch.signals]
         with torch.inference_mode():
-            maps = self.model.features(self._input(batch)).transpose(1, 2).float()  # [B, T, 1024]
-            frames = torch.tensor([output_length(r.n_samples, self.downsamplings) for r in batch.records])
-            inside = torch.arange(maps.shape[1])[None, :] < frames[:, None]
-            inside = inside.to(maps.device, non_blocking=True).unsqueeze(-1)
-            pooled = (maps * inside).sum(1) / inside.sum(1)
-            arrays = {"embedding": pooled, **({"features": maps} if self.keep_features else {})}
-        records, lengths = batch.records, frames.tolist()
+            # One pass per distinct length (all of them at once in the usual case); the maps of the
+            # groups are laid into one padded output tensor, trimmed to each row's frames in finish().
+            maps = torch.zeros((len(batch), max(lengths), self.dim), device=self.device)
+            for indices in batch.by_length().values():
+                group = self.model.features(self._stack([batch.signals[i] for i in indices])).transpose(1, 2)
+                maps[torch.tensor(indices, device=self.device), : group.shape[1]] = group.float()
+            frames = torch.tensor(lengths, device=self.device, dtype=torch.float32)
+            arrays = {"embedding": maps.sum(1) / frames[:, None], **({"features": maps} if self.keep_features else {})}
+        records = batch.records
 
         def finish(out: dict[str, np.ndarray]) -> dict[str, Any]:
             done = {"embedding": out["embedding"], **self._record_columns(records)}
@@ -70,6 +76,6 @@ class EcgFounderEncoder(EcgEncoder):
         return super().provenance() | {
             "embedding_dim": self.dim,
             "architecture": {k: list(v) if isinstance(v, tuple) else v for k, v in self.geometry.items()},
-            "pooling": "mean of the last stage's frames that cover the recording's true length; `features` "
-                       f"holds those frames (one per {2 ** self.downsamplings} input samples)",
+            "pooling": "mean of the last stage's frames (Net1D's deep_features); `features` holds those frames "
+                       f"(one per {2 ** self.downsamplings} input samples)",
         }

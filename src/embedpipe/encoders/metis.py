@@ -204,9 +204,11 @@ class MetisEncoder(Encoder):
                        "trimmed to the file's own length",
             "precision": self.precision,
             "preprocessing": {
-                "audio": f"mono (channel mean), resampled to {TARGET_RATE} Hz with soxr HQ",
+                "audio": f"mono (channel mean), resampled to {TARGET_RATE} Hz with soxr HQ, "
+                         "cut or zero-padded to ceil(n · rate ratio) samples as librosa.load",
                 "features": "SeamlessM4TFeatureExtractor's computation, batched on the model's device: "
-                            "80-bin Kaldi fbank, per-utterance normalisation, pairs stacked (160-d, 50 Hz)",
+                            "80-bin Kaldi fbank, per-utterance normalisation, pairs stacked (160-d, 50 Hz), "
+                            f"an odd last pair completed with padding_value {self.fbank.padding_value}",
                 "normalise": "(hidden - mean) / sqrt(var), the codec's statistics",
             },
         }

@@ -67,6 +67,19 @@ def _decode_pyav(path: str) -> tuple[np.ndarray, int, int | None]:
     return data.T.astype(np.float32), int(rate), declared
 
 
+def resampled_length(n: int, rate: int, target_rate: int) -> int:
+    """librosa.resample's output length: ceil(n · target / rate), in its float arithmetic. soxr alone
+    gives one sample fewer at some rates (121052 samples at 44.1 kHz: 43919 instead of 43920)."""
+    return int(np.ceil(n * (float(target_rate) / rate)))
+
+
+def fix_length(x: np.ndarray, n: int) -> np.ndarray:
+    """Cut to `n` samples or zero-pad at the end, as librosa.util.fix_length."""
+    if x.shape[0] >= n:
+        return x[:n]
+    return np.concatenate([x, np.zeros(n - x.shape[0], x.dtype)])
+
+
 def read_audio(path: str, target_rate: int = TARGET_RATE) -> AudioClip:
     """Decode, average the channels (librosa's to_mono), resample with soxr HQ (librosa's default)."""
     import soundfile
@@ -84,7 +97,8 @@ def read_audio(path: str, target_rate: int = TARGET_RATE) -> AudioClip:
     if not np.isfinite(mono).all():
         raise AudioReadError(f"non-finite samples in {path}")
     if rate != target_rate:
-        mono = soxr.resample(mono, rate, target_rate, quality="HQ").astype(np.float32, copy=False)
+        mono = fix_length(soxr.resample(mono, rate, target_rate, quality="HQ").astype(np.float32, copy=False),
+                          resampled_length(mono.shape[0], rate, target_rate))
     return AudioClip(np.ascontiguousarray(mono), rate, data.shape[1], data.shape[0], declared)
 
 

@@ -1,7 +1,8 @@
-"""ECG readers: Philips SierraECG XML and WFDB records → 12 standard leads, 500 Hz, 10 s.
+"""ECG readers: Philips SierraECG XML and WFDB records → 12 standard leads at 500 Hz.
 
 Leads are picked by name, never by position (MIMIC-IV-ECG stores aVF before aVL); a lead the file
-does not have is zeros and is missing from `leads_found`. Signals are in millivolts.
+does not have is zeros and is missing from `leads_found`. Signals are in millivolts. A record is
+kept whole or cut to its first 10 s; it is never padded (padding would reach the model's values).
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from embedpipe.readers import wfdb_signal
 LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 TARGET_RATE = 500
 TARGET_SAMPLES = 5000  # 10 s
+# polyphase: scipy's resample_poly (the default); fft: scipy.signal.resample to int(n · 500 / rate),
+# as ECG-JEPA's PreprocessECG; every_second: ECGFounder's resample_unequal (a 1000 Hz source keeps
+# every second sample; other rates fall back to polyphase, where that function's output is not a resampling).
+RESAMPLERS = ("polyphase", "fft", "every_second")
+# zero: NaN samples set to 0 (ECGFounder's np.nan_to_num); interpolate: linear between the valid
+# neighbours of the same lead (ECG-JEPA's interpolate_NaNs_). Either way they are counted.
+NAN_FILLS = ("zero", "interpolate")
 _CANONICAL = {name.upper(): name for name in LEADS}
 # Modified limb leads of Holter/monitoring records (MIT-BIH's MLII) stand in for the limb lead.
 _ALIASES = {"MLI": "I", "MLII": "II", "MLIII": "III", "D1": "I", "D2": "II", "D3": "III"}
@@ -30,8 +38,8 @@ class EcgReadError(RuntimeError):
 
 @dataclass
 class EcgRecord:
-    signal: np.ndarray  # float32 [12, TARGET_SAMPLES], mV, zero beyond n_samples and in missing leads
-    n_samples: int  # true length at 500 Hz (≤ 5000)
+    signal: np.ndarray  # float32 [12, n_samples], mV at 500 Hz, zero in missing leads
+    n_samples: int  # length at 500 Hz: the whole record, or at most 5000 when cut to 10 s
     source_rate: float
     leads_found: list[str]
     nan_samples: int  # NaN samples set to 0
@@ -69,21 +77,21 @@ def read_sierra(path: str) -> tuple[dict[str, np.ndarray], float]:
     return leads, float(ecg.leads[0].sampling_freq)
 
 
-def read_wfdb(path: str) -> tuple[dict[str, np.ndarray], float]:
+def read_wfdb(path: str, seconds: float | None = TARGET_SAMPLES / TARGET_RATE) -> tuple[dict[str, np.ndarray], float]:
     record_name = str(Path(path).with_suffix("")) if Path(path).suffix.lower() in (".hea", ".dat") else path
     header_path = Path(f"{record_name}.hea")
     try:
         lines = wfdb_signal.header_lines(header_path)
         wfdb_signal.check_signal_sizes(header_path, lines)
-        # Only the first 10 s are used: a 30-min Holter record is not read whole.
+        # Cut to `seconds`, only what is used is read: a 30-min Holter record is not read whole.
         rate, sig_len = wfdb_signal.record_rate_and_length(lines)
-        sampto = math.ceil(rate * TARGET_SAMPLES / TARGET_RATE) + 1
+        sampto = math.ceil(rate * seconds) + 1 if seconds else (sig_len or None)
         try:
             header = wfdb_signal.parse_header(lines)
             leads = wfdb_signal.read_samples(record_name, header, sampto)
             units = {sig.name: sig.units for sig in reversed(header.signals)}  # first of a repeated name
         except wfdb_signal.WfdbFormatError:
-            leads, units, rate = _read_with_wfdb(record_name, min(sampto, sig_len) if sig_len else None)
+            leads, units, rate = _read_with_wfdb(record_name, min(sampto, sig_len) if sig_len and sampto else None)
     except wfdb_signal.SignalFileTruncated as e:
         raise EcgReadError(str(e)) from None
     if not leads or next(iter(leads.values())).shape[0] == 0:
@@ -107,16 +115,39 @@ def _read_with_wfdb(record_name: str, sampto: int | None) -> tuple[dict[str, np.
     return leads, units, float(record.fs)
 
 
-def resample_to_target(x: np.ndarray, rate: float) -> np.ndarray:
+def resample_to_target(x: np.ndarray, rate: float, method: str = "polyphase") -> np.ndarray:
     if rate == TARGET_RATE:
         return x
+    if method == "every_second" and rate == 2 * TARGET_RATE:
+        return x[:, ::2]
+    if method == "fft":
+        from scipy.signal import resample
+
+        return resample(x, int(TARGET_RATE / rate * x.shape[-1]), axis=-1)
     from scipy.signal import resample_poly
 
     ratio = Fraction(TARGET_RATE / rate).limit_denominator(1000)
     return resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
 
 
-def to_standard_leads(leads: dict[str, np.ndarray], rate: float, source: str) -> EcgRecord:
+def fill_nans(x: np.ndarray, method: str) -> np.ndarray:
+    """x float64 [leads, n], in place. A lead with no valid sample at all becomes zeros."""
+    missing = ~np.isfinite(x)
+    if method == "interpolate":
+        for lead in np.flatnonzero(missing.any(axis=1)):
+            bad = missing[lead]
+            if bad.all():
+                x[lead] = 0.0
+            else:
+                x[lead, bad] = np.interp(np.flatnonzero(bad), np.flatnonzero(~bad), x[lead, ~bad])
+    else:
+        x[missing] = 0.0
+    return x
+
+
+def to_standard_leads(leads: dict[str, np.ndarray], rate: float, source: str,
+                      seconds: float | None = TARGET_SAMPLES / TARGET_RATE, resample: str = "polyphase",
+                      nan: str = "zero") -> EcgRecord:
     picked: dict[str, np.ndarray] = {}
     for name, values in leads.items():
         lead = canonical_lead(name)
@@ -125,28 +156,33 @@ def to_standard_leads(leads: dict[str, np.ndarray], rate: float, source: str) ->
     if not picked:
         raise EcgReadError(f"no standard ECG lead among {sorted(leads)} in {source}")
     length = max(len(v) for v in picked.values())
+    if seconds:  # a margin of one sample, so the resampler's edge sees what follows the cut
+        length = min(length, math.ceil(rate * seconds) + 1)
     stacked = np.zeros((len(LEADS), length), dtype=np.float64)
     for i, lead in enumerate(LEADS):
         if lead in picked:
-            stacked[i, : len(picked[lead])] = picked[lead]
-    nans = ~np.isfinite(stacked)
-    stacked[nans] = 0.0
-    stacked = resample_to_target(stacked, rate)
-    n = min(stacked.shape[1], TARGET_SAMPLES)
-    signal = np.zeros((len(LEADS), TARGET_SAMPLES), dtype=np.float32)
-    signal[:, :n] = stacked[:, :n]
-    return EcgRecord(signal, n, rate, [lead for lead in LEADS if lead in picked], int(nans.sum()))
+            values = picked[lead][:length]
+            stacked[i, : len(values)] = values
+    nans = int((~np.isfinite(stacked)).sum())
+    stacked = resample_to_target(fill_nans(stacked, nan), rate, resample)
+    n = min(stacked.shape[1], round(seconds * TARGET_RATE)) if seconds else stacked.shape[1]
+    if n == 0:
+        raise EcgReadError(f"no samples in {source}")
+    signal = np.ascontiguousarray(stacked[:, :n], dtype=np.float32)
+    return EcgRecord(signal, n, rate, [lead for lead in LEADS if lead in picked], nans)
 
 
-def read_ecg(path: str) -> EcgRecord:
-    """A Philips XML (.xml) or a WFDB record (.hea or .dat) as 12 leads at 500 Hz, cropped or padded to 10 s."""
+def read_ecg(path: str, seconds: float | None = TARGET_SAMPLES / TARGET_RATE, resample: str = "polyphase",
+             nan: str = "zero") -> EcgRecord:
+    """A Philips XML (.xml) or a WFDB record (.hea or .dat) as 12 leads at 500 Hz: whole (`seconds`
+    None) or cut to its first `seconds`."""
     suffix = Path(path).suffix.lower()
     if suffix == ".xml":
         leads, rate = read_sierra(path)
     elif suffix in (".hea", ".dat") or Path(f"{path}.hea").is_file():  # a WFDB record name, as lists give them
-        leads, rate = read_wfdb(path)
+        leads, rate = read_wfdb(path, seconds)
     else:
         raise EcgReadError(f"{path}: not an ECG file embedpipe reads (.xml, .hea)")
     if rate <= 0:
         raise EcgReadError(f"sampling rate {rate} in {path}")
-    return to_standard_leads(leads, rate, path)
+    return to_standard_leads(leads, rate, path, seconds, resample, nan)
