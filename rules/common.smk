@@ -57,6 +57,8 @@ if ENCODER["name"] != "vjepa2":
         config_error("encoder.media", f"{ENCODER['name']} reads its own media; image is a vjepa2 option")
     if set(ENCODER.get("outputs") or ["mean"]) != {"mean"}:
         config_error("encoder.outputs", f"tokens, temporal and spatial are vjepa2 outputs, not {ENCODER['name']}'s")
+    if ENCODER.get("transform", "auto") != "auto":
+        config_error("encoder.transform", f"official and fast are V-JEPA 2's resizes; {ENCODER['name']} has none")
 elif ENCODER.get("num_frames", 16) % 2 or ENCODER.get("image_frames", 16) % 2:
     config_error("encoder.num_frames" if ENCODER.get("num_frames", 16) % 2 else "encoder.image_frames",
                  "must be a multiple of V-JEPA 2's tubelet size (2)")

@@ -8,7 +8,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-import torch.nn.functional as F
 from conftest import SCRIPTS, run_env, run_script
 
 from embedpipe.discover import scan_files
@@ -34,19 +33,23 @@ def reference_run(video_tree, tiny_model, tmp_path_factory) -> Path:
 
 
 def test_one_video_equals_an_independent_computation(video_tree, tiny_model, reference_run):
-    """Frames decoded directly, transformed here, passed straight through VJEPA2Model."""
+    """Frames decoded directly, transformed here, passed straight through VJEPA2Model.
+
+    On the CPU the job runs V-JEPA 2's official eval transform (`transform: auto`): OpenCV bilinear on uint8."""
+    import cv2
     import decord
     from transformers import VJEPA2Model
 
     key = scan_files(video_tree, [".mp4"])[0]
     reader = decord.VideoReader(str(video_tree / key))
     idx = np.linspace(0, len(reader) - 1, 16).astype(int)
-    clip = torch.from_numpy(reader.get_batch(idx).asnumpy()).permute(0, 3, 1, 2).float() / 255.0
+    frames = reader.get_batch(idx).asnumpy()
     crop = 64
     short = int(crop * 256 / 224)
-    h, w = clip.shape[-2:]
+    h, w = frames.shape[1:3]
     size = (short, int(short * w / h)) if h <= w else (int(short * h / w), short)
-    clip = F.interpolate(clip, size=size, mode="bilinear", align_corners=False)
+    resized = np.stack([cv2.resize(f, size[::-1], interpolation=cv2.INTER_LINEAR) for f in frames])
+    clip = torch.from_numpy(resized).permute(0, 3, 1, 2).float() / 255.0
     top, left = round((size[0] - crop) / 2), round((size[1] - crop) / 2)
     clip = clip[:, :, top : top + crop, left : left + crop]
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)

@@ -87,7 +87,8 @@ def test_modes_orientation_and_large_images(tmp_path):
 
 def test_image_rows_batched_equal_single_and_the_device_path(tiny_model):
     root = fixtures_dir("image")
-    enc = image_encoder(tiny_model, outputs=["mean", "tokens", "temporal", "spatial"])
+    # fast: the transform the device split runs (CPU's default, official, resizes with OpenCV instead)
+    enc = image_encoder(tiny_model, outputs=["mean", "tokens", "temporal", "spatial"], transform="fast")
     enc.ensure_loaded(torch.device("cpu"))
     samples = [enc.prepare(str(root / n)) for n in GOOD]
     assert samples[0].shape == (1, 3, 64, 64)  # one frame crosses to the model, not 16

@@ -27,7 +27,7 @@ DEFAULT_CUSTOM_BATCH = 8
 
 @dataclass
 class ClipBatch:
-    """Decoded uint8 clips `[T, H, W, 3]` (sizes may differ) that are resized on the GPU."""
+    """Decoded uint8 clips `[T, H, W, 3]` (sizes may differ) that the fast transform resizes on the GPU."""
 
     clips: list[torch.Tensor]
 
@@ -73,6 +73,7 @@ class VJEPA2Encoder(Encoder):
         precision: str = "auto",
         compile: bool = False,
         outputs: Iterable[str] = ("mean",),
+        transform: str = "auto",
     ) -> None:
         if model not in VJEPA2_PRESETS and not path:
             raise ValueError(
@@ -92,8 +93,10 @@ class VJEPA2Encoder(Encoder):
         self.pooling = pooling
         self.device_name = device
         self.precision = resolve_precision(precision, resolve_device(device), self.name, PRECISIONS)
+        # Resolved here, not in load(): it is part of the provenance, which the writer reads first.
+        self.transform = transforms.resolve_transform(transform, resolve_device(device))
         self.compile = compile
-        self.preprocess_on_device = False  # set by load(): on CUDA, workers only decode
+        self.preprocess_on_device = False  # set by load(): the fast transform on CUDA, workers only decode
         self.crop, self.dim, self.tubelet, self.patch = self._read_geometry()
         self._check_frames("num_frames", num_frames)
         default_batch = self.preset.batch_size if self.preset else DEFAULT_CUSTOM_BATCH
@@ -102,7 +105,7 @@ class VJEPA2Encoder(Encoder):
         self.device = torch.device("cpu")
 
     OPTIONS = ("model", "path", "revision", "num_frames", "batch_size", "pooling", "device", "precision", "compile",
-               "outputs")
+               "outputs", "transform")
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> VJEPA2Encoder:
@@ -148,16 +151,17 @@ class VJEPA2Encoder(Encoder):
         # The encoder alone: with skip_predictor the full model returns exactly its output.
         # dynamic=False: one static graph for the batch size; short batches are padded up to it
         self._forward = torch.compile(self.model.encoder, dynamic=False) if self.compile else self.model.encoder
-        self.preprocess_on_device = device.type == "cuda"
+        # The official transform resizes with OpenCV on uint8 frames, which only the workers do.
+        self.preprocess_on_device = device.type == "cuda" and self.transform == "fast"
 
     def prepare(self, path: str) -> Prepared:
         clip = read_video(path, self.num_frames)
-        frames = torch.from_numpy(clip.frames)
         facts = {"frames_decoded": clip.frames_decoded, "frames_declared": clip.frames_declared,
                  "truncated": clip.truncated}
         if self.preprocess_on_device:
-            return Prepared(frames, facts)  # uint8; 4x less to move than float32, resized on the GPU
-        return Prepared(transforms.preprocess_clip(frames, self.crop), facts)
+            # uint8; 4x less to move than float32, resized on the GPU
+            return Prepared(torch.from_numpy(clip.frames), facts)
+        return Prepared(transforms.preprocess_on_cpu(clip.frames, self.crop, self.transform), facts)
 
     def fact_fields(self) -> list[pa.Field]:
         return [pa.field("frames_decoded", pa.int32()),  # in the whole file; `num_frames` of them are sampled
@@ -242,7 +246,7 @@ class VJEPA2Encoder(Encoder):
             "embedding_dim": self.dim,
             "pooling": f"{self.pooling} over all tokens",
             "precision": self.precision,
-            "preprocessing": transforms.describe(self.crop, self.num_frames),
+            "preprocessing": transforms.describe(self.crop, self.num_frames, self.transform),
         } | self._outputs_provenance()
 
     def _outputs_provenance(self) -> dict[str, Any]:

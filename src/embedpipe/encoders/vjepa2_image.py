@@ -15,7 +15,7 @@ from embedpipe.readers.image import read_image
 class VJEPA2ImageEncoder(VJEPA2Encoder):
     """`encoder.name: vjepa2` with `encoder.media: image`.
 
-    Workers decode one frame (uint8 on the CUDA path, preprocessed on CPU); it is repeated
+    Workers decode one frame (uint8 on the CUDA fast path, else preprocessed); it is repeated
     `image_frames` times only on the model's device, after the resize, so neither the workers nor
     the host-to-device copy pay for the repetition. 16 frames give 8 temporal tokens (DeepEarth's
     `[4608, 1408]` at vitg-384); 2 frames give one, 8x less compute, and different embeddings: the
@@ -33,11 +33,17 @@ class VJEPA2ImageEncoder(VJEPA2Encoder):
     def clip_frames(self) -> int:
         return self.image_frames
 
+    @property
+    def reduce_to(self) -> int:
+        """The reader's `min_side`. The official transform resizes the full image (Pillow's
+        `convert('RGB')` of it), so it gets no reduction; the fast one tolerates it for big photos."""
+        return 0 if self.transform == "official" else transforms.short_side_for(self.crop)
+
     def prepare(self, path: str) -> torch.Tensor:
-        frame = torch.from_numpy(read_image(path, transforms.short_side_for(self.crop))).unsqueeze(0)
+        frame = read_image(path, self.reduce_to)[None]
         if self.preprocess_on_device:
-            return frame
-        return transforms.preprocess_clip(frame, self.crop)
+            return torch.from_numpy(frame)
+        return transforms.preprocess_on_cpu(frame, self.crop, self.transform)
 
     def fact_fields(self) -> list[pa.Field]:
         return []  # Pillow raises on a truncated image: it becomes an error row
@@ -50,9 +56,10 @@ class VJEPA2ImageEncoder(VJEPA2Encoder):
         prov = super().provenance()
         prov["media"] = "image"
         prov["image_frames"] = self.image_frames
+        reduction = ("; images over twice the short side reduced first (JPEG draft, else integer box reduce)"
+                     if self.reduce_to else "; full size, no reduction")
         prov["preprocessing"] |= {
             "frames": f"the image repeated {self.image_frames} times ({self.grid[0]} temporal tokens)",
-            "reader": "Pillow; EXIF orientation applied; alpha composited on white; 16-bit gray scaled; "
-                      "images over twice the short side reduced first (JPEG draft, else integer box reduce)",
+            "reader": "Pillow; EXIF orientation applied; alpha composited on white; 16-bit gray scaled" + reduction,
         }
         return prov

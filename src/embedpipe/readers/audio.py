@@ -50,7 +50,7 @@ def _decode_pyav(path: str) -> tuple[np.ndarray, int, int | None]:
     """Containers libsndfile does not read (m4a/aac, webm, video files with an audio track)."""
     import av
 
-    with av.open(path) as container:
+    with av.open(path, metadata_errors="replace") as container:  # a non-UTF-8 title is no reason to fail
         if not container.streams.audio:
             raise AudioReadError(f"no audio stream in {path}")
         stream = container.streams.audio[0]

@@ -67,7 +67,8 @@ def video_declared_frames(path: str) -> int | None:
     """Frames the container declares for its best video stream (the one decord decodes)."""
     import av
 
-    with av.open(path) as container:
+    # Tags that are not UTF-8 (a title written in Latin-1) would raise here; they are not what is read.
+    with av.open(path, metadata_errors="replace") as container:
         stream = container.streams.best("video")
         if stream is None:
             return None

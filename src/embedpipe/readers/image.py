@@ -15,7 +15,8 @@ def read_image(path: str, min_side: int = 0) -> np.ndarray:
     `min_side`: the smallest short side the caller needs (the resize target). A larger image is
     reduced on the way in, never below it: JPEGs decode at 1/2, 1/4 or 1/8 scale (draft mode, a
     fraction of the decode time), other formats are box-reduced by an integer factor, so a
-    40-megapixel photo never goes through the resize at full size. Truncated and corrupt files
+    40-megapixel photo never goes through the resize at full size. 0: the full image, as V-JEPA 2's
+    official transform reads it (Pillow's `convert('RGB')`). Truncated and corrupt files
     raise (Pillow's OSError / UnidentifiedImageError): the caller records them as error rows.
     """
     with Image.open(path) as img:
