@@ -33,7 +33,9 @@ def build_checkpoint(encoder: str, model: str, out: Path) -> Path:
     if encoder == "ecgfounder":  # the released geometry, 30.8M parameters
         torch.save({"state_dict": Net1D().state_dict()}, out / "ecgfounder.pth")
         return out / "ecgfounder.pth"
-    torch.save({"encoder": EcgViT().state_dict()}, out / "ecg_jepa.pt")  # ViT-S: 384 wide, 8 deep, 6 heads
+    # ViT-S as released (ViTS_mimic: 384 wide, 8 deep, 6 heads, no biases), in pretrain.py's layout
+    state = {f"target_encoder.{k}": v for k, v in EcgViT(bias=False).state_dict().items()}
+    torch.save({"model": state, "config": {"num_heads": 6, "bias": False, "channel_size": 5000}}, out / "ecg_jepa.pt")
     return out / "ecg_jepa.pt"
 
 
@@ -74,8 +76,7 @@ def run(args: Any, device: torch.device, workers: int) -> dict[str, Any]:
         keys = scan_files(records, [".hea"])
         precision = args.precision if args.precision in ("auto", "bf16", "fp32") else "auto"
         encoder = build_encoder(args.encoder, {"model": args.model, "path": str(checkpoint), "device": str(device),
-                                               "batch_size": args.batch_size, "precision": precision,
-                                               **({} if args.model == "tiny" else {"num_heads": 6})})
+                                               "batch_size": args.batch_size, "precision": precision})
         encoder.ensure_loaded(device)
         ref = model_only(encoder, min(args.n, 8 * args.batch_size))
         decode = decode_only(keys, records, encoder, workers)

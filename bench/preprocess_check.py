@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""The GPU preprocessing path against the CPU one, on real decoded H.264 clips of mixed sizes.
+"""The fast transform on the GPU against the same transform on the CPU, on real decoded H.264 clips
+of mixed sizes (`encoder.transform: fast` either way; the official transform is OpenCV on the CPU only).
 
     python bench/preprocess_check.py --device cuda --n 64
 

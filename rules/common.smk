@@ -52,6 +52,16 @@ if ENCODER["name"] in ("ecgfounder", "ecg_jepa"):
         config_error("encoder.path", f"{ENCODER['path']!r} is not a file")
     if ENCODER.get("precision", "auto") == "bf16-autocast":
         config_error("encoder.precision", f"{ENCODER['name']} runs auto, bf16 or fp32")
+    if ENCODER.get("notch_hz") is not None and ENCODER.get("filter", "none") == "none":
+        config_error("encoder.notch_hz", "is the notch of filter: ecgfounder; set encoder.filter or drop notch_hz")
+    if ENCODER["name"] == "ecgfounder" and ENCODER.get("normalise") is not None:
+        config_error("encoder.normalise", "ecgfounder z-scores each record (its own way); normalise is ecg_jepa's")
+else:
+    for key in ("length", "resample", "nan", "normalise", "notch_hz", "num_heads"):
+        if ENCODER.get(key) is not None:
+            config_error(f"encoder.{key}", f"is an ECG option; {ENCODER['name']} has none")
+    if ENCODER.get("filter", "none") != "none":
+        config_error("encoder.filter", f"is an ECG option; {ENCODER['name']} has none")
 if ENCODER["name"] != "vjepa2":
     if ENCODER.get("media", "video") != "video":
         config_error("encoder.media", f"{ENCODER['name']} reads its own media; image is a vjepa2 option")

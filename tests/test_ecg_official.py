@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import wfdb
-from conftest import fixtures_dir
+from conftest import REPO, fixtures_dir, snakemake
 from scipy import signal as sp
 
 from embedpipe.demo_ecg import synthetic_ecg, write_mimic_record
@@ -251,3 +251,54 @@ def test_bad_option_values_name_their_key(tiny_ecg, kind, key, value):
     cls, file = {"ecgfounder": (EcgFounderEncoder, "ecgfounder.pth"), "ecg_jepa": (EcgJepaEncoder, "ecg_jepa.pt")}[kind]
     with pytest.raises(ValueError, match=rf"encoder\.{key}\b"):
         cls(model="t", path=str(tiny_ecg / file), device="cpu", **{key: value})
+
+
+def test_ecg_jepa_ten_seconds_is_crop_zero_and_config_without_heads(tiny_ecg, tmp_path):
+    """FFT resampling depends on the whole record: `length: 10s` still resamples it whole, so its
+    window is exactly the full path's first crop. A config that lacks num_heads takes the option."""
+    config = {k: v for k, v in CONFIG.items() if k != "num_heads"}
+    torch.save({"model": {f"target_encoder.{k}": v for k, v in _vit(5).state_dict().items()}, "config": config},
+               tmp_path / "noheads.pt")
+    with pytest.raises(ValueError, match="encoder.num_heads"):
+        EcgJepaEncoder(model="t", path=str(tmp_path / "noheads.pt"), device="cpu")
+    full = _jepa(tmp_path / "noheads.pt", num_heads=4)
+    ten = _jepa(tmp_path / "noheads.pt", num_heads=4, length="10s")
+    whole, cut = full.prepare(_ptb()), ten.prepare(_ptb() + ".hea")
+    assert whole.signal.shape == (12, 19200) and cut.signal.shape == (12, 5000)
+    np.testing.assert_array_equal(cut.signal, whole.signal[:, :5000])
+    np.testing.assert_allclose(_encode(ten, [_ptb()])["embedding"][0],
+                               _encode(full, [_ptb()])["crop_embeddings"][0][0], atol=1e-6)
+
+
+def test_polyphase_ten_second_cut_equals_the_whole_record_cut_after(tmp_path):
+    """Reading only the first 10 s (and a margin) gives the samples resampling the whole record would."""
+    mit = str(fixtures_dir("ecg") / "wfdb" / "mitdb_100" / "100.hea")  # 360 Hz, 30 min
+    cut, whole = read_ecg(mit, 10.0), read_ecg(mit, None)
+    assert cut.n_samples == 5000 and whole.n_samples == 902778
+    np.testing.assert_allclose(cut.signal, whole.signal[:, :5000], atol=1e-6)
+    with pytest.raises(Exception, match="longer than 600 s read whole"):
+        read_ecg(mit, None, max_seconds=600)
+
+
+def test_notch_without_the_filter_and_features_off_give_the_same_embedding(tiny_ecg, tmp_path):
+    with pytest.raises(ValueError, match="encoder.notch_hz"):
+        EcgFounderEncoder(model="t", path=str(tiny_ecg / "ecgfounder.pth"), device="cpu", notch_hz=60)
+    paths = [_record(tmp_path, 7.0, 1), _sierra(), _record(tmp_path, 10.0, 2)]  # three lengths, one batch
+    kept = _encode(_founder(tiny_ecg), paths)
+    mean_only = _encode(_founder(tiny_ecg, keep_features=False), paths)
+    assert "features" not in mean_only and [len(f) for f in kept["features"]] == [14, 22, 20]
+    np.testing.assert_array_equal(kept["embedding"], mean_only["embedding"])
+    for features, embedding in zip(kept["features"], kept["embedding"], strict=True):
+        np.testing.assert_allclose(features.mean(0), embedding, atol=1e-6)
+
+
+@pytest.mark.parametrize(("config", "override", "key"), [
+    ("demo_ecg.yaml", "notch_hz: 60", "encoder.notch_hz"),
+    ("demo_ecg.yaml", "normalise: record", "encoder.normalise"),
+    ("demo.yaml", "length: full", "encoder.length"),
+])
+def test_ecg_options_that_do_nothing_stop_the_run_before_any_job(tmp_path, config, override, key):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(f"encoder:\n  {override}\n")
+    proc = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / config), str(overlay), check=False)
+    assert proc.returncode != 0 and key in proc.stdout + proc.stderr

@@ -22,6 +22,7 @@ from embedpipe.readers.ecg import LEADS, NAN_FILLS, RESAMPLERS, TARGET_RATE, TAR
 
 MODES = {"12lead": LEADS, "1lead": ("I",)}
 FILTERS = ("none", "ecgfounder")
+DEFAULT_NOTCH_HZ = 50.0  # ECGFounder's util.filter_bandpass
 MEDIAN_WINDOW_S = 0.4  # ECGFounder's baseline-wander median filter: int(0.4 · fs) + 1 samples
 
 
@@ -84,7 +85,7 @@ class EcgEncoder(Encoder):
 
     def __init__(self, model: str, path: str, mode: str = "12lead", batch_size: int = 0, device: str = "auto",
                  precision: str = "auto", length: str | None = None, resample: str | None = None,
-                 nan: str | None = None, filter: str = "none", notch_hz: float = 50.0) -> None:
+                 nan: str | None = None, filter: str = "none", notch_hz: float | None = None) -> None:
         if not path:
             raise ValueError(f"encoder.path: {self.name} needs a checkpoint file")
         if not Path(path).is_file():
@@ -102,7 +103,9 @@ class EcgEncoder(Encoder):
         self.batch_size = batch_size or 256
         self.precision_option = precision
         self.precision = resolve_precision(precision, resolve_device(device), self.name)
-        self.filter, self.notch_hz = filter, float(notch_hz)
+        if notch_hz is not None and filter == "none":
+            raise ValueError("encoder.notch_hz: only filter ecgfounder has a notch; set encoder.filter: ecgfounder")
+        self.filter, self.notch_hz = filter, float(notch_hz or DEFAULT_NOTCH_HZ)
         self.model: torch.nn.Module | None = None
 
     # the config keys every ECG encoder takes; a subclass adds its own in EXTRA_OPTIONS
@@ -186,7 +189,7 @@ class EcgEncoder(Encoder):
             "mode": self.mode,
             "precision": self.precision,
             "preprocessing": {
-                "leads": list(MODES[self.mode]) if self.mode != "12lead" else "I II III aVR aVL aVF V1-V6, by name",
+                "leads": " ".join(LEADS[i] for i in self.lead_index) + ", by name",
                 "resample": f"{TARGET_RATE} Hz ({self.resample})",
                 "length": "the whole record" if self.length == "full" else "its first 10 s",
                 "padding": "none: one forward pass per distinct length",

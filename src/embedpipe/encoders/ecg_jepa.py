@@ -53,15 +53,17 @@ class EcgJepaEncoder(EcgEncoder):
         """Head count, crop length and lead order from the checkpoint's config; a config value that
         contradicts the tensors or the options is an error, never a guess."""
         where = f"{self.path}: config"
-        if config is None:
+        if config is None or config.get("num_heads") is None:
             if num_heads is None:
                 raise ValueError(f"encoder.num_heads: {self.path} holds no config with num_heads; "
                                  "give encoder.num_heads")
             self.geometry["heads"] = num_heads
-            return
-        if num_heads is not None and num_heads != config.get("num_heads"):
-            raise ValueError(f"encoder.num_heads: {num_heads} contradicts {where} num_heads {config.get('num_heads')}")
-        self.geometry["heads"] = int(config["num_heads"])
+            if config is None:
+                return
+        elif num_heads is not None and num_heads != config["num_heads"]:
+            raise ValueError(f"encoder.num_heads: {num_heads} contradicts {where} num_heads {config['num_heads']}")
+        else:
+            self.geometry["heads"] = int(config["num_heads"])
         for key, geometry_key in (("dim", "dim"), ("depth", "depth"), ("patch_size", "patch"),
                                   ("num_registers", "registers"), ("bias", "bias"), ("qkv_bias", "qkv_bias")):
             if key in config and config[key] != self.geometry[geometry_key]:

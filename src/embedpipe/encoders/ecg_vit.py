@@ -3,7 +3,8 @@
 Conv1d patches (12 → dim, kernel = stride = 25: 200 tokens for 10 s at 500 Hz), fixed sinusoidal
 positions, register tokens in front, pre-LN blocks (no qkv bias), final LayerNorm; the released
 configs have no biases at all (`bias: False`). Widths, depth, patch size, registers and biases are
-read off the tensors; the head count and the crop length only from the checkpoint's `config`.
+read off the tensors; the head count and the crop length from the checkpoint's `config` (a
+checkpoint without one needs `encoder.num_heads`).
 """
 
 from __future__ import annotations

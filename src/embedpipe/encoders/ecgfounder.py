@@ -13,7 +13,7 @@ import torch
 
 from embedpipe.encoders.base import PendingOutput
 from embedpipe.encoders.ecg import EcgBatch, EcgEncoder
-from embedpipe.encoders.net1d import Net1D, output_length
+from embedpipe.encoders.net1d import Net1D
 
 
 class EcgFounderEncoder(EcgEncoder):
@@ -46,22 +46,28 @@ class EcgFounderEncoder(EcgEncoder):
 
     def encode_async(self, batch: EcgBatch) -> PendingOutput:
         assert self.model is not None, "load() first"
-        lengths = [output_length(s.shape[-1], self.downsamplings) for s in batch.signals]
+        groups = list(batch.by_length().values())
         with torch.inference_mode():
-            # One pass per distinct length (all of them at once in the usual case); the maps of the
-            # groups are laid into one padded output tensor, trimmed to each row's frames in finish().
-            maps = torch.zeros((len(batch), max(lengths), self.dim), device=self.device)
-            for indices in batch.by_length().values():
-                group = self.model.features(self._stack([batch.signals[i] for i in indices])).transpose(1, 2)
-                maps[torch.tensor(indices, device=self.device), : group.shape[1]] = group.float()
-            frames = torch.tensor(lengths, device=self.device, dtype=torch.float32)
-            arrays = {"embedding": maps.sum(1) / frames[:, None], **({"features": maps} if self.keep_features else {})}
+            # One pass per distinct length (one in the usual case); no padded buffer of the longest
+            # record's frames: each group's maps travel on their own and are put back in finish().
+            embedding = torch.empty((len(batch), self.dim), device=self.device)
+            arrays: dict[str, torch.Tensor] = {}
+            for g, indices in enumerate(groups):
+                maps = self.model.features(self._stack([batch.signals[i] for i in indices])).transpose(1, 2).float()
+                embedding[torch.tensor(indices, device=self.device)] = maps.mean(1)
+                if self.keep_features:
+                    arrays[f"features/{g}"] = maps
+            arrays["embedding"] = embedding
         records = batch.records
 
         def finish(out: dict[str, np.ndarray]) -> dict[str, Any]:
             done = {"embedding": out["embedding"], **self._record_columns(records)}
             if self.keep_features:
-                done["features"] = [out["features"][i, :t] for i, t in enumerate(lengths)]
+                features: list[np.ndarray | None] = [None] * len(records)
+                for g, indices in enumerate(groups):
+                    for row, i in enumerate(indices):
+                        features[i] = out[f"features/{g}"][row]
+                done["features"] = features
             return done
 
         return PendingOutput.from_device(arrays, finish)

@@ -27,6 +27,11 @@ RESAMPLERS = ("polyphase", "fft", "every_second")
 # zero: NaN samples set to 0 (ECGFounder's np.nan_to_num); interpolate: linear between the valid
 # neighbours of the same lead (ECG-JEPA's interpolate_NaNs_). Either way they are counted.
 NAN_FILLS = ("zero", "interpolate")
+# Source seconds read past a 10-s cut, so that the resampler's edge sees real signal after the cut
+# (polyphase's filter spans a few dozen source samples). FFT resampling depends on the whole record:
+# with it, a record is resampled whole and cut after.
+CUT_MARGIN_S = 0.5
+MAX_SECONDS = 3600.0  # a whole record longer than this (a 24-h Holter: 4 GB as float64) is refused
 _CANONICAL = {name.upper(): name for name in LEADS}
 # Modified limb leads of Holter/monitoring records (MIT-BIH's MLII) stand in for the limb lead.
 _ALIASES = {"MLI": "I", "MLII": "II", "MLIII": "III", "D1": "I", "D2": "II", "D3": "III"}
@@ -42,7 +47,7 @@ class EcgRecord:
     n_samples: int  # length at 500 Hz: the whole record, or at most 5000 when cut to 10 s
     source_rate: float
     leads_found: list[str]
-    nan_samples: int  # NaN samples set to 0
+    nan_samples: int  # NaN samples, set to 0 or interpolated
 
 
 def canonical_lead(name: str) -> str | None:
@@ -77,7 +82,9 @@ def read_sierra(path: str) -> tuple[dict[str, np.ndarray], float]:
     return leads, float(ecg.leads[0].sampling_freq)
 
 
-def read_wfdb(path: str, seconds: float | None = TARGET_SAMPLES / TARGET_RATE) -> tuple[dict[str, np.ndarray], float]:
+def read_wfdb(path: str, seconds: float | None = TARGET_SAMPLES / TARGET_RATE,
+              max_seconds: float = MAX_SECONDS) -> tuple[dict[str, np.ndarray], float]:
+    """Signals by name, in mV, at the source rate: the first `seconds` (plus a margin), or the whole record."""
     record_name = str(Path(path).with_suffix("")) if Path(path).suffix.lower() in (".hea", ".dat") else path
     header_path = Path(f"{record_name}.hea")
     try:
@@ -85,13 +92,16 @@ def read_wfdb(path: str, seconds: float | None = TARGET_SAMPLES / TARGET_RATE) -
         wfdb_signal.check_signal_sizes(header_path, lines)
         # Cut to `seconds`, only what is used is read: a 30-min Holter record is not read whole.
         rate, sig_len = wfdb_signal.record_rate_and_length(lines)
-        sampto = math.ceil(rate * seconds) + 1 if seconds else (sig_len or None)
+        if not seconds and sig_len and rate and sig_len / rate > max_seconds:
+            raise EcgReadError(f"{path}: {sig_len / rate:.0f} s is longer than {max_seconds:.0f} s read whole; "
+                               "use encoder.length 10s")
+        sampto = math.ceil(rate * (seconds + CUT_MARGIN_S)) if seconds else sig_len
         try:
             header = wfdb_signal.parse_header(lines)
             leads = wfdb_signal.read_samples(record_name, header, sampto)
             units = {sig.name: sig.units for sig in reversed(header.signals)}  # first of a repeated name
         except wfdb_signal.WfdbFormatError:
-            leads, units, rate = _read_with_wfdb(record_name, min(sampto, sig_len) if sig_len and sampto else None)
+            leads, units, rate = _read_with_wfdb(record_name, min(sampto, sig_len) if sig_len and sampto else sampto)
     except wfdb_signal.SignalFileTruncated as e:
         raise EcgReadError(str(e)) from None
     if not leads or next(iter(leads.values())).shape[0] == 0:
@@ -156,8 +166,8 @@ def to_standard_leads(leads: dict[str, np.ndarray], rate: float, source: str,
     if not picked:
         raise EcgReadError(f"no standard ECG lead among {sorted(leads)} in {source}")
     length = max(len(v) for v in picked.values())
-    if seconds:  # a margin of one sample, so the resampler's edge sees what follows the cut
-        length = min(length, math.ceil(rate * seconds) + 1)
+    if seconds and resample != "fft":
+        length = min(length, math.ceil(rate * (seconds + CUT_MARGIN_S)))
     stacked = np.zeros((len(LEADS), length), dtype=np.float64)
     for i, lead in enumerate(LEADS):
         if lead in picked:
@@ -173,14 +183,14 @@ def to_standard_leads(leads: dict[str, np.ndarray], rate: float, source: str,
 
 
 def read_ecg(path: str, seconds: float | None = TARGET_SAMPLES / TARGET_RATE, resample: str = "polyphase",
-             nan: str = "zero") -> EcgRecord:
+             nan: str = "zero", max_seconds: float = MAX_SECONDS) -> EcgRecord:
     """A Philips XML (.xml) or a WFDB record (.hea or .dat) as 12 leads at 500 Hz: whole (`seconds`
     None) or cut to its first `seconds`."""
     suffix = Path(path).suffix.lower()
     if suffix == ".xml":
         leads, rate = read_sierra(path)
     elif suffix in (".hea", ".dat") or Path(f"{path}.hea").is_file():  # a WFDB record name, as lists give them
-        leads, rate = read_wfdb(path, seconds)
+        leads, rate = read_wfdb(path, None if resample == "fft" else seconds, max_seconds)
     else:
         raise EcgReadError(f"{path}: not an ECG file embedpipe reads (.xml, .hea)")
     if rate <= 0:
