@@ -44,11 +44,15 @@ class EcgBatch:
         return EcgBatch([s.pin_memory() for s in self.signals], self.records)
 
     def by_length(self) -> dict[int, list[int]]:
-        """Item indices per signal length: each group is one forward pass, with no padding."""
-        groups: dict[int, list[int]] = defaultdict(list)
-        for i, s in enumerate(self.signals):
-            groups[s.shape[-1]].append(i)
-        return groups
+        return by_length(self.signals)
+
+
+def by_length(signals: list[torch.Tensor]) -> dict[int, list[int]]:
+    """Indices of `[leads, n]` signals per length n: each group is one forward pass, with no padding."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, s in enumerate(signals):
+        groups[s.shape[-1]].append(i)
+    return groups
 
 
 def ecgfounder_filter(x: np.ndarray, notch_hz: float) -> np.ndarray:

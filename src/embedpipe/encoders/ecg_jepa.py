@@ -16,7 +16,7 @@ import pyarrow as pa
 import torch
 
 from embedpipe.encoders.base import PendingOutput
-from embedpipe.encoders.ecg import EcgBatch, EcgEncoder, EcgSample, zscore
+from embedpipe.encoders.ecg import EcgBatch, EcgEncoder, EcgSample, by_length, zscore
 from embedpipe.encoders.ecg_vit import EcgViT, read_checkpoint
 from embedpipe.readers.ecg import LEADS, TARGET_RATE, TARGET_SAMPLES, canonical_lead
 
@@ -129,10 +129,7 @@ class EcgJepaEncoder(EcgEncoder):
         with torch.inference_mode():
             crop_means = torch.empty((len(windows), self.dim), device=self.device)
             crop_registers = torch.empty((len(windows), self.dim), device=self.device)
-            groups: dict[int, list[int]] = {}
-            for w, x in enumerate(windows):
-                groups.setdefault(x.shape[-1], []).append(w)
-            for indices in groups.values():  # one pass per window length: all crops are one length
+            for indices in by_length(windows).values():  # one pass per window length: all crops are one length
                 registers, tokens = self.model(self._stack([windows[w] for w in indices]))
                 index = torch.tensor(indices, device=self.device)
                 crop_means[index] = tokens.float().mean(1)
@@ -140,11 +137,14 @@ class EcgJepaEncoder(EcgEncoder):
                     crop_registers[index] = registers[:, 0].float()
             owners = torch.tensor(owner, device=self.device)
             counts = torch.bincount(owners, minlength=len(batch)).float()[:, None]
-            arrays = {"embedding": torch.zeros((len(batch), self.dim), device=self.device).index_add_(
-                0, owners, crop_means) / counts, "crop_embeddings": crop_means}
+
+            def mean_per_record(per_window: torch.Tensor) -> torch.Tensor:
+                total = torch.zeros((len(batch), self.dim), device=self.device)
+                return total.index_add_(0, owners, per_window) / counts
+
+            arrays = {"embedding": mean_per_record(crop_means), "crop_embeddings": crop_means}
             if self.geometry["registers"]:
-                arrays["register"] = torch.zeros((len(batch), self.dim), device=self.device).index_add_(
-                    0, owners, crop_registers) / counts
+                arrays["register"] = mean_per_record(crop_registers)
         records = batch.records
         n_crops = [s.shape[-1] // self.crop for s in batch.signals]
         bounds = np.cumsum([0, *np.bincount(owner, minlength=len(batch))])
