@@ -2,12 +2,14 @@
 import json
 import re
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # the Snakefile itself needs only stdlib parts
 from embedpipe.discover import ShardSpec, list_top_folders  # noqa: E402
-from embedpipe.presets import VJEPA2_PRESETS, dataset_file_name  # noqa: E402
+from embedpipe.identifying import IDENTIFYING_BY_KIND, refusal, unacknowledged  # noqa: E402
+from embedpipe.presets import VJEPA2_PRESETS  # noqa: E402
 
 from snakemake.exceptions import WorkflowError  # noqa: E402
 
@@ -18,8 +20,15 @@ def config_error(key, message):
 
 DEMO = bool(config["demo"]["enabled"])
 RUN = config["run"]
-RUN_DIR = f"{config.get('results_dir', 'results')}/{RUN}"
-LOG_DIR = f"{config.get('logs_dir', 'logs')}/{RUN}"
+
+
+def safe_dir(path):
+    """A relative path that starts with '-' would read as an option on a command line."""
+    return f"./{path}" if path.startswith("-") else path
+
+
+RUN_DIR = safe_dir(f"{config.get('results_dir', 'results')}/{RUN}")
+LOG_DIR = safe_dir(f"{config.get('logs_dir', 'logs')}/{RUN}")
 # Jobs run `python` from the environment that runs Snakemake (the project's venv, activated or
 # not), unless a software-deployment method (conda, apptainer) provides the environment.
 if not workflow.deployment_settings.deployment_method:
@@ -33,6 +42,23 @@ ENCODER = config["encoder"]
 MODEL = ENCODER["model"]
 SHARDING = config["shards"]
 
+
+def check_output_dir(key, path):
+    """`path` (from config key `key`) must be a folder this user can write, or one that can be made.
+    Checked here because a job finding out fails with a traceback, and for logs_dir only inside a job."""
+    probe = os.path.abspath(path)
+    while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)  # the nearest part that exists decides whether mkdir can work
+    where = "" if probe == os.path.abspath(path) else f" ({path!r} would be made inside it)"
+    fix = f"set {key} to a folder you can write (it is created if missing)"
+    if not os.path.isdir(probe):
+        config_error(key, f"{probe!r} is a file, not a folder{where}; {fix}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        config_error(key, f"{probe!r} is not writable{where}; {fix}")
+
+
+check_output_dir("results_dir", RUN_DIR)
+check_output_dir("logs_dir", LOG_DIR)
 if not DEMO and not os.path.isdir(config["input_dir"]):
     config_error("input_dir", f"{config['input_dir']!r} is not a directory")
 if not DEMO and ENCODER.get("path") and not os.path.exists(ENCODER["path"]):
@@ -91,24 +117,36 @@ if SHARDING["by"] == "folder":
         SHARDS = list_top_folders(config["input_dir"])
         if not SHARDS:
             config_error("input_dir", f"no top-level folders in {config['input_dir']!r} to shard by")
+    elif not DEMO:
+        missing = [s for s in SHARDS if not os.path.isdir(os.path.join(config["input_dir"], s))]
+        if missing:
+            config_error("shards.folders", f"{missing} not found under input_dir {config['input_dir']!r}")
+    # A shard id names files and travels on command lines (quoted); a line break or another control
+    # character in it would not survive a manifest, a log line or a SLURM job name.
+    unusable = [s for s in SHARDS if any(ord(c) < 32 or ord(c) == 127 for c in s)]
+    if unusable:
+        config_error("shards.folders", f"folder names with line breaks or control characters cannot be shards: "
+                     f"{unusable}; rename them, or use shards.by: hash")
 else:
     SHARDS = ShardSpec("hash", num_shards=SHARDING.get("num_shards", 1)).shard_ids()
-
-DATASET_NAMES = {s: dataset_file_name(i, len(SHARDS)) for i, s in enumerate(SHARDS)}
-SHARD_OF_DATASET = {v.removesuffix(".parquet"): k for k, v in DATASET_NAMES.items()}
 
 
 wildcard_constraints:
     shard="|".join(map(re.escape, SHARDS)),
-    part=r"train-\d{5}-of-\d{5}",
 
 
 MANIFEST = f"{RUN_DIR}/manifests/{{shard}}.txt"
+EXCLUSIONS = f"{RUN_DIR}/manifests/exclusions.json"
 EMBEDDINGS = f"{RUN_DIR}/embeddings/{{shard}}.parquet"
 ERRORS = f"{RUN_DIR}/embeddings/{{shard}}.errors.parquet"
 PARTS = f"{RUN_DIR}/parts/{{shard}}"
-DATASET = f"{RUN_DIR}/parquet/{{part}}.parquet"
-DATASET_FILES = [f"{RUN_DIR}/parquet/{DATASET_NAMES[s]}" for s in SHARDS]
+# Each shard's dataset file is staged first; the dataset step then builds the published folder from
+# exactly this run's non-empty shards, numbered train-0000i-of-0000N, and lists what it holds.
+STAGED = f"{RUN_DIR}/staged/{{shard}}.parquet"
+STAGED_FILES = expand(STAGED, shard=SHARDS)
+DATASET_DIR = f"{RUN_DIR}/parquet"
+CARD = f"{DATASET_DIR}/README.md"
+DATASET_FILE_LIST = f"{RUN_DIR}/dataset.files.json"
 MERGED = {
     "pt": f"{RUN_DIR}/{MODEL}_embeddings_all.pt",
     "npy": f"{RUN_DIR}/{MODEL}_embeddings_all.npy",
@@ -116,7 +154,6 @@ MERGED = {
 }
 VALIDATION_DIR = f"{RUN_DIR}/validation"
 METRICS = f"{VALIDATION_DIR}/metrics.json"
-CARD = f"{RUN_DIR}/parquet/README.md"
 DATASET_INFO = {**config["dataset"], "pretty_name": config["dataset"].get("pretty_name") or RUN}
 DATASET_TITLE = DATASET_INFO["pretty_name"]
 UPLOAD = config["upload"]
@@ -124,6 +161,13 @@ UPLOAD_RECEIPT = f"{RUN_DIR}/upload/" + ("plan.json" if UPLOAD.get("dry_run") el
 if UPLOAD.get("public") and config["dataset"].get("credentialed"):
     config_error("upload.public", "true is refused for a dataset with dataset.credentialed: true "
                  "(e.g. MIMIC under the PhysioNet data use agreement); upload it privately")
+# Known here only where the metadata kind fixes the columns; for kind none the keys decide, and
+# upload.py checks what the files themselves record.
+UPLOAD_ACKNOWLEDGED = UPLOAD.get("public_identifying_columns") or []
+if UPLOAD.get("public") and (
+    missing := unacknowledged(IDENTIFYING_BY_KIND.get(config["metadata"]["kind"]) or (), UPLOAD_ACKNOWLEDGED)
+):
+    config_error("upload.public", refusal(missing))
 
 
 def demo_inputs(*names):
@@ -189,14 +233,15 @@ def upload_flags():
     flags = ["--public"] if UPLOAD.get("public") else []
     flags += ["--credentialed"] if config["dataset"].get("credentialed") else []
     flags += ["--dry-run"] if UPLOAD.get("dry_run") else []
+    flags += [f"--acknowledge={shlex.quote(c)}" for c in UPLOAD_ACKNOWLEDGED]
     return " ".join(flags)
 
 
 def validate_args():
     """Thresholds for validate.py. A preset's width is checked; a custom model's is what its config says."""
-    args = [f"--{key} {value}" for key, value in sorted(config["validate"].items())]
+    args = [f"--{key}={shlex.quote(str(value))}" for key, value in sorted(config["validate"].items())]
     if ENCODER["name"] == "vjepa2" and MODEL in VJEPA2_PRESETS and not ENCODER.get("path"):
-        args.append(f"--expected_dim {VJEPA2_PRESETS[MODEL].dim}")
+        args.append(f"--expected_dim={VJEPA2_PRESETS[MODEL].dim}")
     if ENCODER["name"] == "metis":
-        args.append("--expected_dim 8")
+        args.append("--expected_dim=8")
     return " ".join(args)

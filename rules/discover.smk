@@ -6,18 +6,20 @@ rule discover:
     input:
         demo_inputs("data"),
     output:
-        expand(MANIFEST, shard=SHARDS),
+        manifests=expand(MANIFEST, shard=SHARDS),
+        exclusions=EXCLUSIONS,
     params:
         run=script("discover.py"),
         input_dir=lambda wc, input: input[0] if input else config["input_dir"],
-        manifest_dir=lambda wc, output: os.path.dirname(output[0]),
-        extensions=" ".join(config["extensions"]),
+        manifest_dir=lambda wc, output: os.path.dirname(output.manifests[0]),
+        extensions=config["extensions"],
         by=SHARDING["by"],
-        folders=" ".join(SHARDS) if SHARDING["by"] == "folder" else "",
+        folders=json.dumps(SHARDS if SHARDING["by"] == "folder" else []),
+        all_folders="--all_folders" if SHARDING["by"] == "folder" and not SHARDING.get("folders") else "",
         num_shards=len(SHARDS),
         hf=(
-            f"--hf_dataset {shlex.quote(HF_DATASET['path'])} --hf_split {shlex.quote(HF_DATASET.get('split', 'train'))}"
-            f" --hf_column {shlex.quote(HF_DATASET.get('column', 'ecg_paths'))}"
+            f"--hf_dataset={shlex.quote(HF_DATASET['path'])} --hf_split={shlex.quote(HF_DATASET.get('split', 'train'))}"
+            f" --hf_column={shlex.quote(HF_DATASET.get('column', 'ecg_paths'))}"
             if HF_DATASET.get("path")
             else ""
         ),
@@ -26,6 +28,7 @@ rule discover:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "{params.run} --input_dir {params.input_dir:q} --manifest_dir {params.manifest_dir:q}"
-        " --extensions {params.extensions} --by {params.by} --folders {params.folders}"
-        " --num_shards {params.num_shards} {params.hf} > {log:q} 2>&1"
+        # The summary of what was left out goes to the log and, on stdout, to the console.
+        "{params.run} --input_dir={params.input_dir:q} --manifest_dir={params.manifest_dir:q}"
+        " --extensions {params.extensions:q} --by={params.by:q} --folders_json={params.folders:q} {params.all_folders}"
+        " --num_shards={params.num_shards:q} --exclusions={output.exclusions:q} {params.hf} 2> {log:q} | tee -a {log:q}"

@@ -22,20 +22,21 @@ rule extract:
         part_mb=config["extract"].get("part_mb", 512),
         gpu_slots=str(config["extract"].get("gpu_slots", "auto")).replace(" ", ""),
         gpu_lock_dir=(
-            f"--gpu_lock_dir {shlex.quote(config['extract']['gpu_lock_dir'])}"
+            f"--gpu_lock_dir={shlex.quote(config['extract']['gpu_lock_dir'])}"
             if config["extract"].get("gpu_lock_dir")
             else ""
         ),
         log_every=config["extract"].get("log_every", 50),
+        decode_timeout_s=config["extract"].get("decode_timeout_s", 300),
     threads: extract_threads()
     log:
         f"{LOG_DIR}/extract/{{shard}}.log",
     conda:
         "../envs/gpu.yaml"
     shell:
-        "{params.run} --encoder {params.encoder} --model {params.model:q} --encoder_options {params.options:q}"
-        " --input_dir {params.input_dir:q} --shard {wildcards.shard} --manifest {input.manifest:q}"
-        " --output {output.embeddings:q} --errors {output.errors:q} --parts_dir {params.parts:q}"
-        " --num_workers {params.num_workers} --save_every {params.save_every}"
-        " --part_mb {params.part_mb} --gpu_slots {params.gpu_slots} {params.gpu_lock_dir}"
-        " --log_every {params.log_every} > {log:q} 2>&1"
+        "{params.run} --encoder={params.encoder:q} --model={params.model:q} --encoder_options={params.options:q}"
+        " --input_dir={params.input_dir:q} --shard={wildcards.shard:q} --manifest={input.manifest:q}"
+        " --output={output.embeddings:q} --errors={output.errors:q} --parts_dir={params.parts:q}"
+        " --num_workers={params.num_workers:q} --save_every={params.save_every:q}"
+        " --part_mb={params.part_mb:q} --gpu_slots={params.gpu_slots:q} {params.gpu_lock_dir}"
+        " --log_every={params.log_every:q} --decode_timeout_s={params.decode_timeout_s:q} > {log:q} 2>&1"

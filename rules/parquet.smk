@@ -1,26 +1,26 @@
-# One self-contained dataset file per shard: train-0000i-of-0000N.parquet, metadata joined.
+# One self-contained dataset file per shard, metadata joined, staged for the dataset step.
 
 
 rule parquet:
     input:
-        embeddings=lambda wc: EMBEDDINGS.format(shard=SHARD_OF_DATASET[wc.part]),
+        embeddings=EMBEDDINGS,
         metadata=metadata_inputs(),
         demo=demo_inputs("record_list", "study_list"),
     output:
-        DATASET,
+        STAGED,
     params:
         run=script("parquet.py"),
-        shard=lambda wc: SHARD_OF_DATASET[wc.part],
         kind=config["metadata"]["kind"],
         lists=(
-            f"--record_list {config['metadata']['record_list']!r} --study_list {config['metadata']['study_list']!r}"
+            f"--record_list={shlex.quote(config['metadata']['record_list'])}"
+            f" --study_list={shlex.quote(config['metadata']['study_list'])}"
             if config["metadata"]["kind"] == "mimic_iv_echo"
             else ""
         ),
     log:
-        f"{LOG_DIR}/parquet/{{part}}.log",
+        f"{LOG_DIR}/parquet/{{shard}}.log",
     conda:
         "../envs/cpu.yaml"
     shell:
-        "{params.run} --embeddings {input.embeddings:q} --output {output:q}"
-        " --shard {params.shard} --metadata {params.kind} {params.lists} > {log:q} 2>&1"
+        "{params.run} --embeddings={input.embeddings:q} --output={output:q}"
+        " --shard={wildcards.shard:q} --metadata={params.kind:q} {params.lists} > {log:q} 2>&1"

@@ -9,15 +9,14 @@ localrules:
 
 rule upload:
     input:
-        dataset=DATASET_FILES,
-        card=CARD,
+        file_list=DATASET_FILE_LIST,  # the dataset folder's files, as the dataset step wrote them
         metrics=METRICS,  # exists only when validation passed
         repo=require_repo_id,
     output:
         UPLOAD_RECEIPT,
     params:
         run=script("upload.py"),
-        folder=lambda wc, input: os.path.dirname(input.card),
+        folder=DATASET_DIR,
         repo_id=config["upload"].get("repo_id") or "",
         flags=upload_flags(),
     log:
@@ -25,5 +24,6 @@ rule upload:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "{params.run} --folder {params.folder:q} --repo_id {params.repo_id:q} {params.flags}"
+        "{params.run} --file_list {input.file_list:q} --folder {params.folder:q} --repo_id {params.repo_id:q}"
+        " {params.flags}"
         " --receipt {output:q} > {log:q} 2>&1"

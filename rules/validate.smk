@@ -4,7 +4,7 @@
 rule validate:
     input:
         manifests=expand(MANIFEST, shard=SHARDS),
-        dataset=DATASET_FILES,
+        dataset=STAGED_FILES,
         errors=expand(ERRORS, shard=SHARDS),
     output:
         metrics=report(METRICS, caption="../report/validate.rst", category="Validation"),
@@ -15,7 +15,7 @@ rule validate:
         cosine=report(f"{VALIDATION_DIR}/cosine.png", caption="../report/cosine.rst", category="Validation"),
     params:
         run=script("validate.py"),
-        shards=" ".join(SHARDS),
+        shards=json.dumps(SHARDS),
         out_dir=lambda wc, output: os.path.dirname(output.metrics),
         title=shlex.quote(DATASET_TITLE),
         thresholds=validate_args(),
@@ -24,6 +24,6 @@ rule validate:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "{params.run} --shards {params.shards} --manifests {input.manifests:q}"
+        "{params.run} --shards_json={params.shards:q} --manifests {input.manifests:q}"
         " --dataset_files {input.dataset:q} --error_files {input.errors:q} --out_dir {params.out_dir:q}"
-        " --title {params.title} {params.thresholds} > {log:q} 2>&1"
+        " --title={params.title} {params.thresholds} > {log:q} 2>&1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -140,3 +141,41 @@ def video_tree(tmp_path_factory) -> Path:
     good = (root / videos[0].key).read_bytes()
     broken.write_bytes(good[: len(good) // 3])
     return root
+
+
+@pytest.fixture()
+def hub(tmp_path):
+    """A running Hub stand-in and the environment that points huggingface_hub at it, with a test token."""
+    from hub_standin import TOKEN, HubStandin
+
+    with HubStandin() as standin:
+        standin.env = {"HF_ENDPOINT": standin.endpoint, "HF_TOKEN": TOKEN, "HF_HUB_OFFLINE": "0",
+                       "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+        yield standin
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 16 MB filesystem (tmpfs), so writes fail with the kernel's own ENOSPC."""
+    if os.geteuid() != 0:
+        pytest.skip("a full disk is a real tmpfs here, and mounting one needs root (CI runs as root)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], check=True)
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def fill(disk: Path, leave: int = 0) -> Path:
+    """Fill the filesystem up to `leave` bytes (whole pages) with one file."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        for size in (1 << 20, 4096):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+        os.ftruncate(fd, os.fstat(fd).st_size - leave)
+    finally:
+        os.close(fd)
+    return filler

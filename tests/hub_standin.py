@@ -171,3 +171,7 @@ class HubStandin:
     def __exit__(self, *exc: Any) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+TOKEN = "hf_embedpipeTestTokenThatMustNeverBeLogged123"
+

@@ -192,7 +192,7 @@ def test_ecg_example_configs_plan_their_shards(tmp_path):
     hf = snakemake(tmp_path, "-np", "--configfile", str(REPO / "config" / "examples" / "ecgfounder_hf_dataset.yaml"),
                    "--config", f"input_dir={files}", f"encoder={{'path': '{checkpoint}'}}")
     assert hf.stdout.count("rule extract:") + hf.stdout.count("localrule extract:") == 8
-    assert "--hf_dataset /abs/path/to/my_ecg_hfds" in hf.stdout
+    assert "--hf_dataset=/abs/path/to/my_ecg_hfds" in hf.stdout
     folder = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "examples" / "ecgfounder_hf_dataset.yaml"),
                        "--config", f"input_dir={files}", f"encoder={{'path': '{checkpoint}'}}",
                        "shards={'by': 'folder'}", check=False)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
 import random
 import re
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import faults
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import fill
 
 from embedpipe.discover import scan_files
 from embedpipe.extract import plan_blocks
@@ -170,35 +168,8 @@ def test_sigterm_flushes_the_part_in_progress_and_exits_non_zero(runner, referen
     assert_same_shard(out, ref)
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 16 MB filesystem (tmpfs), so writes fail with the kernel's own ENOSPC."""
-    if os.geteuid() != 0:
-        pytest.skip("a full disk is a real tmpfs here, and mounting one needs root (CI runs as root)")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], check=True)
-    yield disk, tmp_path / "run.log"  # the log lies outside: it must not fail for want of space
-    subprocess.run(["umount", "-l", str(disk)], check=True)
-
-
-def fill(disk: Path, leave: int = 0) -> Path:
-    """Fill the filesystem up to `leave` bytes (whole pages) with one file."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        for size in (1 << 20, 4096):
-            with contextlib.suppress(OSError):
-                while True:
-                    os.write(fd, b"\0" * size)
-        os.ftruncate(fd, os.fstat(fd).st_size - leave)
-    finally:
-        os.close(fd)
-    return filler
-
-
 def test_full_disk_before_the_first_part_fails_clearly_then_resumes(runner, reference, small_disk):
-    ref, (disk, log_path) = reference[0], small_disk
+    ref, disk, log_path = reference[0], small_disk, small_disk.parent / "run.log"  # the log outside the disk
     out = disk / "run"
     out.mkdir()
     filler = fill(disk)
@@ -217,7 +188,7 @@ def test_full_disk_before_the_first_part_fails_clearly_then_resumes(runner, refe
 
 
 def test_full_disk_while_assembling_leaves_no_shard_file_and_keeps_the_parts(runner, reference, small_disk):
-    ref, (disk, log_path) = reference[0], small_disk
+    ref, disk, log_path = reference[0], small_disk, small_disk.parent / "run.log"  # the log outside the disk
     out = disk / "run"
     assert runner.run(out, extra=("--keep_parts",), log=log_path) == 0
     shard = out / "embeddings" / "p10.parquet"

@@ -107,5 +107,5 @@ def test_workstation_profile_plans_one_gpu_per_extract_job(tmp_path):
     proc = snakemake(tmp_path, "-np", "--profile", str(REPO / "profiles" / "workstation"), "--configfile",
                      str(REPO / "config" / "examples" / "deepearth_images.yaml"), "--config", f"input_dir={data}",
                      "--resources", "gpu=2")
-    assert proc.stdout.count("--gpu_slots auto") == 3
+    assert proc.stdout.count("--gpu_slots=auto") == 3
     assert "gpu=1" in proc.stdout

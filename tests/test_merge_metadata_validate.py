@@ -3,10 +3,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import torch
 
 from embedpipe.merge import load_merged, merge_all
-from embedpipe.metadata import EchoMetadata, parse_echo_path
+from embedpipe.metadata import AmbiguousJoin, EchoMetadata, parse_echo_path
 from embedpipe.validate import ValidationConfig, validate_dataset
 from embedpipe.writer import ShardWriter
 
@@ -60,6 +61,43 @@ def test_echo_metadata_join_by_dicom_id_and_study(tmp_path):
     assert parse_echo_path("p19/p19999999/s1/abc.mp4") == {"subject_id": 19999999, "study_id": 1, "dicom_id": "abc"}
 
 
+def echo_lists(tmp_path, records, studies=()):
+    (tmp_path / "r.csv").write_text("subject_id,study_id,acquisition_datetime,dicom_filepath\n"
+                                    + "".join(f"{r}\n" for r in records))
+    (tmp_path / "s.csv").write_text("subject_id,study_id,study_datetime,note_id,note_seq,note_charttime\n"
+                                    + "".join(f"{r}\n" for r in studies))
+    return EchoMetadata(str(tmp_path / "r.csv"), str(tmp_path / "s.csv"))
+
+
+def test_echo_metadata_joins_by_path_so_a_repeated_stem_keeps_its_own_subject(tmp_path):
+    joiner = echo_lists(tmp_path, [
+        "10000000,90000000,2180-01-01 10:00:00,files/p10/p10000000/s90000000/90000000_0001.dcm",
+        "10002221,94106955,2181-02-02 10:00:00,files/p10/p10002221/s94106955/94106955_0001.dcm",
+    ], ["10000000,90000000,2180-01-01 09:00:00,10000000-EC-1,1,2180-01-02 12:00:00"])
+    rows = joiner.rows(["p10/p10000000/s90000000/90000000_0001.mp4",
+                        "p11/p11999999/s91999999/90000000_0001.mp4",  # same stem, another subject, no record row
+                        "p10/p10002221/s94106955/94106955_0001.dcm",  # .dcm keys join as .mp4 keys do
+                        "p10002221/s94106955/94106955_0001.mp4"])  # input_dir below files/p10: the path's tail
+    assert rows["subject_id"] == [10000000, 11999999, 10002221, 10002221]
+    assert rows["study_id"] == [90000000, 91999999, 94106955, 94106955]
+    assert rows["acquisition_datetime"] == ["2180-01-01 10:00:00", None, "2181-02-02 10:00:00", "2181-02-02 10:00:00"]
+    assert rows["note_id"] == ["10000000-EC-1", None, None, None]
+    assert rows["study_datetime"][1] is None
+    assert joiner.matched_records == 3
+
+
+def test_echo_metadata_refuses_an_ambiguous_join_naming_both_rows(tmp_path):
+    first = "files/p10/p10000000/s90000000/90000000_0001.dcm"
+    second = "files/p11/p11999999/s91999999/90000000_0001.dcm"
+    joiner = echo_lists(tmp_path, [f"10000000,90000000,,{first}", f"11999999,91999999,,{second}"])
+    with pytest.raises(AmbiguousJoin, match=rf"90000000_0001\.mp4 matches several .*{first}.* and {second}"):
+        joiner.rows(["90000000_0001.mp4"])  # a flat input folder: only the stem to go by
+    joiner = echo_lists(tmp_path, [f"10000000,90000000,,{first}", f"10000001,90000001,,{first}"])
+    with pytest.raises(AmbiguousJoin, match=r"two rows for it: .*subject 10000000.* and .*subject 10000001"):
+        joiner.rows(["p10/p10000000/s90000000/90000000_0001.mp4"])
+    assert joiner.rows(["p10/p10000555/s95555555/95555555_0001.mp4"])["subject_id"] == [10000555]
+
+
 def run_validate(tmp_path, shards, max_error_fraction=0.5):
     return validate_dataset(
         shards, {s: tmp_path / f"{s}.txt" for s in shards}, {s: tmp_path / f"{s}.parquet" for s in shards},
@@ -85,7 +123,7 @@ def test_validate_catches_nan_zero_rows_duplicates_and_count_gaps(tmp_path):
     (tmp_path / "p11.txt").write_text("z\nlost\n")  # a file that has neither a row nor an error
     m = run_validate(tmp_path, ["p10", "p11"])
     assert not m["passed"]
-    assert failed(m) == {"finite", "no_zero_rows", "unique_keys", "counts_reconcile"}
+    assert failed(m) == {"finite", "no_zero_rows", "unique_keys", "counts_reconcile", "keys_match_manifest"}
 
 
 def test_validate_fails_on_too_many_errors_and_wrong_width(tmp_path):

@@ -9,23 +9,23 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, run_script, snakemake
-from hub_standin import HubStandin, Repo
+from hub_standin import TOKEN, Repo
 
-TOKEN = "hf_embedpipeTestTokenThatMustNeverBeLogged123"
+from embedpipe.identifying import ECHO_IDENTIFYING
+from embedpipe.upload import write_file_list
 
 
-@pytest.fixture()
-def hub(tmp_path):
-    with HubStandin() as standin:
-        standin.env = {"HF_ENDPOINT": standin.endpoint, "HF_TOKEN": TOKEN, "HF_HUB_OFFLINE": "0",
-                       "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_DISABLE_TELEMETRY": "1"}
-        yield standin
+def listed(folder: Path) -> Path:
+    return folder.parent / "dataset.files.json"
 
 
 @pytest.fixture()
 def dataset_folder(demo_run, tmp_path) -> Path:
+    """A copy of the demo's dataset folder, with its file list beside it as the dataset step writes it."""
     folder = tmp_path / "parquet"
     shutil.copytree(demo_run / "results" / "demo" / "parquet", folder)
+    files = json.loads((demo_run / "results" / "demo" / "dataset.files.json").read_text())["files"]
+    write_file_list(folder, [f["path"] for f in files], listed(folder))
     return folder
 
 
@@ -45,7 +45,8 @@ def test_card_parses_and_load_dataset_reads_the_folder(demo_run):
     assert card.data.dataset_info["splits"][0]["num_examples"] == 28
     text = card.text
     for needle in ("vjepa2-tiny", "28 rows and 2 errors", "float32", "Run date (UTC): 20", "load_dataset(",
-                   "| p11 | train-00001-of-00003.parquet | 10 | 9 | 1 |", "Passed", "effective_rank"):
+                   "| p11 | train-00001-of-00003.parquet | 10 | 9 | 1 |", "Passed", "effective_rank",
+                   "## Identifying columns\n\n`acquisition_datetime`, `dicom_id`, `file_path`, "):
         assert needle in text, needle
     ds = datasets.load_dataset(str(folder), split="train")  # through the card's configs
     assert ds.num_rows == 28 and len(ds[0]["embedding"]) == 32
@@ -53,8 +54,8 @@ def test_card_parses_and_load_dataset_reads_the_folder(demo_run):
 
 def test_upload_is_private_by_default_with_card_and_files(hub, dataset_folder, tmp_path):
     receipt = tmp_path / "receipt.json"
-    proc = run_script("upload.py", "--folder", dataset_folder, "--repo_id", "lab/echo-demo", "--receipt", receipt,
-                      env=hub.env)
+    proc = run_script("upload.py", "--file_list", listed(dataset_folder), "--repo_id", "lab/echo-demo",
+                      "--receipt", receipt, env=hub.env)
     repo = hub.record.repos["lab/echo-demo"]
     assert repo.private is True
     expected = sorted(p.name for p in dataset_folder.iterdir() if p.is_file())
@@ -68,13 +69,13 @@ def test_upload_is_private_by_default_with_card_and_files(hub, dataset_folder, t
     assert [f["path"] for f in r["files"]] == expected
     assert TOKEN not in proc.stdout + proc.stderr + receipt.read_text()
     # a rerun (an interrupted upload resumed) sends no file the repo already holds unchanged
-    run_script("upload.py", "--folder", dataset_folder, "--repo_id", "lab/echo-demo", "--receipt", receipt,
-               env=hub.env)
+    run_script("upload.py", "--file_list", listed(dataset_folder), "--repo_id", "lab/echo-demo",
+               "--receipt", receipt, env=hub.env)
     assert len(repo.commits) == 1 and sorted(repo.files) == expected
 
 
 def test_upload_refuses_public_credentialed_data_before_contacting_the_hub(hub, dataset_folder, tmp_path):
-    proc = run_script("upload.py", "--folder", dataset_folder, "--repo_id", "lab/mimic", "--public",
+    proc = run_script("upload.py", "--file_list", listed(dataset_folder), "--repo_id", "lab/mimic", "--public",
                       "--credentialed", "--receipt", tmp_path / "r.json", env=hub.env, check=False)
     assert proc.returncode == 2
     assert "upload refused" in proc.stderr and "credentialed" in proc.stderr
@@ -83,27 +84,29 @@ def test_upload_refuses_public_credentialed_data_before_contacting_the_hub(hub, 
 
 def test_upload_refuses_an_existing_public_repo_when_config_says_private(hub, dataset_folder, tmp_path):
     hub.record.repos["lab/already-public"] = Repo(private=False)
-    proc = run_script("upload.py", "--folder", dataset_folder, "--repo_id", "lab/already-public",
+    proc = run_script("upload.py", "--file_list", listed(dataset_folder), "--repo_id", "lab/already-public",
                       "--receipt", tmp_path / "r.json", env=hub.env, check=False)
     assert proc.returncode == 2 and "exists and is public" in proc.stderr
     assert hub.record.repos["lab/already-public"].files == {}
 
 
 def test_public_upload_when_asked_and_dry_run_sends_nothing(hub, dataset_folder, tmp_path):
-    dry = run_script("upload.py", "--folder", dataset_folder, "--repo_id", "lab/open", "--public", "--dry-run",
-                     "--receipt", tmp_path / "plan.json", env=hub.env)
+    file_list = listed(dataset_folder)
+    acknowledged = [f"--acknowledge={c}" for c in ECHO_IDENTIFYING]  # the demo is MIMIC-IV-Echo-shaped
+    dry = run_script("upload.py", "--file_list", file_list, "--repo_id", "lab/open", "--public", *acknowledged,
+                     "--dry-run", "--receipt", tmp_path / "plan.json", env=hub.env)
     assert hub.record.requests == []
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert plan["dry_run"] is True and plan["private"] is False and len(plan["files"]) == 4
     assert "would push README.md" in dry.stderr
-    run_script("upload.py", "--folder", dataset_folder, "--repo_id", "lab/open", "--public",
+    run_script("upload.py", "--file_list", file_list, "--repo_id", "lab/open", "--public", *acknowledged,
                "--receipt", tmp_path / "r.json", env=hub.env)
     assert hub.record.repos["lab/open"].private is False
 
 
 def test_upload_without_a_token_says_how_to_get_one(hub, dataset_folder, tmp_path):
     env = {**hub.env, "HF_TOKEN": ""}
-    proc = run_script("upload.py", "--folder", dataset_folder, "--repo_id", "lab/x", "--receipt",
+    proc = run_script("upload.py", "--file_list", listed(dataset_folder), "--repo_id", "lab/x", "--receipt",
                       tmp_path / "r.json", env=env, check=False)
     assert proc.returncode == 2 and "HF_TOKEN" in proc.stderr and "hf auth login" in proc.stderr
 

@@ -99,7 +99,7 @@ def test_real_config_dry_run_has_every_shard_and_no_demo_job(tmp_path):
     assert "demo" not in text.lower()
     for i in range(10, 20):
         assert f"wildcards: shard=p{i}" in text
-    assert "train-00009-of-00010" in text and "vitl_embeddings_all.pt" in text
+    assert "staged/p19.parquet" in text and "vitl_embeddings_all.pt" in text
     dag = snakemake(tmp_path, "--dag", *example_args(tmp_path)).stdout
     assert dag.lstrip().startswith("digraph") and dag.count("extract") >= 10
 
@@ -158,7 +158,7 @@ def test_hash_shards_are_known_at_dag_time(tmp_path):
     hashed = write_config(tmp_path, "shards:\n  by: hash\n  num_shards: 4\n")
     dry = snakemake(tmp_path, "-n", *args[:2], str(hashed), *args[2:]).stdout
     assert [f"wildcards: shard=shard-00{i}" in dry for i in range(5)] == [True] * 4 + [False]
-    assert "train-00003-of-00004" in dry
+    assert "staged/shard-003.parquet" in dry
 
 
 def test_added_and_removed_files_rerun_only_their_shards_with_exact_counts(video_tree, tiny_model, tmp_path):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from embedpipe.atomic import write_text_if_changed
 
@@ -51,28 +53,82 @@ def normalise_extensions(extensions: list[str]) -> tuple[str, ...]:
     return tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions)
 
 
-def scan_files(root: str | os.PathLike, extensions: list[str], subdir: str | None = None) -> list[str]:
-    """Relative keys (POSIX, relative to `root`) of all files with one of `extensions`, sorted."""
+class DiscoverError(ValueError):
+    """The input does not match the configuration (a listed folder missing or empty, loose files)."""
+
+
+@dataclass
+class Exclusions:
+    """Every file the scan saw and did not put in a manifest, by the documented reason.
+
+    Files with another extension are only counted (an input tree holds many: notes, CSVs); files
+    that match an extension but are left out are listed by name, so none falls out of the count."""
+
+    by_extension: Counter[str] = field(default_factory=Counter)
+    hidden: list[str] = field(default_factory=list)  # dot-files: .DS_Store-like junk, AppleDouble `._x.mp4`
+    hidden_folders: list[str] = field(default_factory=list)  # not entered (.git, .snapshot)
+    line_breaks: list[str] = field(default_factory=list)  # a manifest holds one key per line
+    outside_shards: list[str] = field(default_factory=list)  # in folders not listed in shards.folders
+
+    def listed(self) -> int:
+        return len(self.hidden) + len(self.line_breaks) + len(self.outside_shards)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "skipped_by_extension": dict(sorted(self.by_extension.items())),
+            "excluded": {"hidden": self.hidden, "line_breaks": self.line_breaks,
+                         "outside_shards": self.outside_shards},
+            "hidden_folders": self.hidden_folders,
+            "num_excluded": self.listed(),
+        }
+
+    def summary(self) -> list[str]:
+        """One console line per reason."""
+        lines = []
+        if n := sum(self.by_extension.values()):
+            counts = ", ".join(f"{ext or '(no extension)'} {k}" for ext, k in self.by_extension.most_common())
+            lines.append(f"skipped {n} files: {counts} — add them to `extensions` to embed them")
+        reasons = [(self.hidden, "dot-files (hidden)"), (self.line_breaks, "names with a line break"),
+                   (self.outside_shards, "files outside the listed shards.folders")]
+        for names, why in reasons:
+            if names:
+                lines.append(f"excluded {len(names)} {why}, e.g. {names[:3]}")
+        if self.hidden_folders:
+            lines.append(f"not scanned: hidden folders {self.hidden_folders[:5]}")
+        return lines
+
+
+def scan_tree(root: str | os.PathLike, extensions: list[str], subdir: str | None = None,
+              exclusions: Exclusions | None = None) -> list[str]:
+    """Relative keys (POSIX, relative to `root`) of all files with one of `extensions`, sorted.
+    What is left out is recorded in `exclusions`."""
     root = Path(root)
     exts = normalise_extensions(extensions)
+    out = exclusions if exclusions is not None else Exclusions()
     start = root / subdir if subdir else root
     keys: list[str] = []
-    skipped = 0
     for dirpath, dirnames, filenames in os.walk(start, followlinks=False):
+        here = Path(dirpath)
+        out.hidden_folders += [(here / d).relative_to(root).as_posix() for d in dirnames if d.startswith(".")]
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
-            if name.startswith(".") or not name.lower().endswith(exts):
+            if not name.lower().endswith(exts):
+                out.by_extension[os.path.splitext(name)[1].lower()] += 1
                 continue
-            key = Path(dirpath, name).relative_to(root).as_posix()
-            if "\n" in key or "\r" in key:
-                # Keys are stored one per line; a newline in a file name cannot be represented.
-                skipped += 1
-                log.warning("skipping file with a newline in its name: %r", key)
-                continue
-            keys.append(key)
-    if skipped:
-        log.warning("%d file(s) skipped for newlines in their names", skipped)
+            key = (here / name).relative_to(root).as_posix()
+            if name.startswith("."):
+                out.hidden.append(key)
+            elif "\n" in key or "\r" in key:
+                out.line_breaks.append(key)
+            else:
+                keys.append(key)
+    for names in (out.hidden, out.line_breaks, out.hidden_folders):
+        names.sort()
     return sorted(keys)
+
+
+def scan_files(root: str | os.PathLike, extensions: list[str], subdir: str | None = None) -> list[str]:
+    return scan_tree(root, extensions, subdir)
 
 
 def _flatten_paths(value: object) -> list[str]:
@@ -139,23 +195,47 @@ def read_manifest(path: str | os.PathLike) -> list[str]:
         return [line.rstrip("\n") for line in fh if line.strip()]
 
 
+def check_folder_shards(shards: dict[str, list[str]], outside: list[str], root: Path, all_folders: bool,
+                        exclusions: Exclusions) -> None:
+    """Folder sharding: every listed folder exists and holds files; with every top-level folder a
+    shard (`shards.folders: []`), a matching file outside them has no shard and stops the run."""
+    missing = [s for s in shards if not (root / s).is_dir()]
+    if missing:
+        raise DiscoverError(f"shards.folders: {missing} not found under input_dir {str(root)!r}")
+    empty = [s for s, keys in shards.items() if not keys]
+    if empty:
+        raise DiscoverError(f"shards.folders: {empty} under {str(root)!r} hold no file with the configured "
+                            "extensions; check `extensions`, or leave these folders out of shards.folders")
+    if not all_folders:
+        exclusions.outside_shards = outside
+        return
+    loose = [k for k in outside if "/" not in k]
+    if loose:
+        raise DiscoverError(f"{len(loose)} files lie directly under input_dir {str(root)!r}, in no shard folder: "
+                            f"{loose[:10]}; move them into a folder, or use shards.by: hash")
+    if outside:  # a folder that appeared after the DAG was built
+        new = sorted({k.split("/", 1)[0] for k in outside})
+        raise DiscoverError(f"folders {new} appeared under input_dir after the workflow started; run it again")
+
+
 def discover_shards(
     input_dir: str | os.PathLike, extensions: list[str], spec: ShardSpec, manifest_dir: str | os.PathLike,
-    keys: list[str] | None = None,
+    keys: list[str] | None = None, *, all_folders: bool = False, exclusions: Exclusions | None = None,
 ) -> dict[str, list[str]]:
-    """Scan once (or take the listed `keys`), write the manifests, return them."""
+    """Scan once (or take the listed `keys`), check them against the shard spec, write the
+    manifests, return them. `all_folders`: the shards are every top-level folder of the input."""
     root = Path(input_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"input_dir {str(root)!r} is not a directory")
+    exclusions = exclusions if exclusions is not None else Exclusions()
     if keys is None:
-        keys = scan_files(root, extensions)
+        keys = scan_tree(root, extensions, exclusions=exclusions)
     shards, outside = assign_shards(keys, spec)
-    if outside:
-        log.warning(
-            "%d file(s) lie outside the configured shard folders and are not embedded, e.g. %s",
-            len(outside), outside[:3],
-        )
+    if spec.by == "folder":
+        check_folder_shards(shards, outside, root, all_folders, exclusions)
     changed = write_manifests(shards, manifest_dir)
     for shard, keys_ in shards.items():
         log.info("%s: %d files (%s)", shard, len(keys_), "rewritten" if changed[shard] else "unchanged")
+    for line in exclusions.summary():
+        log.warning(line)
     return shards

@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -16,16 +15,28 @@ from typing import Any
 
 import threadpoolctl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 from tqdm import tqdm
 
+from embedpipe.decode_guard import (
+    STOP_SIGNALS,
+    Deadline,
+    DecodeTimeout,
+    GuardedLoader,
+    WorkerSlots,
+    die_with_parent,
+    timeout_error,
+)
 from embedpipe.encoders.base import Encoder, Prepared
+from embedpipe.model_files import ModelLoadError
 from embedpipe.sink import RowSink
+from embedpipe.stop import StopRequest, next_or_stop
 from embedpipe.writer import ShardWriter
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 2000
 LOADER_CHUNK = 16
+DECODE_TIMEOUT_S = 300.0  # extract.decode_timeout_s: longer than any sane file takes to open and decode
 
 
 def error_fields(exc: BaseException) -> tuple[str, str]:
@@ -38,20 +49,33 @@ Item = tuple[str, Any, tuple[str, str] | None, dict[str, Any]]
 
 
 class FileDataset(Dataset):
-    """Maps an index to (key, prepared sample or None, error or None, facts); never raises."""
+    """Maps an index to (key, prepared sample or None, error or None, facts); never raises.
 
-    def __init__(self, keys: list[str], root: Path, encoder: Encoder) -> None:
-        self.keys, self.root, self.encoder = keys, root, encoder
+    A file whose opening or decoding takes over `timeout_s` is a DecodeTimeout error (decode_guard.py)."""
+
+    def __init__(self, keys: list[str], root: Path, encoder: Encoder, timeout_s: float | None = None) -> None:
+        self.keys, self.root, self.encoder, self.timeout_s = keys, root, encoder, timeout_s
+        self.slots: WorkerSlots | None = None  # set by GuardedLoader: what each worker decodes, for its watchdog
+        self.timed_out: set[int] = set()  # files that hung a worker: not opened again
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def __getitem__(self, i: int) -> Item:
         key = self.keys[i]
+        if i in self.timed_out:
+            return key, None, timeout_error(self.timeout_s), {}
+        deadline = Deadline(self.timeout_s)
+        if self.slots is not None:
+            self.slots.begin(i)
         try:
-            out = self.encoder.prepare(str(self.root / key))
-        except Exception as exc:  # any decoder failure is data, not a crash
-            return key, None, error_fields(exc), {}
+            with deadline:
+                out = self.encoder.prepare(str(self.root / key))
+        except (Exception, DecodeTimeout) as exc:  # any decoder failure is data, not a crash
+            return key, None, timeout_error(self.timeout_s) if deadline.fired else error_fields(exc), {}
+        finally:
+            if self.slots is not None:
+                self.slots.end()
         if isinstance(out, Prepared):
             return key, out.sample, None, out.facts
         return key, out, None, {}
@@ -87,33 +111,17 @@ def auto_workers() -> int:
     return max(1, cpus - 1)  # one CPU for the main process: GPU feeding and the writer thread
 
 
-def _worker_init(_: int) -> None:
+def _worker_init(worker_id: int) -> None:
     # Decoding threads per worker = 1: the worker count is the parallelism. numpy's BLAS too (the
     # audio feature extractor multiplies matrices): 15 workers × 16 BLAS threads each ran 20× slower.
     torch.set_num_threads(1)
     threadpoolctl.threadpool_limits(1)
     # The main process handles preemption; a worker dying on SIGTERM would only lose its batch.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-class StopRequest:
-    """Set by SIGTERM/SIGINT (SLURM preemption, scancel): stop after the current batch."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.signum = 0
-
-    def install(self) -> StopRequest:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, _frame: Any) -> None:
-        self.signum = signum
-        self.event.set()
-
-    def __bool__(self) -> bool:
-        return self.event.is_set()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # forked while GuardedLoader held them
+    die_with_parent()
+    if (slots := get_worker_info().dataset.slots) is not None:
+        slots.enter_worker(worker_id)
 
 
 def encode_or_split(encoder: Encoder, keys: list[str], batch: Any, sink: RowSink) -> None:
@@ -186,13 +194,24 @@ class BatchAssembler:
         return keys, batch
 
 
-def file_loader(blocks: list[list[str]], input_root: Path, encoder: Encoder, num_workers: int) -> DataLoader:
+def file_loader(blocks: list[list[str]], input_root: Path, encoder: Encoder, num_workers: int,
+                timeout_s: float | None = None) -> DataLoader:
     """Decode workers over the files of the planned blocks, in their order; yields Collated chunks."""
+    dataset = FileDataset([k for block in blocks for k in block], input_root, encoder, timeout_s)
+    return chunk_loader(dataset, block_chunks(blocks), num_workers)
+
+
+def block_chunks(blocks: list[list[str]]) -> list[list[int]]:
+    # Workers hand over small chunks, not whole model batches: the first batch is ready after
+    # LOADER_CHUNK decodes per worker rather than batch_size, and host memory holds a few chunks.
+    return loader_chunks([len(b) for b in blocks], LOADER_CHUNK)
+
+
+def chunk_loader(dataset: FileDataset, chunks: list[list[int]], num_workers: int) -> DataLoader:
+    encoder = dataset.encoder
     return DataLoader(
-        FileDataset([k for block in blocks for k in block], input_root, encoder),
-        # Workers hand over small chunks, not whole model batches: the first batch is ready after
-        # LOADER_CHUNK decodes per worker rather than batch_size, and host memory holds a few chunks.
-        batch_sampler=loader_chunks([len(b) for b in blocks], LOADER_CHUNK),
+        dataset,
+        batch_sampler=chunks,
         num_workers=num_workers,
         collate_fn=Collator(encoder),
         worker_init_fn=_worker_init if num_workers else None,
@@ -213,6 +232,7 @@ def run_extract(
     num_workers: int,
     log_every: int = 50,
     stop: StopRequest | None = None,
+    decode_timeout_s: float = DECODE_TIMEOUT_S,
 ) -> int:
     """Embed the keys no part holds yet. Returns the number processed in this run."""
     done = writer.completed_keys()
@@ -221,15 +241,21 @@ def run_extract(
     log.info("%s: %d files, %d already in parts, %d to embed", shard, len(keys), len(keys) - len(todo), len(todo))
     if not todo:
         return 0
-    encoder.ensure_loaded(device)
-    loader = file_loader(blocks, input_root, encoder, num_workers)
+    try:
+        encoder.ensure_loaded(device)
+    except Exception as exc:
+        raise ModelLoadError(str(exc)) from exc  # the script says it in one line
+    stop = StopRequest() if stop is None else stop  # not `or`: an unset StopRequest is falsy
     start = time.monotonic()
     processed = errors = step = 0
     bar = tqdm(total=len(todo), desc=shard, unit="file", file=sys.stderr, mininterval=5.0, dynamic_ncols=True)
     sink = RowSink(writer, [f.name for f in encoder.fact_fields()])
     assembler = BatchAssembler(encoder, [len(b) for b in blocks])
+    dataset = FileDataset(todo, input_root, encoder, decode_timeout_s)
+    items = GuardedLoader(dataset, block_chunks(blocks), num_workers, decode_timeout_s,
+                          lambda chunks: chunk_loader(dataset, chunks, num_workers))
     try:
-        for item in loader:
+        while (item := next_or_stop(items, stop)) is not None:
             for key, etype, msg in item.errors:
                 sink.error(key, "decode", etype, msg)
             errors += len(item.errors)
@@ -250,6 +276,7 @@ def run_extract(
                 # those files differently from an uninterrupted run.
                 break
     finally:
+        items.close()  # workers too, stuck ones included
         bar.close()
         sink.close()
         writer.flush()

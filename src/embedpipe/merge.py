@@ -12,15 +12,16 @@ it, exactly what torch.save writes for a dict of views of one matrix.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from embedpipe.atomic import atomic_path
+from embedpipe.atomic import OutputWriteError, atomic_path
 from embedpipe.ptzip import TensorDictWriter
 
 log = logging.getLogger(__name__)
@@ -42,28 +43,48 @@ def shard_geometry(paths: Sequence[Path], column: str) -> tuple[int, int]:
     return total, dim
 
 
+@contextlib.contextmanager
+def writing(dest: Path) -> Iterator[None]:
+    """A write error raised here names `dest`: the three files are written inside each other's
+    atomic_path, which would otherwise name the innermost one."""
+    try:
+        yield
+    except OutputWriteError:
+        raise
+    except OSError as exc:
+        raise OutputWriteError(dest, exc) from exc
+
+
 def merge_all(shard_paths: Sequence[str | os.PathLike], pt_path: Path, npy_path: Path, keys_path: Path,
               column: str = "embedding") -> int:
     """Merge shard Parquet files (in the given order). Returns the row count."""
     paths = [Path(p) for p in shard_paths]
     total, dim = shard_geometry(paths, column)
     keys: list[str] = []
-    with atomic_path(npy_path) as npy_tmp, open(npy_tmp, "wb") as npy, atomic_path(pt_path) as pt_tmp:
-        np.lib.format.write_array_header_1_0(npy, {"descr": "<f4", "fortran_order": False, "shape": (total, dim)})
+    # All three are written before any is renamed: a failed write (a full disk) leaves no new file
+    # under any of their names, and never a matrix without its key index.
+    with (atomic_path(keys_path) as keys_tmp, atomic_path(npy_path) as npy_tmp, open(npy_tmp, "wb") as npy,
+          atomic_path(pt_path) as pt_tmp):
+        with writing(npy_path):
+            np.lib.format.write_array_header_1_0(npy, {"descr": "<f4", "fortran_order": False,
+                                                       "shape": (total, dim)})
         with TensorDictWriter(pt_tmp, total, dim) as pt:
             for p in paths:
                 for batch in pq.ParquetFile(p).iter_batches(batch_size=BATCH_ROWS, columns=["key", column]):
                     values = batch.column(column).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
                     values = values.astype("<f4", copy=False)
-                    npy.write(memoryview(np.ascontiguousarray(values)).cast("B"))
+                    with writing(npy_path):
+                        npy.write(memoryview(np.ascontiguousarray(values)).cast("B"))
                     pt.write(values)
                     keys.extend(batch.column("key").to_pylist())
                 log.info("merged %s (%d rows so far)", p.name, len(keys))
             if len(set(keys)) != len(keys):
                 raise ValueError("duplicate keys across shards; refusing to merge")
             pt.close(keys)
-    with atomic_path(keys_path) as tmp:
-        tmp.write_text("".join(f"{k}\n" for k in keys), encoding="utf-8")
+        with writing(keys_path):
+            keys_tmp.write_text("".join(f"{k}\n" for k in keys), encoding="utf-8")
+        with writing(npy_path):
+            npy.flush()  # here, not at close: a write error must come before the .pt is renamed
     return total
 
 

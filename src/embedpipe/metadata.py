@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 from pathlib import PurePosixPath
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
+
+from embedpipe.identifying import ECHO_IDENTIFYING, looks_like_mimic_path
 
 ECHO_FIELDS = [
     pa.field("subject_id", pa.int64()),
@@ -38,28 +42,60 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+Record = tuple[int, int, str | None, str]  # subject_id, study_id, acquisition_datetime, dicom_filepath
+
+
+class AmbiguousJoin(ValueError):
+    """A video matches two record rows: joining either could give it another subject's metadata."""
+
+
+def join_path(path: str) -> str:
+    """`files/p10/p1/s2/x.dcm` and `p10/p1/s2/x.mp4` → `p10/p1/s2/x`: record rows and keys meet here."""
+    return posixpath.splitext(path.removeprefix("./").removeprefix("files/"))[0]
+
+
+def _same_tail(a: str, b: str) -> bool:
+    """One path ends with the other, component by component (an input tree rooted below `files/pNN`)."""
+    pa_, pb = a.split("/"), b.split("/")
+    n = min(len(pa_), len(pb))
+    return pa_[-n:] == pb[-n:]
+
+
+def _ids(rec: Record) -> str:
+    return f"{rec[3]} (subject {rec[0]}, study {rec[1]})"
+
+
 class EchoMetadata:
     """MIMIC-IV-Echo: echo-record-list.csv (per video) and echo-study-list.csv (per study).
 
-    Record rows join by dicom_id (the stem of `dicom_filepath`), study rows by (subject_id, study_id).
-    A video without a record row keeps the ids parsed from its path and null datetimes.
+    Record rows join by path: `dicom_filepath` without its leading `files/` and extension against the
+    key without its extension, so `p10/p1/s2/x.mp4` meets `files/p10/p1/s2/x.dcm`. Stems repeat across
+    studies, so a stem alone never joins; where no path matches, a record row whose path ends with the
+    key's (or the key's with its) joins, and several such rows are an AmbiguousJoin. Study rows join by
+    (subject_id, study_id). A video without a record row keeps the ids parsed from its path and null
+    datetimes.
     """
 
     key_column = "file_path"
     fields = ECHO_FIELDS
+    identifying = ECHO_IDENTIFYING
 
     def __init__(self, record_list: str, study_list: str) -> None:
         records = pd.read_csv(record_list, dtype=str, keep_default_na=True)
         missing = {"subject_id", "study_id", "dicom_filepath", "acquisition_datetime"} - set(records.columns)
         if missing:
             raise ValueError(f"{record_list}: missing columns {sorted(missing)}")
-        self.records = {
-            PurePosixPath(path).stem: (int(subj), int(study), _text(acq))
-            for subj, study, path, acq in zip(
-                records["subject_id"], records["study_id"], records["dicom_filepath"],
-                records["acquisition_datetime"], strict=True,
-            )
-        }
+        self.records: dict[str, Record] = {}
+        self.conflicts: dict[str, tuple[Record, Record]] = {}  # raised only if a video needs the row
+        self.by_stem: dict[str, list[str]] = {}
+        for subj, study, path, acq in zip(records["subject_id"], records["study_id"], records["dicom_filepath"],
+                                          records["acquisition_datetime"], strict=True):
+            rec, where = (int(subj), int(study), _text(acq), path), join_path(path)
+            if (seen := self.records.get(where)) is None:
+                self.records[where] = rec
+                self.by_stem.setdefault(where.rsplit("/", 1)[-1], []).append(where)
+            elif seen[:3] != rec[:3]:
+                self.conflicts.setdefault(where, (seen, rec))
         studies = pd.read_csv(study_list, dtype=str, keep_default_na=True)
         study_cols = ("study_datetime", "note_id", "note_seq", "note_charttime")
         missing = {"subject_id", "study_id", *study_cols} - set(studies.columns)
@@ -73,13 +109,31 @@ class EchoMetadata:
         }
         self.matched_records = self.matched_studies = 0
 
+    def record_for(self, key: str) -> Record | None:
+        where = join_path(key)
+        if where not in self.records:
+            tails = [p for p in self.by_stem.get(where.rsplit("/", 1)[-1], []) if _same_tail(p, where)]
+            if len(tails) > 1:
+                raise AmbiguousJoin(f"{key} matches several record rows by its path's tail: "
+                                    f"{_ids(self.records[tails[0]])} and {_ids(self.records[tails[1]])}")
+            if not tails:
+                return None
+            where = tails[0]
+        if where in self.conflicts:
+            first, second = self.conflicts[where]
+            raise AmbiguousJoin(f"{key}: the record list has two rows for it: {_ids(first)} and {_ids(second)}")
+        return self.records[where]
+
+    def identifying_in(self, source: pq.ParquetFile) -> list[str]:
+        return list(self.identifying)
+
     def rows(self, keys: list[str]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {f.name: [] for f in ECHO_FIELDS}
         for key in keys:
             meta = parse_echo_path(key)
             acquisition = None
-            if (rec := self.records.get(meta["dicom_id"])) is not None:
-                meta["subject_id"], meta["study_id"], acquisition = rec
+            if (rec := self.record_for(key)) is not None:
+                meta["subject_id"], meta["study_id"], acquisition, _ = rec
                 self.matched_records += 1
             study = self.studies.get((meta["subject_id"], meta["study_id"]))
             self.matched_studies += study is not None
@@ -125,9 +179,13 @@ class DeepEarthNames:
 
     key_column = "file_path"
     fields = DEEPEARTH_FIELDS
+    identifying: tuple[str, ...] = ()  # GBIF occurrences and taxa name no person
 
     def __init__(self) -> None:
         self.matched_records = self.matched_studies = 0
+
+    def identifying_in(self, source: pq.ParquetFile) -> list[str]:
+        return list(self.identifying)
 
     def rows(self, keys: list[str]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {f.name: [] for f in DEEPEARTH_FIELDS}
@@ -144,7 +202,16 @@ class KeyOnly:
 
     key_column = "key"
     fields = [pa.field("key", pa.string())]
+    # Only when a key looks like a MIMIC path (p<subject>/s<study> components): identifying_in decides.
+    identifying = ("key",)
     matched_records = matched_studies = 0
+
+    def identifying_in(self, source: pq.ParquetFile) -> list[str]:
+        """["key"] if any of the file's keys holds a MIMIC subject or study id, else []."""
+        for batch in source.iter_batches(batch_size=65536, columns=["key"]):
+            if any(looks_like_mimic_path(k) for k in batch.column("key").to_pylist()):
+                return list(self.identifying)
+        return []
 
     def rows(self, keys: list[str]) -> dict[str, list[Any]]:
         return {"key": list(keys)}

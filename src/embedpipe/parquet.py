@@ -30,7 +30,7 @@ def batch_rows_for(source: pq.ParquetFile, max_rows: int = BATCH_ROWS, max_bytes
 
 class SidecarLinks:
     """Sidecar files (`tokens_file` columns) follow their rows into the dataset folder, hard-linked:
-    `<dataset>/tokens/train-0000i-of-0000N/part-*.safetensors`, and the column says so."""
+    `<dataset>/tokens/<shard>/part-*.safetensors`, and the column says so."""
 
     def __init__(self, source_dir: Path, out_path: Path) -> None:
         self.source_dir, self.out_dir, self.stem = source_dir, out_path.parent, out_path.name.removesuffix(".parquet")
@@ -54,7 +54,8 @@ def write_dataset_shard(
     source = pq.ParquetFile(embeddings_path)
     provenance = read_embedpipe_metadata(embeddings_path)
     value_fields = [f for f in source.schema_arrow if f.name != "key"]
-    meta = {**provenance, **extra, "key_column": joiner.key_column}
+    meta = {**provenance, **extra, "key_column": joiner.key_column,
+            "identifying_columns": joiner.identifying_in(source)}
     schema = pa.schema(
         list(joiner.fields) + value_fields, metadata={META_KEY: json.dumps(meta, sort_keys=True).encode()}
     )

@@ -22,6 +22,7 @@ from embedpipe.writer import read_embedpipe_metadata
 log = logging.getLogger(__name__)
 BATCH_ROWS = 8192
 MIN_ROWS_FOR_SPREAD = 3
+EXAMPLES = 3  # keys quoted in a failed check's detail
 
 
 @dataclass
@@ -56,10 +57,46 @@ class ShardCounts:
     zero_rows: int = 0
     dims: set[int] = field(default_factory=set)
     declared_dims: set[int] = field(default_factory=set)  # the model's width, from provenance
+    null_keys: list[str] = field(default_factory=list)  # rows whose embedding is null
+    keys: KeyTally | None = None
 
     @property
     def reconciled(self) -> bool:
         return self.manifest == self.rows + self.errors
+
+
+class KeyTally:
+    """A shard's row and error keys against its manifest, one key at a time: memory is the manifest's
+    key set, whatever the number of rows (counts alone miss a renamed key or a swapped error row)."""
+
+    def __init__(self, manifest: list[str]) -> None:
+        self.expected = set(manifest)
+        self.remaining = set(self.expected)
+        self.unexpected = 0
+        self.unexpected_examples: list[str | None] = []
+
+    def add(self, keys: list[str | None]) -> None:
+        for key in keys:
+            if key in self.expected:
+                self.remaining.discard(key)  # a second occurrence is the unique_keys check's
+            else:
+                self.unexpected += 1
+                if len(self.unexpected_examples) < EXAMPLES:
+                    self.unexpected_examples.append(key)
+
+    @property
+    def missing(self) -> int:
+        return len(self.remaining)
+
+    @property
+    def matched(self) -> bool:
+        return not self.remaining and not self.unexpected
+
+    def describe(self, shard: str) -> str:
+        missing = sorted(self.remaining)[:EXAMPLES]
+        return (f"{shard}: {self.missing} manifest key(s) with no row or error row"
+                + (f" (e.g. {missing})" if missing else "") + f", {self.unexpected} key(s) not in the manifest"
+                + (f" (e.g. {self.unexpected_examples})" if self.unexpected else ""))
 
 
 @dataclass
@@ -85,16 +122,25 @@ def scan_dataset_file(path: Path, counts: ShardCounts, seen: dict[str, str], dup
     counts.dims.add(dim)
     stats: EmbeddingStats = stats_for(dim)
     for batch in f.iter_batches(batch_size=BATCH_ROWS, columns=[key_column, column]):
-        values = batch.column(column).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+        embeddings = batch.column(column)
         keys = batch.column(key_column).to_pylist()
-        counts.rows += len(values)
-        finite = np.isfinite(values).all(axis=1)
-        counts.nonfinite_rows += int((~finite).sum())
-        counts.zero_rows += int((values == 0).all(axis=1).sum())
+        counts.rows += len(keys)
+        if counts.keys is not None:
+            counts.keys.add(keys)
         for key in keys:
             if key in seen:
                 duplicates.append(key)
             seen[key] = counts.shard
+        if embeddings.null_count:
+            # flatten() drops null rows, so the values would no longer line up with the keys
+            valid = embeddings.is_valid().to_numpy(zero_copy_only=False)
+            counts.null_keys.extend(k for k, ok in zip(keys, valid, strict=True) if not ok)
+            embeddings = embeddings.filter(valid)
+            keys = [k for k, ok in zip(keys, valid, strict=True) if ok]
+        values = embeddings.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+        finite = np.isfinite(values).all(axis=1)
+        counts.nonfinite_rows += int((~finite).sum())
+        counts.zero_rows += int((values == 0).all(axis=1).sum())
         if stats.dim == dim:  # a shard of another width is reported by the dimension check
             stats.add(counts.shard, [k for k, ok in zip(keys, finite, strict=True) if ok], values[finite])
     return str(f.schema_arrow.field(column).type.value_type)
@@ -119,12 +165,12 @@ def validate_dataset(
         return holder[0]
 
     for shard in shards:
-        counts = ShardCounts(
-            shard,
-            manifest=len(read_manifest(manifests[shard])),
-            rows=0,
-            errors=pq.ParquetFile(error_files[shard]).metadata.num_rows,
-        )
+        manifest = read_manifest(manifests[shard])
+        errors = pq.ParquetFile(error_files[shard])
+        tally = KeyTally(manifest)
+        for batch in errors.iter_batches(batch_size=BATCH_ROWS, columns=["key"]):
+            tally.add(batch.column("key").to_pylist())
+        counts = ShardCounts(shard, manifest=len(manifest), rows=0, errors=errors.metadata.num_rows, keys=tally)
         dtypes.add(scan_dataset_file(dataset_files[shard], counts, seen, duplicates, stats_for))
         per_shard.append(counts)
         log.info("%s: %d files, %d rows, %d errors", shard, counts.manifest, counts.rows, counts.errors)
@@ -145,6 +191,9 @@ def assemble_metrics(per_shard: list[ShardCounts], duplicates: list[str], dtypes
         expected_dim = next(iter(declared))
     error_fraction = total_errors / total_files if total_files else 0.0
     bad_counts = [c.shard for c in per_shard if not c.reconciled]
+    bad_keys = [c.keys.describe(c.shard) for c in per_shard if c.keys is not None and not c.keys.matched]
+    nulls = {c.shard: c.null_keys for c in per_shard if c.null_keys}
+    null_rows = sum(map(len, nulls.values()))
     nonfinite = sum(c.nonfinite_rows for c in per_shard)
     zeros = sum(c.zero_rows for c in per_shard)
     embedding = embedding_metrics(stats, config) if stats is not None and stats.count else {}
@@ -156,6 +205,10 @@ def assemble_metrics(per_shard: list[ShardCounts], duplicates: list[str], dtypes
     checks = [
         Check("counts_reconcile", not bad_counts,
               "files = rows + errors in every shard" if not bad_counts else f"mismatch in {bad_counts}"),
+        Check("keys_match_manifest", not bad_keys,
+              "row and error keys equal the manifest's in every shard" if not bad_keys else "; ".join(bad_keys)),
+        Check("no_null_embeddings", not nulls, f"{null_rows} rows with a null embedding" + "".join(
+            f"; {shard}: {keys[:EXAMPLES]}" for shard, keys in nulls.items())),
         Check("not_empty", total_rows > 0, f"{total_rows} rows"),
         Check("finite", nonfinite == 0, f"{nonfinite} rows with NaN or Inf"),
         Check("no_zero_rows", zeros == 0, f"{zeros} all-zero rows"),
@@ -189,6 +242,9 @@ def assemble_metrics(per_shard: list[ShardCounts], duplicates: list[str], dtypes
             {
                 "shard": c.shard, "files": c.manifest, "rows": c.rows, "errors": c.errors,
                 "reconciled": c.reconciled, "nonfinite_rows": c.nonfinite_rows, "zero_rows": c.zero_rows,
+                "null_embeddings": len(c.null_keys),
+                "missing_keys": c.keys.missing if c.keys else None,
+                "unexpected_keys": c.keys.unexpected if c.keys else None,
                 "norm": summarise(stats.shard_norms(c.shard)) if stats is not None else {"n": 0},
             }
             for c in per_shard

@@ -2,15 +2,18 @@
 """Scan the input once and write one manifest per shard (sorted keys, one per line).
 
 A manifest is rewritten only when its content changes, so an unchanged rescan re-runs nothing.
+What the scan left out is written to --exclusions (JSON) and summed up on stdout, one line a reason.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
-from embedpipe.discover import ShardSpec, discover_shards, keys_from_hf_dataset
+from embedpipe.atomic import write_text_if_changed
+from embedpipe.discover import DiscoverError, Exclusions, ShardSpec, discover_shards, keys_from_hf_dataset
 from embedpipe.runinfo import setup_logging
 
 log = logging.getLogger("discover")
@@ -23,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extensions", nargs="+", required=True)
     p.add_argument("--by", choices=["folder", "hash"], required=True)
     p.add_argument("--folders", nargs="*", default=[], help="shard folders (--by folder)")
+    p.add_argument("--folders_json", default=None,
+                   help="shard folders as a JSON list (any name, even one that starts with '-')")
+    p.add_argument("--all_folders", action="store_true",
+                   help="the folders are every top-level folder: a file directly under input_dir is an error")
+    p.add_argument("--exclusions", default=None, help="write what was left out, and why, to this JSON file")
     p.add_argument("--num_shards", type=int, default=1, help="number of shards (--by hash)")
     p.add_argument("--hf_dataset", default=None,
                    help="take the files from this Hugging Face dataset (load_from_disk folder or hub name)")
@@ -30,12 +38,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hf_column", default="ecg_paths", help="column of paths (str, list or list of lists)")
     args = p.parse_args(argv)
     setup_logging()
-    spec = ShardSpec(args.by, tuple(args.folders), args.num_shards)
+    folders = json.loads(args.folders_json) if args.folders_json else args.folders
+    spec = ShardSpec(args.by, tuple(folders), args.num_shards)
     keys = None
     if args.hf_dataset:
         keys = keys_from_hf_dataset(args.hf_dataset, args.hf_split, args.hf_column, args.input_dir)
         log.info("%d files listed by %s[%s]", len(keys), args.hf_dataset, args.hf_column)
-    discover_shards(args.input_dir, args.extensions, spec, args.manifest_dir, keys)
+    exclusions = Exclusions()
+    try:
+        discover_shards(args.input_dir, args.extensions, spec, args.manifest_dir, keys,
+                        all_folders=args.all_folders, exclusions=exclusions)
+    except DiscoverError as exc:
+        log.error("%s", exc)
+        return 1
+    if args.exclusions:
+        write_text_if_changed(args.exclusions, json.dumps(exclusions.as_dict(), indent=1, ensure_ascii=False) + "\n")
+    for line in exclusions.summary():
+        print(f"discover: {line}", flush=True)
     return 0
 
 

@@ -30,9 +30,13 @@ from embedpipe.atomic import OutputWriteError
 from embedpipe.discover import normalise_extensions, read_manifest, scan_files
 from embedpipe.encoders import build_encoder, resolve_device
 from embedpipe.encoders.base import Encoder
-from embedpipe.extract import StopRequest, auto_workers, run_extract
+from embedpipe.extract import DECODE_TIMEOUT_S, auto_workers, run_extract
+from embedpipe.finished import keep_finished, restore_finished
 from embedpipe.gpu_slots import claim_gpu, parse_slots, wants_slot
+from embedpipe.model_files import ModelFileError, ModelLoadError, check_model_path, model_error
 from embedpipe.runinfo import package_versions, setup_logging
+from embedpipe.shard_lock import ShardBusy, shard_lock
+from embedpipe.stop import StopRequest
 from embedpipe.writer import ShardWriter
 
 log = logging.getLogger("extract")
@@ -72,7 +76,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--encoder_options", default="{}",
                    help="JSON object of encoder options (the config's encoder block); overrides the flags above")
     p.add_argument("--keep_parts", action="store_true", help="keep part files after assembling the shard")
+    p.add_argument("--decode_timeout_s", type=positive, default=DECODE_TIMEOUT_S,
+                   help="a file that takes longer to open and decode is an error row (a FIFO, a hung mount)")
     return p.parse_args(argv)
+
+
+def positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds > 0")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,7 +101,21 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output or f"results/{args.model}/embeddings/{args.shard}.parquet")
     errors = Path(args.errors or output.with_name(output.name.removesuffix(".parquet") + ".errors.parquet"))
     parts_dir = Path(args.parts_dir or output.parent.parent / "parts" / args.shard)
+    try:
+        with shard_lock(parts_dir, args.shard):  # before anything reads or tidies the parts
+            return extract_shard(args, keys, input_root, output, errors, parts_dir)
+    except (ShardBusy, ModelFileError) as exc:
+        log.error("%s", exc)
+        return 1
+    except OutputWriteError as exc:
+        # A full disk or quota: say so in one line and how to go on, rather than in a traceback.
+        log.error("%s. Parts already written are kept in %s; free space and rerun: it resumes from them.",
+                  exc.strerror, parts_dir)
+        return 1
 
+
+def extract_shard(args: argparse.Namespace, keys: list[str], input_root: Path, output: Path, errors: Path,
+                  parts_dir: Path) -> int:
     options = {
         "model": args.model,
         "path": args.model_path,
@@ -99,7 +126,18 @@ def main(argv: list[str] | None = None) -> int:
         "precision": args.precision,
         "compile": args.compile,
     } | json.loads(args.encoder_options)
-    encoder = build_encoder(args.encoder, options)
+    check_model_path(args.encoder, options.get("path"))
+    try:
+        encoder = build_encoder(args.encoder, options)
+    except Exception as exc:  # what the model files hold, or an option that contradicts them
+        raise model_error(args.encoder, options.get("path"), options["model"], exc) from exc
+    if restored := restore_finished(parts_dir, encoder.fingerprint(), keys, output, errors):
+        # A run that finished once: its outputs were deleted (a kill Snakemake saw as a failure).
+        log.info("shard %s: restored its finished outputs from %s (same model, preprocessing and files); "
+                 "0 files embedded", args.shard, restored)
+        if parts_dir.is_dir():  # a kill while the parts were being removed
+            ShardWriter(parts_dir, encoder.output_fields(), encoder.fingerprint()).remove_parts()
+        return 0
     writer = ShardWriter(parts_dir, encoder.output_fields(), encoder.fingerprint(), args.save_every,
                           part_bytes=args.part_mb << 20, sidecar=encoder.sidecar_columns())
     stop = StopRequest().install()
@@ -114,17 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     encoder.device = device
     num_workers = auto_workers() if args.num_workers == "auto" else int(args.num_workers)
     try:
-        run_extract(keys, input_root, encoder, writer, shard=args.shard, device=device,
-                    num_workers=num_workers, log_every=args.log_every, stop=stop)
+        run_extract(keys, input_root, encoder, writer, shard=args.shard, device=device, num_workers=num_workers,
+                    log_every=args.log_every, stop=stop, decode_timeout_s=args.decode_timeout_s)
         if stop:
             log.warning("stopped by signal %d after flushing the current part; rerun to resume", stop.signum)
             return 128 + stop.signum
         return write_shard(args, keys, encoder, writer, output, errors)
-    except OutputWriteError as exc:
-        # A full disk or quota: say so in one line and how to go on, rather than in a traceback.
-        log.error("%s. Parts already written are kept in %s; free space and rerun: it resumes from them.",
-                  exc.strerror, parts_dir)
-        return 1
+    except ModelLoadError as exc:
+        raise model_error(args.encoder, options.get("path"), options["model"], exc) from exc
 
 
 def write_shard(args: argparse.Namespace, keys: list[str], encoder: Encoder, writer: ShardWriter,
@@ -139,6 +174,9 @@ def write_shard(args: argparse.Namespace, keys: list[str], encoder: Encoder, wri
     }
     n_rows, n_errors = writer.finalize(keys, output, errors, metadata)
     if not args.keep_parts:
+        # Until Snakemake has seen this job succeed, its outputs may still be deleted: what the parts
+        # held is kept as hard links to the outputs, so a rerun restores instead of embedding again.
+        keep_finished(writer.parts_dir, writer.fingerprint, keys, output, errors, writer.sidecar)
         writer.remove_parts()
     log.info("shard %s done: %d rows -> %s, %d errors -> %s", args.shard, n_rows, output, n_errors, errors)
     return 0

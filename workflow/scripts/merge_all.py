@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from pathlib import Path
 
+from embedpipe.atomic import OutputWriteError
 from embedpipe.merge import merge_all
 from embedpipe.runinfo import setup_logging
 
@@ -20,8 +22,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keys", required=True, help="output key index, one key per line")
     args = p.parse_args(argv)
     setup_logging()
-    n = merge_all(args.shards, Path(args.pt), Path(args.npy), Path(args.keys))
-    logging.getLogger("merge_all").info("merged %d embeddings into %s", n, args.pt)
+    log = logging.getLogger("merge_all")
+    try:
+        n = merge_all(args.shards, Path(args.pt), Path(args.npy), Path(args.keys))
+    except OSError as exc:
+        if not isinstance(exc, OutputWriteError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # A full disk or quota: one line saying which file and what to do, as extract says it.
+        what = exc.strerror if isinstance(exc, OutputWriteError) else f"could not write {exc.filename}: {exc.strerror}"
+        log.error("%s. The shard files are untouched; free space and rerun: merge_all starts again from them.",
+                  what)
+        return 1
+    log.info("merged %d embeddings into %s", n, args.pt)
     return 0
 
 

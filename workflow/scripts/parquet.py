@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import logging
 import sys
 from pathlib import Path
 
+from embedpipe.atomic import OutputWriteError
 from embedpipe.metadata import build_metadata
 from embedpipe.parquet import write_dataset_shard
 from embedpipe.runinfo import setup_logging
@@ -25,8 +28,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.metadata == "mimic_iv_echo" and not (args.record_list and args.study_list):
         p.error("--metadata mimic_iv_echo needs --record_list and --study_list")
     joiner = build_metadata(args.metadata, {"record_list": args.record_list, "study_list": args.study_list})
-    write_dataset_shard(Path(args.embeddings), Path(args.output), joiner, {"shard": args.shard,
-                                                                           "metadata": args.metadata})
+    try:
+        write_dataset_shard(Path(args.embeddings), Path(args.output), joiner, {"shard": args.shard,
+                                                                               "metadata": args.metadata})
+    except OSError as exc:
+        if not isinstance(exc, OutputWriteError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # A full disk or quota: one line saying which file and what to do, as extract says it.
+        what = exc.strerror if isinstance(exc, OutputWriteError) else f"could not write {exc.filename}: {exc.strerror}"
+        logging.getLogger("parquet").error("%s. The shard's embeddings %s are untouched; free space and rerun.",
+                                           what, args.embeddings)
+        return 1
     return 0
 
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env python
-"""Push the Parquet folder and its README.md card to the Hugging Face Hub.
+"""Push the dataset folder and its README.md card to the Hugging Face Hub.
 
-Private unless --public; --public with --credentialed is refused before anything is sent. The token
+Pushes exactly the files --file_list names (the dataset step's dataset.files.json): a link, a file
+outside the folder, a size that changed or a file the list does not name refuses the upload. Private
+unless --public; --public with --credentialed is refused, and so is --public while the files hold
+columns that identify people that no --acknowledge names, all before anything is sent. The token
 comes from HF_TOKEN or the Hub's login cache (never from arguments). --dry-run lists what would be
 pushed and contacts nobody.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -23,23 +27,28 @@ log = logging.getLogger("upload")
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--folder", required=True, help="the dataset folder (train-*.parquet and README.md)")
+    p.add_argument("--file_list", required=True, help="dataset.files.json: the folder and the files to push")
+    p.add_argument("--folder", help="the dataset folder, if given: must be the one the file list names")
     p.add_argument("--repo_id", required=True, help="<user or org>/<name> of the dataset repository")
     p.add_argument("--public", action="store_true", help="create the repository public (default: private)")
     p.add_argument("--credentialed", action="store_true", help="the source data is credentialed: never public")
+    p.add_argument("--acknowledge", action="append", default=[], metavar="COLUMN",
+                   help="an identifying column (e.g. subject_id) that --public may publish; repeat for each")
     p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
                    help="list what would be pushed; send nothing")
     p.add_argument("--receipt", required=True, help="JSON written after the push (or the plan, on a dry run)")
     args = p.parse_args(argv)
     setup_logging()
     try:
-        plan = plan_upload(Path(args.folder), args.repo_id, args.public, args.credentialed)
+        plan = plan_upload(Path(args.file_list), args.repo_id, args.public, args.credentialed, args.acknowledge)
+        if args.folder and not (os.path.isdir(args.folder) and os.path.samefile(args.folder, plan.folder)):
+            raise UploadRefused(f"--folder {args.folder} is not {plan.folder}, the folder the file list names")
         if args.dry_run:
             receipt = {**plan.as_dict(), "dry_run": True}
             for f in receipt["files"]:
                 log.info("would push %s (%d bytes)", f["path"], f["bytes"])
-            log.info("dry run: %d files to %s (%s); nothing sent", len(plan.files), plan.repo_id,
-                     "public" if plan.public else "private")
+            log.info("dry run: %d files to %s (%s); identifying columns: %s; nothing sent", len(plan.files),
+                     plan.repo_id, "public" if plan.public else "private", ", ".join(plan.identifying) or "none")
         else:
             receipt = {**upload(plan), "dry_run": False}
             log.info("pushed %d files to %s, commit %s", len(plan.files), plan.repo_id, receipt["commit"])

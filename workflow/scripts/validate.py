@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import shutil
 import sys
@@ -24,7 +25,9 @@ log = logging.getLogger("validate")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shards", nargs="+", required=True, help="shard ids, in dataset order")
+    shards = p.add_mutually_exclusive_group(required=True)
+    shards.add_argument("--shards", nargs="+", help="shard ids, in dataset order")
+    shards.add_argument("--shards_json", help="shard ids as a JSON list (any folder name, even '-x')")
     p.add_argument("--manifests", nargs="+", required=True)
     p.add_argument("--dataset_files", nargs="+", required=True)
     p.add_argument("--error_files", nargs="+", required=True)
@@ -34,6 +37,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         kind = int if f.type in ("int", "int | None") else float
         p.add_argument(f"--{f.name}", type=kind, default=f.default)
     args = p.parse_args(argv)
+    if args.shards_json:
+        args.shards = json.loads(args.shards_json)
     if not len(args.shards) == len(args.manifests) == len(args.dataset_files) == len(args.error_files):
         p.error("--shards, --manifests, --dataset_files and --error_files need one entry per shard")
     return args

@@ -1,0 +1,28 @@
+# The published folder: rebuilt from this run's staged shard files once validation passed, so it holds
+# exactly this run's files (shards that hold rows, numbered; the README.md card) and loads with
+# `datasets.load_dataset`. Its file list is what `snakemake upload` pushes, and nothing else.
+
+
+rule dataset:
+    input:
+        staged=STAGED_FILES,
+        metrics=METRICS,  # exists only when validation passed
+        exclusions=EXCLUSIONS,
+    output:
+        # Not directory(DATASET_DIR): Snakemake would put its .snakemake_timestamp file in the folder.
+        # The script rebuilds the whole folder; the card stands for it.
+        card=CARD,
+        file_list=DATASET_FILE_LIST,
+    params:
+        run=script("dataset.py"),
+        folder=lambda wc, output: os.path.dirname(output.card),
+        dataset=json.dumps(DATASET_INFO),
+        load_name=config["upload"].get("repo_id") or os.path.abspath(DATASET_DIR),
+    log:
+        f"{LOG_DIR}/dataset.log",
+    conda:
+        "../envs/cpu.yaml"
+    shell:
+        "{params.run} --staged {input.staged:q} --folder={params.folder:q} --metrics={input.metrics:q}"
+        " --exclusions={input.exclusions:q} --dataset={params.dataset:q} --load_name={params.load_name:q}"
+        " --file_list={output.file_list:q} > {log:q} 2>&1"

@@ -1,0 +1,259 @@
+"""Decode deadlines: a file that blocks on open or read (a FIFO, a hung network mount, a decoder stuck
+in C) becomes a `decode` error row instead of hanging its shard.
+
+Soft deadline, in whichever process decodes: SIGALRM `timeout_s` after a file starts raises
+DecodeTimeout out of the decoder, out of a blocking open() of a FIFO too (the call fails with EINTR:
+PEP 475 retries it only when the handler returns). It repeats every second in case a decoder catches it.
+
+Hard deadline, for code that never returns to Python (or blocks SIGALRM): each worker publishes the
+file it is on and since when; a watchdog thread of the main process SIGKILLs a worker past timeout +
+grace. The loader then fails with "worker exited unexpectedly", and GuardedLoader starts a new one
+at the first chunk not yet received, the files the killed workers were stuck on answered as timeouts
+without being opened again. Chunks never span blocks, so every model batch is still the block it
+would have been: a timed-out file is one more decode error in its block.
+
+Stopping workers uses private members of torch's multi-process loader iterator (`_workers`,
+`_shutdown_workers`, `_worker_pids_set`); tests/test_robustness.py fails if they change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+from torch.utils.data import DataLoader
+
+log = logging.getLogger(__name__)
+REPEAT_S = 1.0  # the alarm again every second after the deadline, until the decoder gives up
+STUCK_S = 1.0  # a worker this long on one file is not handing over a chunk: killing it tears no message
+PR_SET_PDEATHSIG = 1
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+class DecodeTimeout(BaseException):
+    """Raised by the alarm: a BaseException so that a decoder's own `except Exception` does not swallow it."""
+
+
+def timeout_error(timeout_s: float | None) -> tuple[str, str]:
+    return "DecodeTimeout", f"timed out after {timeout_s:g} s"
+
+
+def kill_grace(timeout_s: float) -> float:
+    """How long past its deadline a worker may take to act on the alarm before it is killed."""
+    return min(30.0, max(1.0, timeout_s / 10))
+
+
+class Deadline:
+    """`with Deadline(t):` raises DecodeTimeout in the block after t seconds (main thread only: signals)."""
+
+    def __init__(self, timeout_s: float | None) -> None:
+        self.timeout_s = timeout_s
+        self.fired = False  # the alarm went off: whatever the decoder raised then is a timeout
+        self._armed = False
+        self._previous: Any = None
+
+    def __enter__(self) -> Deadline:
+        if self.timeout_s and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGALRM, self._alarm)
+            self._armed = True
+            signal.setitimer(signal.ITIMER_REAL, self.timeout_s, REPEAT_S)
+        return self
+
+    def _alarm(self, _signum: int, _frame: Any) -> None:
+        if self._armed:  # an alarm handled after the block ended does nothing
+            self.fired = True
+            raise DecodeTimeout(timeout_error(self.timeout_s)[1])
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._armed:
+            self._armed = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous)
+
+
+def die_with_parent() -> None:
+    """In a worker: the kernel kills it when the main process dies, however that dies (a stuck worker
+    ignores SIGTERM and never reaches torch's own check of its parent)."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before prctl
+        os._exit(1)
+
+
+class WorkerSlots:
+    """Per decode worker, in shared memory: its pid, the dataset index it decodes (-1: none) and since when."""
+
+    def __init__(self, workers: int) -> None:
+        self.table = multiprocessing.RawArray("d", [0.0, -1.0, 0.0] * workers)
+        self.me = -1  # this process's slot; set in the worker's copy
+
+    def enter_worker(self, worker_id: int) -> None:
+        self.me = worker_id
+        self.table[3 * worker_id] = os.getpid()
+
+    def begin(self, index: int) -> None:
+        if self.me >= 0:
+            self.table[3 * self.me + 2] = time.monotonic()  # CLOCK_MONOTONIC: one clock for all processes
+            self.table[3 * self.me + 1] = index
+
+    def end(self) -> None:
+        if self.me >= 0:
+            self.table[3 * self.me + 1] = -1
+
+    def busy(self) -> list[tuple[int, int, int, float]]:
+        """(slot, pid, index, seconds on it) of each worker inside a decode."""
+        out, now = [], time.monotonic()
+        for w in range(len(self.table) // 3):
+            index, started = self.table[3 * w + 1], self.table[3 * w + 2]
+            if index >= 0 and self.table[3 * w + 1] == index:  # not torn by the worker moving on
+                out.append((w, int(self.table[3 * w]), int(index), now - started))
+        return out
+
+    def free(self, slot: int) -> None:
+        """The worker in `slot` was killed: it decodes nothing any more."""
+        self.table[3 * slot + 1] = -1
+
+    def clear(self) -> None:
+        self.table[:] = [0.0, -1.0, 0.0] * (len(self.table) // 3)
+
+
+@contextlib.contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """SIGTERM/SIGINT wait until the block ends: a loader half built or half shut down when a stop
+    interrupted it would leave workers that nothing stops, and the job would wait for them at exit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+class GuardedDataset(Protocol):
+    keys: list[str]
+    slots: WorkerSlots | None
+    timed_out: set[int]  # indices answered as timeouts without opening them
+
+
+def _forget_worker_pids(it: Any) -> None:
+    # torch's SIGCHLD handler raises "worker killed" in the main thread wherever it is (inside an
+    # encode, a part write); unregistered, a dead worker is found by the loader's own check in next().
+    if getattr(it, "_worker_pids_set", False):
+        from torch.utils.data._utils import signal_handling
+
+        signal_handling._remove_worker_pids(id(it))
+        it._worker_pids_set = False
+
+
+class GuardedLoader:
+    """Iterates `make_loader(chunks)` over `dataset` chunk by chunk, in order; replaces stuck workers."""
+
+    def __init__(self, dataset: GuardedDataset, chunks: list[list[int]], num_workers: int,
+                 timeout_s: float | None, make_loader: Callable[[list[list[int]]], DataLoader]) -> None:
+        self.dataset, self.chunks, self.timeout_s, self.make_loader = dataset, chunks, timeout_s, make_loader
+        self.received = 0  # chunks handed out; a new loader starts at the first one not received
+        self.slots = dataset.slots = WorkerSlots(num_workers) if num_workers else None
+        self._it: Any = None
+        self._lock = threading.Lock()  # the watchdog and the main thread both stop workers
+        self._killed: list[int] = []
+        self._done = threading.Event()
+        self._watchdog = None
+        if self.slots is not None and timeout_s:
+            self._watchdog = threading.Thread(target=self._watch, name="decode-watchdog", daemon=True)
+            self._watchdog.start()
+
+    def __iter__(self) -> GuardedLoader:
+        return self
+
+    def __next__(self) -> Any:
+        while True:
+            if self._it is None:
+                if self.received >= len(self.chunks):
+                    raise StopIteration
+                with self._lock, stop_signals_held():
+                    self._it = iter(self.make_loader(self.chunks[self.received:]))
+            try:
+                item = next(self._it)  # the one place a stop signal may interrupt (StopRequest.waiting)
+            except StopIteration:
+                self._it = None  # exhausted: torch has shut its workers down
+                raise
+            except Exception:
+                with self._lock:
+                    killed, self._killed = self._killed, []
+                if not killed:
+                    raise
+                # The loader broke because the watchdog killed a worker (also seen as a chunk whose
+                # tensors that worker still had to hand over): go on without it.
+                self.dataset.timed_out.update(killed)
+                with stop_signals_held():
+                    self._abandon()
+                continue
+            self.received += 1
+            return item
+
+    def _watch(self) -> None:
+        assert self.slots is not None and self.timeout_s
+        limit = self.timeout_s + kill_grace(self.timeout_s)
+        while not self._done.wait(min(1.0, limit / 4)):
+            with self._lock:
+                overdue = [(slot, pid, i) for slot, pid, i, seconds in self.slots.busy() if seconds > limit]
+                if self._it is None or not overdue:
+                    continue
+                workers = {w.pid: w for w in self._it._workers}
+                _forget_worker_pids(self._it)
+                for slot, pid, index in overdue:
+                    if pid in workers:
+                        workers[pid].kill()
+                        self.slots.free(slot)
+                        self._killed.append(index)
+                        log.warning("decode worker %d spent over %g s on %s: killed; it is a timeout error row "
+                                    "and a new worker goes on", pid, limit, self.dataset.keys[index])
+
+    def _abandon(self) -> None:
+        """Stop the current loader's workers now, stuck ones too (torch's shutdown only sends SIGTERM,
+        which workers ignore)."""
+        with self._lock:
+            it, self._it = self._it, None
+            if it is None or self.slots is None:  # None: decoding in this process, no worker to stop
+                return
+            _forget_worker_pids(it)
+            self._kill_busy(it)
+            it._shutdown_workers()  # idle workers exit at once, the others after their chunk
+            for w in it._workers:
+                if w.is_alive():
+                    w.kill()
+                    w.join(1)
+            self.slots.clear()
+
+    def _kill_busy(self, it: Any) -> None:
+        """SIGKILL the workers inside a decode (their chunks are given up). One that began its file
+        under STUCK_S ago may still be handing its last chunk over, so it is given until then."""
+        assert self.slots is not None
+        workers, deadline = {w.pid: w for w in it._workers}, time.monotonic() + STUCK_S
+        while busy := self.slots.busy():
+            for slot, pid, _, seconds in busy:
+                if seconds >= STUCK_S and pid in workers:
+                    workers[pid].kill()
+                    self.slots.free(slot)
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self._done.set()
+        if self._watchdog is not None:
+            self._watchdog.join()
+        self._abandon()

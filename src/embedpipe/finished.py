@@ -1,0 +1,98 @@
+"""The finished shard, kept beside its parts folder, so that losing the outputs never means embedding again.
+
+Snakemake deletes the outputs of a job that did not end well: one killed after it wrote its shard
+and removed its parts, or one whose success Snakemake never saw (it was stopped, or the node went
+down, before it noticed). Before the parts are removed, the outputs are hard-linked into
+`<parts_dir>.finished/` with what they were made from (the encoder's fingerprint and the manifest's
+digest). A rerun whose encoder and manifest match puts them back from there without loading the
+model. The links cost no space while the outputs exist; a copy that no longer matches is removed by
+the rerun that finds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from embedpipe.atomic import remove_stale_tmp_of, staged_dir
+from embedpipe.sidecar import file_column, publish
+
+log = logging.getLogger(__name__)
+RECORD = "finished.json"
+
+
+def finished_dir(parts_dir: Path) -> Path:
+    return parts_dir.with_name(f"{parts_dir.name}.finished")
+
+
+def manifest_digest(keys: list[str]) -> str:
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()
+
+
+def _remove_staging(dest: Path) -> None:
+    """Half-built copies of a killed run (staged_dir's `.<name>.*` folders; the shard lock is held)."""
+    for leftover in dest.parent.glob(f".{dest.name}.*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def sidecar_files(shard: Path, columns: tuple[str, ...]) -> list[str]:
+    """The sidecar files the shard's rows point at, relative to the shard file's folder."""
+    if not columns:
+        return []
+    table = pq.read_table(shard, columns=[file_column(c) for c in columns])
+    return sorted({f for name in table.column_names for f in table.column(name).to_pylist()})
+
+
+def keep_finished(parts_dir: Path, fingerprint: str, keys: list[str], shard: Path, errors: Path,
+                  sidecar_columns: tuple[str, ...]) -> Path | None:
+    """Hard-link the finished outputs into the finished copy. None where links are impossible (another
+    filesystem): a copy would double the shard's size on disk, so there is none."""
+    dest = finished_dir(parts_dir)
+    _remove_staging(dest)
+    files = sidecar_files(shard, sidecar_columns)
+    try:
+        with staged_dir(dest) as staging:
+            for rel in files:
+                (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.link(shard.parent / rel, staging / rel)
+            os.link(errors, staging / errors.name)
+            os.link(shard, staging / shard.name)
+            record = {"fingerprint": fingerprint, "manifest_sha256": manifest_digest(keys), "num_files": len(keys),
+                      "shard": shard.name, "errors": errors.name, "sidecar_files": files}
+            (staging / RECORD).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    except OSError as exc:
+        log.warning("could not hard-link the finished shard into %s (%s); a rerun after its outputs are "
+                    "deleted embeds it again", dest, exc.strerror or exc)
+        return None
+    return dest
+
+
+def restore_finished(parts_dir: Path, fingerprint: str, keys: list[str], shard: Path, errors: Path) -> Path | None:
+    """Put the finished copy's outputs at `shard` and `errors` if it was made from this encoder and
+    manifest; a copy that was not is removed. Returns the copy's folder when it restored."""
+    source = finished_dir(parts_dir)
+    _remove_staging(source)
+    try:
+        record = json.loads((source / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    wanted = {"fingerprint": fingerprint, "manifest_sha256": manifest_digest(keys), "shard": shard.name,
+              "errors": errors.name}
+    files = [source / rel for rel in record.get("sidecar_files", [])]
+    if any(record.get(k) != v for k, v in wanted.items()) or not all(f.is_file() for f in files):
+        log.info("removing %s: made with another model, preprocessing or file list", source)
+        shutil.rmtree(source)
+        return None
+    for rel, src in zip(record["sidecar_files"], files, strict=True):
+        publish(src, shard.parent / rel)
+    for name, dest in ((errors.name, errors), (shard.name, shard)):  # the shard file last: it marks a whole shard
+        remove_stale_tmp_of(dest)
+        publish(source / name, dest)
+        os.utime(dest)  # as new as this job: Snakemake would take an output older than its inputs as out of date
+    return source

@@ -1,0 +1,51 @@
+#!/usr/bin/env python
+"""Build the published dataset folder from this run's staged shard files: the shards that hold rows,
+numbered train-0000i-of-0000N.parquet, their sidecars and the README.md card; then list its files
+(--file_list), which is exactly what `snakemake upload` pushes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from embedpipe.card import build_card
+from embedpipe.dataset_folder import EmptyDatasetError, build_dataset_folder
+from embedpipe.runinfo import setup_logging
+from embedpipe.upload import write_file_list
+
+log = logging.getLogger("dataset")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--staged", nargs="+", required=True, help="the staged <shard>.parquet files, in shard order")
+    p.add_argument("--folder", required=True, help="the dataset folder to (re)build")
+    p.add_argument("--metrics", required=True, help="validation/metrics.json")
+    p.add_argument("--exclusions", default=None, help="discover's exclusions.json, counted in the card")
+    p.add_argument("--dataset", required=True, help="the config's `dataset` section as JSON")
+    p.add_argument("--load_name", required=True, help="what load_dataset() is given in the card's snippet")
+    p.add_argument("--file_list", required=True, help="JSON list of the folder's files, written last")
+    args = p.parse_args(argv)
+    setup_logging()
+    metrics = json.loads(Path(args.metrics).read_text())
+    exclusions = json.loads(Path(args.exclusions).read_text()) if args.exclusions else None
+    dataset = json.loads(args.dataset)
+    folder = Path(args.folder)
+    try:
+        files = build_dataset_folder(
+            [Path(f) for f in args.staged], folder,
+            lambda published: build_card(published, metrics, dataset, args.load_name, exclusions),
+        )
+    except EmptyDatasetError as exc:
+        log.error("%s", exc)
+        return 1
+    write_file_list(folder, files, Path(args.file_list))
+    log.info("%s lists %d files", args.file_list, len(files))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
