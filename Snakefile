@@ -39,12 +39,3 @@ rule all:
         METRICS,
         DATASET_FILE_LIST,
     default_target: True
-
-
-onsuccess:
-    # Each extract job keeps its finished shard as hard links in parts/<shard>.finished/ until
-    # Snakemake has seen it succeed (a kill in between would otherwise mean embedding it again).
-    # Now it has: drop them, so deleting an output later frees its space and embeds afresh.
-    for shard in SHARDS:
-        if os.path.exists(EMBEDDINGS.format(shard=shard)):
-            shutil.rmtree(f"{PARTS.format(shard=shard)}.finished", ignore_errors=True)

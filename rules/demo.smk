@@ -17,7 +17,7 @@ if DEMO_KIND == "video":
         params:
             run=script("make_demo.py"),
             out=lambda wc, output: os.path.dirname(output.record_list),
-            folders=SHARDS,
+            folders=json.dumps(SHARDS),
             per_folder=config["demo"]["per_folder"],
             seed=config["demo"]["seed"],
         log:
@@ -25,7 +25,7 @@ if DEMO_KIND == "video":
         conda:
             "../envs/cpu.yaml"
         shell:
-            "{params.run} data --out {params.out:q} --folders {params.folders:q}"
+            "{params.run} data --out={params.out:q} --folders={params.folders:q}"
             " --per_folder={params.per_folder:q} --seed={params.seed:q} > {log:q} 2>&1"
 
 else:
@@ -35,7 +35,7 @@ else:
             directory(config["input_dir"]),
         params:
             run=script("make_demo.py"),
-            folders=SHARDS,
+            folders=json.dumps(SHARDS),
             command=DEMO_DATA_COMMAND,
             per_folder=config["demo"]["per_folder"],
             seed=config["demo"]["seed"],
@@ -44,7 +44,7 @@ else:
         conda:
             "../envs/cpu.yaml"
         shell:
-            "{params.run} {params.command} --out {output:q} --folders {params.folders:q}"
+            "{params.run} {params.command} --out={output:q} --folders={params.folders:q}"
             " --per_folder={params.per_folder:q} --seed={params.seed:q} > {log:q} 2>&1"
 
 

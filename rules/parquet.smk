@@ -10,6 +10,10 @@ rule parquet:
         STAGED,
     params:
         run=script("parquet.py"),
+        # The extract job kept its finished shard as hard links here in case Snakemake deleted its
+        # outputs after a late kill. This job starts only once Snakemake recorded that extract as
+        # successful, so the copy has served: drop it, so deleting an output later frees its space.
+        finished=lambda wc: f"{PARTS.format(shard=wc.shard)}.finished",
         kind=config["metadata"]["kind"],
         lists=(
             f"--record_list={shlex.quote(config['metadata']['record_list'])}"
@@ -24,3 +28,4 @@ rule parquet:
     shell:
         "{params.run} --embeddings={input.embeddings:q} --output={output:q}"
         " --shard={wildcards.shard:q} --metadata={params.kind:q} {params.lists} > {log:q} 2>&1"
+        " && rm -rf -- {params.finished:q}"

@@ -75,6 +75,13 @@ class HubHandler(BaseHTTPRequestHandler):
                              "disabled": False, "gated": False, "downloads": 0, "likes": 0,
                              "author": m.group(1).split("/")[0], "lastModified": "2026-11-22T00:00:00.000Z"})
             return
+        if m := re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/tree/[^/]+(/.*)?", path):
+            repo = self.record.repos.get(m.group(1))
+            prefix = (m.group(2) or "/").strip("/")
+            files = sorted(f for f in (repo.files if repo else {}) if f.startswith(prefix))
+            self._send(200, [{"type": "file", "path": f, "size": len(repo.files[f]), "oid": _git_oid(repo.files[f])}
+                             for f in files])
+            return
         if path == "/api/agent-harnesses":  # the client's user-agent registry: optional, 404 is fine
             self._send(404, {"error": "not served by the stand-in"})
             return
@@ -120,6 +127,8 @@ class HubHandler(BaseHTTPRequestHandler):
                 item = json.loads(line)
                 if item["key"] == "file":
                     repo.files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+                elif item["key"] == "deletedFile":
+                    repo.files.pop(item["value"]["path"], None)
                 elif item["key"] != "header":
                     self._send(400, {"error": f"stand-in only takes regular files, got {item['key']}"})
                     return

@@ -4,12 +4,13 @@ every file of the input ends as a row, an error row or a counted exclusion (issu
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import REPO, snakemake
+from conftest import REPO, snakemake, unprivileged
 
 from embedpipe.discover import DiscoverError, Exclusions, ShardSpec, discover_shards, scan_files
 
@@ -97,7 +98,7 @@ def test_a_rerun_on_fewer_shards_and_an_all_error_shard_leave_a_folder_that_load
     assert "| p11 | train-00001-of-00002.parquet | 2 | 2 | 0 |" in card
     header = yaml.safe_load(card.split("---")[1])
     assert header["dataset_info"]["splits"][0]["num_examples"] == 5
-    # the finished-shard links each extract job kept are dropped once Snakemake saw the run succeed
+    # the finished-shard links each extract job kept are dropped by that shard's parquet job
     assert sorted(p.name for p in (tmp_path / "results/r/parts").iterdir()) == ["p10.lock", "p11.lock", "p12.lock"]
 
     snakemake(tmp_path, *args, "--config", "shards={'by': 'folder', 'folders': ['p10']}")
@@ -172,6 +173,41 @@ def test_every_matching_file_is_a_key_or_a_listed_exclusion(tmp_path):
     assert json.loads(json.dumps(record))["excluded"]["line_breaks"] == ["p10/new\nline.mp4"]
 
 
+def test_linked_top_level_folders_are_scanned_deeper_links_listed_and_unreadable_folders_stop(tmp_path):
+    elsewhere = tree(tmp_path / "disk2", ["p11/b.mp4", "more/c.mp4"])
+    root = tree(tmp_path / "in", ["p10/a.mp4"])
+    (root / "p11").symlink_to(elsewhere / "p11", target_is_directory=True)  # a shard on another disk
+    (root / "p10" / "more").symlink_to(elsewhere / "more", target_is_directory=True)
+    excluded = Exclusions()
+    shards = discover_shards(root, [".mp4"], ShardSpec("folder", ("p10", "p11")), tmp_path / "m",
+                             all_folders=True, exclusions=excluded)
+    assert shards == {"p10": ["p10/a.mp4"], "p11": ["p11/b.mp4"]}
+    assert excluded.linked_folders == ["p10/more"]
+    assert any("1 links to folders below the top level" in line for line in excluded.summary())
+    locked = tree(root / "p10" / "locked", ["d.mp4"])
+    locked.chmod(0)
+    try:
+        with unprivileged(), pytest.raises(DiscoverError, match="cannot read folder .*locked"):
+            discover_shards(root, [".mp4"], ShardSpec("folder", ("p10", "p11")), tmp_path / "m")
+    finally:
+        locked.chmod(0o755)
+
+
+def test_names_that_are_not_utf8_or_hold_other_line_ends_are_listed_exclusions(tmp_path):
+    root = tmp_path / "in"
+    (root / "p10").mkdir(parents=True)
+    (root / "p10" / "ok.mp4").write_bytes(b"x")
+    os.close(os.open(os.path.join(os.fsencode(root / "p10"), b"caf\xe9.mp4"), os.O_CREAT | os.O_WRONLY))
+    (root / "p10" / "form\x0cfeed.mp4").write_bytes(b"x")
+    (root / "p10" / "para\u2029sep.mp4").write_bytes(b"x")
+    excluded = Exclusions()
+    shards = discover_shards(root, [".mp4"], ShardSpec("folder", ("p10",)), tmp_path / "m", exclusions=excluded)
+    assert shards == {"p10": ["p10/ok.mp4"]}
+    assert excluded.not_utf8 == ["p10/caf\\xe9.mp4"]
+    assert excluded.line_breaks == ["p10/form\x0cfeed.mp4", "p10/para\u2029sep.mp4"]
+    json.dumps(excluded.as_dict(), ensure_ascii=False).encode("utf-8")  # the exclusions file can be written
+
+
 def test_a_staged_file_with_no_rows_gets_no_dataset_file(tmp_path):
     import pyarrow as pa
 
@@ -195,3 +231,17 @@ def test_a_staged_file_with_no_rows_gets_no_dataset_file(tmp_path):
     with pytest.raises(EmptyDatasetError):
         build_dataset_folder(staged[1:2], folder, str)
     assert sorted(p.name for p in folder.iterdir()) == files  # a failed build leaves the last good folder
+
+
+@pytest.mark.parametrize("shard", ["taxon [1]*?", "a\\b", ".hidden", "p10"])
+def test_sidecar_folders_of_any_shard_name_can_be_uploaded_exactly(tmp_path, shard):
+    from embedpipe.parquet import hub_safe_name
+    from embedpipe.upload import read_file_list, write_file_list
+
+    name = hub_safe_name(shard)
+    assert (name == shard) == (shard == "p10") and name != hub_safe_name(shard + "x")
+    rel = f"tokens/{name}/part-000000.safetensors"
+    (tmp_path / "ds" / "tokens" / name).mkdir(parents=True)
+    (tmp_path / "ds" / rel).write_bytes(b"t")
+    write_file_list(tmp_path / "ds", [rel], tmp_path / "files.json")  # refuses pattern characters
+    assert read_file_list(tmp_path / "files.json")[1] == {rel: 1}

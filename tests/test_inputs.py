@@ -6,11 +6,7 @@ header says is a row flagged `truncated`, not passed off as whole (see docs/reli
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -19,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile
 import torch
-from conftest import fixtures_dir, metis_encoder, tiny_encoders
+from conftest import fixtures_dir, metis_encoder, tiny_encoders, unprivileged
 
 from embedpipe.discover import read_manifest, scan_files, write_manifests
 from embedpipe.encoders.base import Encoder
@@ -126,32 +122,6 @@ def test_files_cut_short_are_rows_flagged_truncated(tiny_model, tiny_metis, tiny
     assert video["video/cut.mkv"]["truncated"] is True
     assert video["video/whole.avi"]["truncated"] is False
     assert video["video/whole.avi"]["frames_decoded"] == video["video/whole.avi"]["frames_declared"] == 164
-
-
-@contextlib.contextmanager
-def unprivileged() -> Iterator[None]:
-    """Root reads any file; drop this thread's permission override (CAP_DAC_*) so modes apply."""
-    if os.geteuid() != 0:
-        yield
-        return
-
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-    class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
-    assert libc.capget(ctypes.byref(header), data) == 0
-    saved = data[0].effective
-    data[0].effective &= ~0b110  # CAP_DAC_OVERRIDE (1), CAP_DAC_READ_SEARCH (2)
-    assert libc.capset(ctypes.byref(header), data) == 0
-    try:
-        yield
-    finally:
-        data[0].effective = saved
-        assert libc.capset(ctypes.byref(header), data) == 0
 
 
 def test_odd_names_links_permissions_and_wrong_contents(tiny_model, tmp_path):

@@ -67,7 +67,48 @@ def _kill_after_parts_removed() -> None:
     ShardWriter.remove_parts = remove_parts
 
 
-PATCHES = {"stuck": _block_alarm_and_sleep, "no_model": _model_must_not_load, "kill": _kill_after_parts_removed}
+def _hang_collating_other_chunks() -> None:
+    """A worker stuck where the watchdog does not look (between decodes): collating any chunk but
+    the first (STUCK's) never returns. Only stopping the loader ends that worker."""
+    from embedpipe.extract import Collator
+
+    real = Collator.__call__
+
+    def collate(self, items):
+        if not any(item[0] == STUCK for item in items):
+            time.sleep(3600)
+        return real(self, items)
+
+    Collator.__call__ = collate
+
+
+def _sigterm_while_abandoning() -> None:
+    """SIGTERM to the job itself just as it starts stopping a loader whose worker the watchdog
+    killed, the moment a stop used to cut short: the other workers not killed yet."""
+    import threading
+
+    from embedpipe.decode_guard import GuardedLoader
+
+    real, sent = GuardedLoader._kill_busy, []
+
+    def kill_busy(self, it):
+        if not sent and threading.current_thread() is threading.main_thread():
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)  # the handler runs in here, whichever thread the kernel picked
+        return real(self, it)
+
+    GuardedLoader._kill_busy = kill_busy
+
+
+def _own_process_group() -> None:
+    """The job and its workers in a group of their own, as a shell puts a command run in a terminal."""
+    os.setpgid(0, 0)
+
+
+PATCHES = {"stuck": _block_alarm_and_sleep, "no_model": _model_must_not_load, "kill": _kill_after_parts_removed,
+           "hang_collate": _hang_collating_other_chunks, "sigterm_in_abandon": _sigterm_while_abandoning,
+           "own_group": _own_process_group}
 
 
 def run_patched(args: list[str], log_path: str, patches: tuple[str, ...]) -> None:
@@ -230,6 +271,73 @@ def test_sigterm_ends_a_job_stuck_on_a_fifo_within_seconds_and_leaves_no_worker(
     assert not [p for p in workers if alive(p)]
 
 
+def watch_children(proc, timeout: float) -> set[int]:
+    """Every child the job had while it ran (polled until it exits, or for `timeout` seconds)."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while proc.is_alive() and time.monotonic() < deadline:
+        seen.update(children(proc.pid))
+        time.sleep(0.1)
+    return seen
+
+
+def test_sigterm_while_a_killed_worker_s_loader_is_stopped_still_ends_the_job_and_every_worker(jobs, trees,
+                                                                                                tmp_path):
+    # Two workers: one stuck in C on STUCK (the watchdog kills it after 2 s), one stuck collating
+    # the next chunk. SIGTERM comes while the job stops that loader: it must finish stopping it.
+    proc = jobs.start(trees["video"], tmp_path, "--num_workers", "2", *TIMEOUT,
+                      patches=("stuck", "hang_collate", "sigterm_in_abandon"))
+    # ~15 s: the kill at 2 s, torch noticing it (up to 5 s), torch's shutdown waiting 2 × 5 s for
+    # the hung worker before it is killed. Before the fix the job hung for ever at exit.
+    seen = watch_children(proc, 60)
+    proc.join(1)
+    log = log_of(tmp_path)
+    assert proc.exitcode == 128 + signal.SIGTERM, log
+    assert f"spent over 2 s on {STUCK}: killed" in log and "stopped by signal 15" in log
+    assert "still alive at the end of the job" not in log  # stopped by the loader, not the last resort
+    assert len(seen) >= 2 and not [p for p in seen if alive(p)]
+
+
+def test_ctrl_c_to_the_job_s_process_group_ends_it_without_a_traceback(jobs, trees, tmp_path):
+    proc = jobs.start(trees["fifo"], tmp_path, "--num_workers", "1", "--decode_timeout_s", "600",
+                      patches=("own_group",))
+    workers = stuck_workers(proc)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal does on Ctrl-C: the job and its workers
+    proc.join(60)
+    log = log_of(tmp_path)
+    assert proc.exitcode == 128 + signal.SIGINT, log
+    assert "stopped by signal 2" in log
+    assert "Traceback" not in log
+    assert not [p for p in workers if alive(p)]
+
+
+def _fork_while_waiting(result: str) -> None:
+    """In a job-like process: a child forked while the StopRequest waits, as decode workers are, gets
+    SIGINT before it could set its own handlers."""
+    from embedpipe.stop import Interrupted, StopRequest
+
+    stop = StopRequest().install()
+    with stop.waiting():
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)  # the inherited handler runs here
+            except Interrupted:
+                os._exit(3)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+    Path(result).write_text(f"{os.waitstatus_to_exitcode(status)} {bool(stop)}")
+
+
+def test_a_process_forked_while_the_job_waits_does_not_act_on_the_job_s_stop_handler(all_jobs, tmp_path):
+    proc = all_jobs.ctx.Process(target=_fork_while_waiting, args=(str(tmp_path / "result"),))
+    proc.start()
+    proc.join(JOIN_S)
+    assert proc.exitcode == 0
+    assert (tmp_path / "result").read_text() == "0 False"  # the child went on; the job was not stopped
+
+
 def test_a_killed_job_takes_its_stuck_worker_with_it_and_leaves_no_lock(jobs, trees, garbage_run, tmp_path):
     proc = jobs.start(trees["fifo"], tmp_path, "--num_workers", "1", "--decode_timeout_s", "600")
     workers = stuck_workers(proc)
@@ -308,6 +416,72 @@ def test_a_finished_copy_of_another_file_list_is_not_restored(jobs, trees, clean
     assert "made with another model, preprocessing or file list" in log and "restored" not in log
     keys = pq.read_table(tmp_path / "embeddings" / "p10.parquet").column("key").to_pylist()
     assert keys == scan_files(trees[None], [".mp4"], subdir="p10")[:3]
+
+
+def finish_and_lose_outputs(jobs: Jobs, tree: Path, out: Path) -> None:
+    """A finished run whose outputs Snakemake then deleted: only the finished copy is left."""
+    assert jobs.run(tree, out, "--num_workers", "0") == 0, log_of(out)
+    delete_outputs(out)
+    assert (out / "parts" / "p10.finished" / "finished.json").is_file()
+
+
+def assert_embedded_again(jobs: Jobs, tree: Path, out: Path, says: str) -> None:
+    code = jobs.run(tree, out, "--num_workers", "0", log="rerun.log")
+    log = log_of(out, "rerun.log")
+    assert code == 0, log
+    keys = scan_files(tree, [".mp4"], subdir="p10")
+    assert "restored" not in log and f"{len(keys)} to embed" in log, log
+    assert f"removing {out / 'parts' / 'p10.finished'}: {says}" in log, log
+    assert pq.read_table(out / "embeddings" / "p10.parquet").column("key").to_pylist() == keys
+
+
+def test_a_finished_copy_made_from_another_input_dir_with_the_same_names_is_not_restored(jobs, trees, clean_run,
+                                                                                         tmp_path):
+    finish_and_lose_outputs(jobs, trees[None], tmp_path / "out")
+    fixed = tmp_path / "fixed-input"
+    shutil.copytree(trees[None], fixed)  # same names, sizes and modification times: only the folder differs
+    assert_embedded_again(jobs, fixed, tmp_path / "out", "made from another input_dir")
+    assert_same_shard(tmp_path / "out", clean_run)
+
+
+@pytest.mark.parametrize("change", ["replaced", "touched"])
+def test_a_finished_copy_is_not_restored_once_a_file_changed_under_its_name(jobs, trees, change, tmp_path):
+    tree = tmp_path / "input"
+    shutil.copytree(trees[None], tree)
+    finish_and_lose_outputs(jobs, tree, tmp_path / "out")
+    keys = scan_files(tree, [".mp4"], subdir="p10")
+    target = tree / keys[1]
+    if change == "replaced":  # another video, so another size too
+        shutil.copyfile(tree / keys[-1], target)
+    else:  # same bytes, a newer modification time (rewritten in place, restored from a backup)
+        st = target.stat()
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert_embedded_again(jobs, tree, tmp_path / "out", "made from other input files")
+
+
+def test_a_finished_copy_missing_its_shard_file_is_removed_and_the_shard_embedded(jobs, trees, clean_run, tmp_path):
+    finish_and_lose_outputs(jobs, trees[None], tmp_path)
+    (tmp_path / "parts" / "p10.finished" / "p10.parquet").unlink()
+    assert_embedded_again(jobs, trees[None], tmp_path, "incomplete (1 of its files missing, p10.parquet first)")
+    assert_same_shard(tmp_path, clean_run)
+    assert (tmp_path / "parts" / "p10.finished" / "p10.parquet").is_file()  # the rerun kept a whole copy
+
+
+def test_a_successful_run_of_another_target_keeps_the_finished_copies(video_tree, tiny_model, tmp_path):
+    """After a late kill Snakemake deems the shard's outputs incomplete; a later successful run of
+    another target (here discover) must not drop the copy the next --rerun-incomplete restores from."""
+    from conftest import snakemake
+    from test_dataset_folder import link_videos, run_config, videos
+
+    link_videos(tmp_path / "data" / "p10", videos(video_tree)[:1])
+    results = tmp_path / "results" / "r"
+    (results / "embeddings").mkdir(parents=True)
+    (results / "embeddings" / "p10.parquet").write_bytes(b"outputs of a job killed after it wrote them")
+    copy = results / "parts" / "p10.finished"
+    copy.mkdir(parents=True)
+    (copy / "finished.json").write_text("{}")
+    snakemake(tmp_path, "discover", *run_config(tmp_path, tmp_path / "data", tiny_model))
+    assert (copy / "finished.json").is_file()
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import REPO, run_script, snakemake
+from hub_standin import Repo
 
 from embedpipe.card import identifying_section
 from embedpipe.metadata import DeepEarthNames, EchoMetadata, KeyOnly
@@ -88,6 +89,21 @@ def test_upload_pushes_exactly_the_listed_files(hub, tmp_path):
     assert all(data == (folder / name).read_bytes() for name, data in repo.files.items())
     receipt = json.loads((tmp_path / "r.json").read_text())
     assert receipt["private"] is True and [f["path"] for f in receipt["files"]] == ["README.md", TOKENS, DATA]
+
+
+def test_a_second_upload_removes_the_earlier_uploads_other_files_from_the_repo(hub, tmp_path):
+    """A rerun on fewer shards renumbers the files: the repo must not keep the old ones (the card's
+    train-*.parquet would read them all)."""
+    hub.record.repos["lab/again"] = Repo(private=True, files={
+        ".gitattributes": b"*.parquet filter=lfs", "train-00000-of-00002.parquet": b"old",
+        "train-00001-of-00002.parquet": b"old", "tokens/p11/part-000000.safetensors": b"old"})
+    file_list = make_dataset(tmp_path)
+    run_script("upload.py", "--file_list", file_list, "--repo_id", "lab/again", "--receipt", tmp_path / "r.json",
+               env=hub.env)
+    assert sorted(hub.record.repos["lab/again"].files) == [".gitattributes", "README.md", TOKENS, DATA]
+    receipt = json.loads((tmp_path / "r.json").read_text())
+    assert receipt["removed"] == ["tokens/p11/part-000000.safetensors", "train-00000-of-00002.parquet",
+                                  "train-00001-of-00002.parquet"]
 
 
 def test_a_symlink_into_the_folder_is_refused_and_nothing_is_sent(hub, tmp_path):

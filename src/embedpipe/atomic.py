@@ -67,9 +67,14 @@ def staged_dir(dest: str | os.PathLike) -> Iterator[Path]:
     staging.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide a shared results folder from the group
     try:
         yield staging
+        # The old folder is renamed aside before the new one goes in: removing it in place, a kill
+        # would leave part of it under the final name, its README.md still there, looking complete.
+        old = staging.with_name(f"{staging.name}.old")
         if dest.exists():
-            shutil.rmtree(dest)
+            dest.rename(old)
         staging.rename(dest)
+        _fsync_dir(dest.parent)
+        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

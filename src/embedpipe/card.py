@@ -93,12 +93,15 @@ def exclusion_note(exclusions: dict[str, Any] | None) -> str:
     if not exclusions:
         return ""
     labels = {"hidden": "dot-files", "line_breaks": "with a line break in the name",
-              "outside_shards": "outside the listed shard folders"}
+              "not_utf8": "with a name that is not UTF-8", "outside_shards": "outside the listed shard folders"}
     parts = [f"{len(names)} {labels[why]}" for why, names in exclusions["excluded"].items() if names]
     skipped = exclusions["skipped_by_extension"]
     if skipped:
         parts.append(f"{sum(skipped.values())} with other extensions ("
                      + ", ".join(f"{ext or 'none'} {n}" for ext, n in skipped.items()) + ")")
+    for key, what in (("hidden_folders", "hidden folders"), ("linked_folders", "links to folders below the top level")):
+        if exclusions.get(key):
+            parts.append(f"{len(exclusions[key])} {what}, not entered")
     if not parts:
         return ""
     return ("\n\nNot counted above, as the input scan left them out (listed in the run's "

@@ -18,7 +18,6 @@ Stopping workers uses private members of torch's multi-process loader iterator (
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
 import multiprocessing
@@ -27,16 +26,17 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from torch.utils.data import DataLoader
+
+from embedpipe.stop import critical
 
 log = logging.getLogger(__name__)
 REPEAT_S = 1.0  # the alarm again every second after the deadline, until the decoder gives up
 STUCK_S = 1.0  # a worker this long on one file is not handing over a chunk: killing it tears no message
 PR_SET_PDEATHSIG = 1
-STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 class DecodeTimeout(BaseException):
@@ -128,20 +128,6 @@ class WorkerSlots:
         self.table[:] = [0.0, -1.0, 0.0] * (len(self.table) // 3)
 
 
-@contextlib.contextmanager
-def stop_signals_held() -> Iterator[None]:
-    """SIGTERM/SIGINT wait until the block ends: a loader half built or half shut down when a stop
-    interrupted it would leave workers that nothing stops, and the job would wait for them at exit."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
-
-
 class GuardedDataset(Protocol):
     keys: list[str]
     slots: WorkerSlots | None
@@ -183,7 +169,8 @@ class GuardedLoader:
             if self._it is None:
                 if self.received >= len(self.chunks):
                     raise StopIteration
-                with self._lock, stop_signals_held():
+                # critical(): a stop signal is acted on once the iterator, and so its workers, is ours
+                with critical(), self._lock:
                     self._it = iter(self.make_loader(self.chunks[self.received:]))
             try:
                 item = next(self._it)  # the one place a stop signal may interrupt (StopRequest.waiting)
@@ -198,7 +185,7 @@ class GuardedLoader:
                 # The loader broke because the watchdog killed a worker (also seen as a chunk whose
                 # tensors that worker still had to hand over): go on without it.
                 self.dataset.timed_out.update(killed)
-                with stop_signals_held():
+                with critical():  # every worker is dead before a stop signal ends the wait
                     self._abandon()
                 continue
             self.received += 1
@@ -226,17 +213,19 @@ class GuardedLoader:
         """Stop the current loader's workers now, stuck ones too (torch's shutdown only sends SIGTERM,
         which workers ignore)."""
         with self._lock:
-            it, self._it = self._it, None
-            if it is None or self.slots is None:  # None: decoding in this process, no worker to stop
+            # self._it is dropped last: were this cut short, close() would still find the workers
+            if (it := self._it) is None:
                 return
-            _forget_worker_pids(it)
-            self._kill_busy(it)
-            it._shutdown_workers()  # idle workers exit at once, the others after their chunk
-            for w in it._workers:
-                if w.is_alive():
-                    w.kill()
-                    w.join(1)
-            self.slots.clear()
+            if self.slots is not None:  # None: decoding in this process, no worker to stop
+                _forget_worker_pids(it)
+                self._kill_busy(it)
+                it._shutdown_workers()  # idle workers exit at once, the others after their chunk
+                for w in it._workers:
+                    if w.is_alive():
+                        w.kill()
+                        w.join(1)
+                self.slots.clear()
+            self._it = None
 
     def _kill_busy(self, it: Any) -> None:
         """SIGKILL the workers inside a decode (their chunks are given up). One that began its file
@@ -257,3 +246,15 @@ class GuardedLoader:
         if self._watchdog is not None:
             self._watchdog.join()
         self._abandon()
+
+
+def kill_leftover_children() -> int:
+    """SIGKILL the job's child processes still alive; returns how many. The last thing a job does:
+    multiprocessing's exit handler SIGTERMs its daemon children (decode workers ignore SIGTERM) and
+    then joins them, so one stuck worker that escaped GuardedLoader.close() would hang the job forever."""
+    left = multiprocessing.active_children()
+    for child in left:
+        child.kill()
+    for child in left:
+        child.join(5)
+    return len(left)

@@ -68,17 +68,20 @@ class Exclusions:
     hidden: list[str] = field(default_factory=list)  # dot-files: .DS_Store-like junk, AppleDouble `._x.mp4`
     hidden_folders: list[str] = field(default_factory=list)  # not entered (.git, .snapshot)
     line_breaks: list[str] = field(default_factory=list)  # a manifest holds one key per line
+    not_utf8: list[str] = field(default_factory=list)  # keys are UTF-8 text; shown with \x escapes
     outside_shards: list[str] = field(default_factory=list)  # in folders not listed in shards.folders
+    linked_folders: list[str] = field(default_factory=list)  # links to folders below the top level: not entered
 
     def listed(self) -> int:
-        return len(self.hidden) + len(self.line_breaks) + len(self.outside_shards)
+        return len(self.hidden) + len(self.line_breaks) + len(self.not_utf8) + len(self.outside_shards)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "skipped_by_extension": dict(sorted(self.by_extension.items())),
-            "excluded": {"hidden": self.hidden, "line_breaks": self.line_breaks,
+            "excluded": {"hidden": self.hidden, "line_breaks": self.line_breaks, "not_utf8": self.not_utf8,
                          "outside_shards": self.outside_shards},
             "hidden_folders": self.hidden_folders,
+            "linked_folders": self.linked_folders,
             "num_excluded": self.listed(),
         }
 
@@ -89,42 +92,75 @@ class Exclusions:
             counts = ", ".join(f"{ext or '(no extension)'} {k}" for ext, k in self.by_extension.most_common())
             lines.append(f"skipped {n} files: {counts} — add them to `extensions` to embed them")
         reasons = [(self.hidden, "dot-files (hidden)"), (self.line_breaks, "names with a line break"),
+                   (self.not_utf8, "names that are not UTF-8"),
                    (self.outside_shards, "files outside the listed shards.folders")]
         for names, why in reasons:
             if names:
                 lines.append(f"excluded {len(names)} {why}, e.g. {names[:3]}")
         if self.hidden_folders:
-            lines.append(f"not scanned: hidden folders {self.hidden_folders[:5]}")
+            lines.append(f"not scanned: {len(self.hidden_folders)} hidden folders, e.g. {self.hidden_folders[:5]}")
+        if self.linked_folders:
+            lines.append(f"not scanned: {len(self.linked_folders)} links to folders below the top level, e.g. "
+                         f"{self.linked_folders[:5]} (link the files, or the top-level folder, instead)")
         return lines
 
 
 def scan_tree(root: str | os.PathLike, extensions: list[str], subdir: str | None = None,
               exclusions: Exclusions | None = None) -> list[str]:
     """Relative keys (POSIX, relative to `root`) of all files with one of `extensions`, sorted.
-    What is left out is recorded in `exclusions`."""
+    What is left out is recorded in `exclusions`. Top-level folders are entered even when they are
+    links (data on another disk); deeper links to folders are listed, not entered (no loops, no file
+    twice). A folder that cannot be read stops the scan: its files would fall out of every count."""
     root = Path(root)
     exts = normalise_extensions(extensions)
     out = exclusions if exclusions is not None else Exclusions()
-    start = root / subdir if subdir else root
+    if subdir:
+        starts = [root / subdir]
+    else:
+        starts = [root] + [Path(e.path) for e in os.scandir(root) if e.is_symlink() and e.is_dir()
+                           and not e.name.startswith(".")]
     keys: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(start, followlinks=False):
-        here = Path(dirpath)
-        out.hidden_folders += [(here / d).relative_to(root).as_posix() for d in dirnames if d.startswith(".")]
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if not name.lower().endswith(exts):
-                out.by_extension[os.path.splitext(name)[1].lower()] += 1
-                continue
-            key = (here / name).relative_to(root).as_posix()
-            if name.startswith("."):
-                out.hidden.append(key)
-            elif "\n" in key or "\r" in key:
-                out.line_breaks.append(key)
-            else:
-                keys.append(key)
-    for names in (out.hidden, out.line_breaks, out.hidden_folders):
+    for start in starts:
+        for dirpath, dirnames, filenames in os.walk(start, onerror=_unreadable, followlinks=False):
+            here = Path(dirpath)
+            top = here == root
+            for d in dirnames:
+                rel = (here / d).relative_to(root).as_posix()
+                if d.startswith("."):
+                    out.hidden_folders.append(rel)
+                elif not top and (here / d).is_symlink():
+                    out.linked_folders.append(rel)
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and not (here / d).is_symlink()]
+            for name in filenames:
+                if not name.lower().endswith(exts):
+                    out.by_extension[os.path.splitext(name)[1].lower()] += 1
+                    continue
+                key = (here / name).relative_to(root).as_posix()
+                if name.startswith("."):
+                    out.hidden.append(key)
+                elif representable(key, out):
+                    keys.append(key)
+    for names in (out.hidden, out.line_breaks, out.not_utf8, out.hidden_folders, out.linked_folders):
         names.sort()
     return sorted(keys)
+
+
+def _unreadable(err: OSError) -> None:
+    raise DiscoverError(f"cannot read folder {err.filename!r} ({err.strerror}): its files would be left out "
+                        "of every count; fix its permissions, or move it out of input_dir")
+
+
+def representable(key: str, exclusions: Exclusions) -> bool:
+    """A key is one line of UTF-8 (manifests, keys.txt, Parquet strings); else it is a listed exclusion."""
+    if len(key.splitlines()) != 1:  # \n, \r and every other line end str.splitlines knows
+        exclusions.line_breaks.append(key)
+        return False
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:  # os.walk's surrogate escapes of bytes that are not UTF-8
+        exclusions.not_utf8.append(key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+        return False
+    return True
 
 
 def scan_files(root: str | os.PathLike, extensions: list[str], subdir: str | None = None) -> list[str]:
@@ -230,6 +266,8 @@ def discover_shards(
     exclusions = exclusions if exclusions is not None else Exclusions()
     if keys is None:
         keys = scan_tree(root, extensions, exclusions=exclusions)
+    else:  # listed by a dataset (hf_dataset): the same rule for what a key can be
+        keys = [k for k in keys if representable(k, exclusions)]
     shards, outside = assign_shards(keys, spec)
     if spec.by == "folder":
         check_folder_shards(shards, outside, root, all_folders, exclusions)

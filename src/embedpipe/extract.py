@@ -19,7 +19,6 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from tqdm import tqdm
 
 from embedpipe.decode_guard import (
-    STOP_SIGNALS,
     Deadline,
     DecodeTimeout,
     GuardedLoader,
@@ -116,9 +115,11 @@ def _worker_init(worker_id: int) -> None:
     # audio feature extractor multiplies matrices): 15 workers × 16 BLAS threads each ran 20× slower.
     torch.set_num_threads(1)
     threadpoolctl.threadpool_limits(1)
-    # The main process handles preemption; a worker dying on SIGTERM would only lose its batch.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # forked while GuardedLoader held them
+    # The main process handles preemption and Ctrl-C, and stops the workers itself: a worker dying on
+    # SIGTERM would only lose its batch, and one that ran the StopRequest handler it was forked with
+    # on a terminal's SIGINT (sent to the whole process group) would die printing a traceback.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
     die_with_parent()
     if (slots := get_worker_info().dataset.slots) is not None:
         slots.enter_worker(worker_id)

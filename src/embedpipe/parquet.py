@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +30,20 @@ def batch_rows_for(source: pq.ParquetFile, max_rows: int = BATCH_ROWS, max_bytes
     return max(1, min(max_rows, rows_per_group(size, meta.num_rows, max_bytes)))
 
 
+def hub_safe_name(shard: str) -> str:
+    """A folder name for a shard's sidecars that upload can list exactly (no pattern characters, no
+    spaces); a shard id that needs changing gets a digest of itself, so two never meet."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", shard).lstrip(".") or "_"
+    return safe if safe == shard else f"{safe}-{hashlib.sha1(shard.encode()).hexdigest()[:8]}"
+
+
 class SidecarLinks:
     """Sidecar files (`tokens_file` columns) follow their rows into the dataset folder, hard-linked:
     `<dataset>/tokens/<shard>/part-*.safetensors`, and the column says so."""
 
     def __init__(self, source_dir: Path, out_path: Path) -> None:
-        self.source_dir, self.out_dir, self.stem = source_dir, out_path.parent, out_path.name.removesuffix(".parquet")
+        self.source_dir, self.out_dir = source_dir, out_path.parent
+        self.stem = hub_safe_name(out_path.name.removesuffix(".parquet"))
         self.done: dict[str, str] = {}
 
     def rewrite(self, name: str, column: pa.Array) -> pa.Array:

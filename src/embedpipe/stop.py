@@ -4,6 +4,7 @@ once when the job is only waiting for decoded files."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -16,6 +17,14 @@ class Interrupted(BaseException):
     """A stop signal that came while the main process waited for decoded files (see StopRequest.waiting)."""
 
 
+class _Critical:
+    """Main-thread state of `critical()`: how deep inside it the main thread is, and the StopRequest
+    whose Interrupted waits for its end."""
+
+    depth = 0
+    deferred: StopRequest | None = None
+
+
 class StopRequest:
     """Set by SIGTERM/SIGINT (SLURM preemption, scancel): stop after the current batch."""
 
@@ -23,16 +32,26 @@ class StopRequest:
         self.event = threading.Event()
         self.signum = 0
         self._waiting = False
+        self._pid = os.getpid()
 
     def install(self) -> StopRequest:
+        self._pid = os.getpid()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, _frame: Any) -> None:
+        # A process forked from this one (a decode worker before its init sets SIG_IGN) inherits this
+        # handler and `_waiting`: a terminal's Ctrl-C reaches the whole process group, and raising
+        # there would print a traceback per worker. The main process stops them.
+        if os.getpid() != self._pid:
+            return
         self.signum = signum
         self.event.set()
         if self._waiting:
+            if _Critical.depth:
+                _Critical.deferred = self  # raised when the critical section ends (see critical())
+                return
             self._waiting = False
             raise Interrupted
 
@@ -51,6 +70,33 @@ class StopRequest:
 
     def __bool__(self) -> bool:
         return self.event.is_set()
+
+
+@contextlib.contextmanager
+def critical() -> Iterator[None]:
+    """Inside the block a stop signal does not raise Interrupted: it is remembered, and raised when the
+    block ends (if it ends normally and the job still waits). A loader half built, or half shut down,
+    when Interrupted cut it would leave workers that nothing stops, and the job would wait for them
+    at exit.
+
+    A flag rather than a signal mask: pthread_sigmask holds the signals in the calling thread only,
+    so the kernel hands them to another thread (the watchdog, tqdm's monitor, the writer) and Python
+    still runs the handler in the main thread, inside the block."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers run in the main thread only: nothing to hold here
+        return
+    _Critical.depth += 1  # from here on the handler defers: no Interrupted between this and the try
+    ended = False
+    try:
+        yield
+        ended = True
+    finally:
+        _Critical.depth -= 1
+        stop, _Critical.deferred = (_Critical.deferred, None) if _Critical.depth == 0 else (None, _Critical.deferred)
+    # A block that raised keeps its own exception; the stop is still set, and the job ends on it.
+    if ended and stop is not None and stop._waiting:
+        stop._waiting = False
+        raise Interrupted
 
 
 def next_or_stop(items: Iterator[T], stop: StopRequest) -> T | None:

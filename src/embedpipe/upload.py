@@ -29,6 +29,9 @@ CARD = "README.md"
 PATTERN_CHARS = set("*?[]\\")
 
 
+KEEP_REMOTE = {".gitattributes"}  # the Hub's own file, made with the repo
+
+
 class UploadRefused(RuntimeError):
     """The upload would break a rule (visibility, credentials, files, identifying columns); nothing was sent."""
 
@@ -194,8 +197,14 @@ def upload(plan: UploadPlan) -> dict[str, Any]:
     # Resumable: in huggingface_hub 2, upload_folder took over upload_large_folder's job (hf_xet streams,
     # deduplicates and commits in batches); a rerun skips files already committed with the same content.
     # allow_patterns is the checked list itself (no pattern characters in it), so nothing else matches.
+    # The repo must end up holding this run's files only, as the local folder does: an earlier upload's
+    # shard files (another shard count, another numbering) would be read by the card's train-*.parquet.
+    stale = sorted(set(api.list_repo_files(plan.repo_id, repo_type="dataset")) - set(plan.files) - KEEP_REMOTE)
+    if stale:
+        log.info("removing %d files of an earlier upload from %s: %s", len(stale), plan.repo_id, stale[:5])
     commit = api.upload_folder(
         repo_id=plan.repo_id, repo_type="dataset", folder_path=plan.folder, allow_patterns=list(plan.files),
-        commit_message=f"embedpipe: {len(plan.files)} files",
+        delete_patterns=stale or None, commit_message=f"embedpipe: {len(plan.files)} files",
     )
-    return {**plan.as_dict(), "private": bool(info.private), "url": str(url), "commit": commit.oid}
+    return {**plan.as_dict(), "private": bool(info.private), "url": str(url), "commit": commit.oid,
+            "removed": stale}

@@ -27,11 +27,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from embedpipe.atomic import OutputWriteError
+from embedpipe.decode_guard import kill_leftover_children
 from embedpipe.discover import normalise_extensions, read_manifest, scan_files
 from embedpipe.encoders import build_encoder, resolve_device
 from embedpipe.encoders.base import Encoder
 from embedpipe.extract import DECODE_TIMEOUT_S, auto_workers, run_extract
-from embedpipe.finished import keep_finished, restore_finished
+from embedpipe.finished import input_stamp, keep_finished, restore_finished
 from embedpipe.gpu_slots import claim_gpu, parse_slots, wants_slot
 from embedpipe.model_files import ModelFileError, ModelLoadError, check_model_path, model_error
 from embedpipe.runinfo import package_versions, setup_logging
@@ -112,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s. Parts already written are kept in %s; free space and rerun: it resumes from them.",
                   exc.strerror, parts_dir)
         return 1
+    finally:
+        # A decode worker still alive here would be joined forever by multiprocessing at exit.
+        if left := kill_leftover_children():
+            log.warning("killed %d decode worker(s) still alive at the end of the job", left)
 
 
 def extract_shard(args: argparse.Namespace, keys: list[str], input_root: Path, output: Path, errors: Path,
@@ -131,7 +136,8 @@ def extract_shard(args: argparse.Namespace, keys: list[str], input_root: Path, o
         encoder = build_encoder(args.encoder, options)
     except Exception as exc:  # what the model files hold, or an option that contradicts them
         raise model_error(args.encoder, options.get("path"), options["model"], exc) from exc
-    if restored := restore_finished(parts_dir, encoder.fingerprint(), keys, output, errors):
+    inputs = input_stamp(input_root, keys)  # before any file is read: what this run embeds
+    if restored := restore_finished(parts_dir, encoder.fingerprint(), keys, output, errors, inputs):
         # A run that finished once: its outputs were deleted (a kill Snakemake saw as a failure).
         log.info("shard %s: restored its finished outputs from %s (same model, preprocessing and files); "
                  "0 files embedded", args.shard, restored)
@@ -157,13 +163,13 @@ def extract_shard(args: argparse.Namespace, keys: list[str], input_root: Path, o
         if stop:
             log.warning("stopped by signal %d after flushing the current part; rerun to resume", stop.signum)
             return 128 + stop.signum
-        return write_shard(args, keys, encoder, writer, output, errors)
+        return write_shard(args, keys, encoder, writer, output, errors, inputs)
     except ModelLoadError as exc:
         raise model_error(args.encoder, options.get("path"), options["model"], exc) from exc
 
 
 def write_shard(args: argparse.Namespace, keys: list[str], encoder: Encoder, writer: ShardWriter,
-                output: Path, errors: Path) -> int:
+                output: Path, errors: Path, inputs: dict[str, str]) -> int:
     metadata = {
         **encoder.provenance(),
         "compute_dtype": encoder.compute_dtype(),
@@ -176,7 +182,7 @@ def write_shard(args: argparse.Namespace, keys: list[str], encoder: Encoder, wri
     if not args.keep_parts:
         # Until Snakemake has seen this job succeed, its outputs may still be deleted: what the parts
         # held is kept as hard links to the outputs, so a rerun restores instead of embedding again.
-        keep_finished(writer.parts_dir, writer.fingerprint, keys, output, errors, writer.sidecar)
+        keep_finished(writer.parts_dir, writer.fingerprint, keys, output, errors, writer.sidecar, inputs)
         writer.remove_parts()
     log.info("shard %s done: %d rows -> %s, %d errors -> %s", args.shard, n_rows, output, n_errors, errors)
     return 0

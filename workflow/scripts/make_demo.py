@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd.add_argument("--out", required=True)
         cmd.add_argument("--seed", type=int, default=0)
         if name in DATA:
-            cmd.add_argument("--folders", nargs="+", required=True)
+            cmd.add_argument("--folders", type=json.loads, required=True, help="JSON list (any name, even '-x')")
             cmd.add_argument("--per_folder", type=int, default=10)
     args = p.parse_args(argv)
     setup_logging()
