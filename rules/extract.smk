@@ -37,6 +37,6 @@ rule extract:
         "{params.run} --encoder={params.encoder:q} --model={params.model:q} --encoder_options={params.options:q}"
         " --input_dir={params.input_dir:q} --shard={wildcards.shard:q} --manifest={input.manifest:q}"
         " --output={output.embeddings:q} --errors={output.errors:q} --parts_dir={params.parts:q}"
-        " --num_workers={params.num_workers:q} --save_every={params.save_every:q}"
+        " --threads={threads} --num_workers={params.num_workers:q} --save_every={params.save_every:q}"
         " --part_mb={params.part_mb:q} --gpu_slots={params.gpu_slots:q} {params.gpu_lock_dir}"
         " --log_every={params.log_every:q} --decode_timeout_s={params.decode_timeout_s:q} > {log:q} 2>&1"

@@ -10,7 +10,7 @@ import torch
 from embedpipe import transforms
 from embedpipe.encoders.base import Encoder, PendingOutput
 from embedpipe.encoders.vjepa2 import ClipBatch, VJEPA2Encoder
-from embedpipe.extract import BatchAssembler, Collated, encode_or_split, loader_chunks, plan_blocks
+from embedpipe.extract import BatchAssembler, Collated, ModelFailure, encode_or_split, loader_chunks, plan_blocks
 from embedpipe.readers.video import read_video_frames
 from embedpipe.sink import RowSink
 from embedpipe.writer import ShardWriter
@@ -151,3 +151,59 @@ def test_device_preprocessing_output_is_contiguous():
     # a compiled encoder guards on strides: the batch must look like the warm-up batch
     frames = torch.randint(0, 256, (2, 4, 40, 50, 3), dtype=torch.uint8)
     assert transforms.preprocess_clips(frames, 32).is_contiguous()
+
+
+class FailsOn(OomAboveTwo):
+    """Raises ValueError for any batch holding one of `bad` (all when `bad` is None): a model bug or
+    a file the model cannot take."""
+
+    def __init__(self, bad: set[float] | None) -> None:
+        super().__init__()
+        self.bad = bad
+
+    def encode_async(self, batch):
+        self.sizes.append(len(batch))
+        if self.bad is None or self.bad & set(batch.tolist()):
+            raise ValueError("shapes cannot be multiplied")
+        return PendingOutput({"embedding": batch.numpy().astype(np.float32).reshape(-1, 1)})
+
+
+def encode_block(tmp_path, enc, n: int, encoded_before: int = 0):
+    writer = ShardWriter(tmp_path / "parts", enc.output_fields(), "fp", save_every=100)
+    sink = RowSink(writer)
+    sink.encoded = encoded_before
+    keys = [f"k{i}" for i in range(n)]
+    try:
+        encode_or_split(enc, keys, torch.arange(n, dtype=torch.float32), sink)
+    finally:
+        sink.close()
+        writer.flush()
+    return writer.finalize(keys, tmp_path / "out.parquet", tmp_path / "err.parquet", {})
+
+
+def test_an_error_on_every_file_of_a_batch_stops_the_job_instead_of_making_error_rows(tmp_path):
+    with pytest.raises(ModelFailure, match="the model failed on all 4 files of a batch .*ValueError: shapes"):
+        encode_block(tmp_path, FailsOn(None), 4)
+    assert not list((tmp_path / "parts").glob("part-*"))  # no error row was written for them
+
+
+def test_the_file_the_model_fails_on_is_found_by_halves_and_is_the_only_error_row(tmp_path):
+    enc = FailsOn({2.0})
+    assert encode_block(tmp_path, enc, 8) == (7, 1)
+    errors = pa.parquet.read_table(tmp_path / "err.parquet").to_pylist()
+    assert [(e["key"], e["stage"], e["error_type"]) for e in errors] == [("k2", "encode", "ValueError")]
+
+
+def test_a_lone_failing_file_is_an_error_row_only_once_the_model_has_worked(tmp_path):
+    with pytest.raises(ModelFailure):
+        encode_block(tmp_path / "first", FailsOn(None), 1)
+    assert encode_block(tmp_path / "later", FailsOn(None), 1, encoded_before=5) == (0, 1)
+
+
+def test_facts_of_a_file_that_failed_at_encode_are_not_kept(tmp_path):
+    writer = ShardWriter(tmp_path / "parts", OomAboveTwo().output_fields(), "fp", save_every=100)
+    sink = RowSink(writer, ["frames_decoded"])
+    sink.add_facts(["a", "b"], [{"frames_decoded": 1}, {"frames_decoded": 2}])
+    sink.error("b", "encode", "ValueError", "x")
+    sink.close()
+    assert set(sink._facts) == {"a"}  # b's would stay for the whole shard: 100,000 files, a slow leak

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -109,3 +111,84 @@ def test_workstation_profile_plans_one_gpu_per_extract_job(tmp_path):
                      "--resources", "gpu=2")
     assert proc.stdout.count("--gpu_slots=auto") == 3
     assert "gpu=1" in proc.stdout
+
+
+CUDA_PROBE = """
+import json, runpy, sys
+import torch
+import embedpipe.gpu_slots as slots
+events = []
+for name in ("is_available", "device_count", "init", "_lazy_init", "current_device", "get_device_name",
+             "set_device", "get_device_properties", "mem_get_info", "is_initialized"):
+    def probe(*a, _real=getattr(torch.cuda, name), _name=name, **k):
+        events.append(_name)
+        return _real(*a, **k)
+    setattr(torch.cuda, name, probe)
+real_claim = slots.claim_gpu
+def claim(*a, **k):
+    events.append("claim")
+    return real_claim(*a, **k)
+slots.claim_gpu = claim
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    open(EVENTS, "w").write(json.dumps(events))
+"""
+
+
+def test_the_gpu_slot_is_claimed_before_anything_asks_torch_cuda(tiny_model, video_tree, tmp_path):
+    """CUDA reads CUDA_VISIBLE_DEVICES once, at its first use: a claim after that would put every job
+    of a multi-GPU workstation on GPU 0. torch.cuda is instrumented in the job's own process."""
+    events = tmp_path / "events.json"
+    probe = CUDA_PROBE.replace("EVENTS", repr(str(events)))
+    env = {k: v for k, v in run_env({"PYTHONPATH": str(REPO / "src")}).items() if k != "CUDA_VISIBLE_DEVICES"}
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, str(REPO / "workflow" / "scripts" / "extract.py"), "--model=tiny",
+         f"--model_path={tiny_model}", f"--input_dir={video_tree}", "--shard=p10", "--limit=2",
+         f"--output={tmp_path / 'out' / 'p10.parquet'}", "--num_workers=0", "--gpu_slots=3",
+         f"--gpu_lock_dir={tmp_path / 'locks'}", "--device=auto"],
+        env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(events.read_text())
+    assert seen[0] == "claim" and "is_available" in seen, seen  # CUDA asked, and only after the claim
+    assert "runs on GPU 3 (slot 0)" in proc.stderr
+
+
+def test_a_job_stopped_while_waiting_for_a_gpu_slot_exits_at_once(tiny_model, video_tree, tmp_path):
+    busy = holder("7", tmp_path / "locks", 120)
+    try:
+        assert busy.stdout.readline().startswith("claimed 7")
+        env = {k: v for k, v in run_env({"PYTHONPATH": str(REPO / "src")}).items() if k != "CUDA_VISIBLE_DEVICES"}
+        job = subprocess.Popen(
+            [sys.executable, str(REPO / "workflow" / "scripts" / "extract.py"), "--model=tiny",
+             f"--model_path={tiny_model}", f"--input_dir={video_tree}", "--shard=p10", "--limit=1",
+             f"--output={tmp_path / 'out' / 'p10.parquet'}", "--num_workers=0", "--gpu_slots=7",
+             f"--gpu_lock_dir={tmp_path / 'locks'}"], env=env, stderr=subprocess.PIPE, text=True)
+        guard = threading.Timer(60, job.kill)  # a job that never says it waits must not hang the test
+        guard.start()
+        for line in job.stderr:
+            if "waiting for one" in line:
+                break
+        job.send_signal(signal.SIGTERM)
+        assert job.wait(timeout=10) == 143
+        assert "stopped by signal 15 while waiting for a GPU slot" in job.stderr.read()
+        assert not (tmp_path / "out").exists()
+        guard.cancel()
+    finally:
+        busy.kill()
+
+
+def test_decode_workers_follow_the_threads_the_workflow_gave_the_job(tmp_path, tiny_model, video_tree):
+    """--set-threads (workstation profile) decides a job's CPUs; before, every job started all cores − 1."""
+    data = tmp_path / "in"
+    for shard in ("a", "b"):
+        (data / shard).mkdir(parents=True)
+    dry = snakemake(tmp_path, "-np", "--profile", str(REPO / "profiles" / "workstation"), "--configfile",
+                    str(REPO / "config" / "examples" / "deepearth_images.yaml"), "--config", f"input_dir={data}",
+                    "--cores", "8", "--set-threads", "extract=5").stdout
+    assert dry.count("--threads=5 --num_workers=auto") == 2
+    proc = run_script("extract.py", "--model", "tiny", "--model_path", tiny_model, "--input_dir", video_tree,
+                      "--shard", "p10", "--limit", "1", "--output", tmp_path / "out" / "p10.parquet",
+                      "--gpu_slots", "none", "--threads", "3")
+    assert ", 2 decode workers" in proc.stderr

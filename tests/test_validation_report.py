@@ -124,3 +124,12 @@ def test_width_other_than_the_models_fails_the_dimension_check(tmp_path):
     assert pq.read_table(tmp_path / "p10.parquet").num_rows == 4
     result = run(tmp_path, ["p10"], expected_dim=8)
     assert failed(result) == {"dimension"}
+
+
+def test_the_reports_cosine_histogram_is_the_sample_metrics_json_reports(tmp_path):
+    rng = np.random.default_rng(1)
+    write_shard(tmp_path, "p10", [f"k{i}" for i in range(40)], rng.normal(size=(40, 4)))
+    result = run(tmp_path, ["p10"])
+    cosine = result.metrics["embedding"]["cosine"]
+    drawn = result.stats.random_pair_cosines(cosine["pairs"])  # what plot_cosine draws
+    assert float(drawn.mean()) == cosine["mean"] and float(drawn.std()) == cosine["std"]

@@ -104,9 +104,10 @@ class Collator:
         return Collated([k for k, _, _ in ok], batch, errors, [f for _, _, f in ok])
 
 
-def auto_workers() -> int:
-    """Decode workers for the CPUs this job was given (SLURM's allocation, else the affinity mask)."""
-    cpus = int(os.environ.get("SLURM_CPUS_PER_TASK") or 0) or len(os.sched_getaffinity(0))
+def auto_workers(threads: int | None = None) -> int:
+    """Decode workers for the CPUs this job was given: the workflow's `threads` for the job (what
+    --set-threads or the profile gave it), else the affinity mask (which SLURM narrows to the job)."""
+    cpus = threads or len(os.sched_getaffinity(0))
     return max(1, cpus - 1)  # one CPU for the main process: GPU feeding and the writer thread
 
 
@@ -125,15 +126,41 @@ def _worker_init(worker_id: int) -> None:
         slots.enter_worker(worker_id)
 
 
+class ModelFailure(RuntimeError):
+    """The model failed on a whole batch, not on one file of it: a bug, a broken model or device."""
+
+
 def encode_or_split(encoder: Encoder, keys: list[str], batch: Any, sink: RowSink) -> None:
-    """Encode a batch; on failure (CUDA OOM, one bad item) split it in halves so no item is lost."""
+    """Encode a batch; when it fails, encode it in halves, so that CUDA out-of-memory costs no file
+    and a file the model fails on becomes one `encode` error row.
+
+    A failure that is not out-of-memory is a file's only when the halves prove it, some of the
+    batch encoding: when none does (or a lone file fails before the model encoded anything in this
+    run), it is the code, model or device, and ModelFailure stops the job instead of turning every
+    file into an error row."""
+    failed: list[tuple[str, BaseException]] = []
+    before = sink.encoded
+    _encode_in_halves(encoder, keys, batch, sink, failed)
+    if not failed:
+        return
+    other = [exc for _, exc in failed if not isinstance(exc, torch.cuda.OutOfMemoryError)]
+    if other and sink.encoded == before and (len(keys) > 1 or before == 0):
+        exc = other[0]
+        raise ModelFailure(f"the model failed on all {len(keys)} files of a batch ({keys[0]} …): "
+                           f"{type(exc).__name__}: {str(exc).strip()[:500]}") from exc
+    for key, exc in failed:
+        sink.error(key, "encode", *error_fields(exc))
+
+
+def _encode_in_halves(encoder: Encoder, keys: list[str], batch: Any, sink: RowSink,
+                      failed: list[tuple[str, BaseException]]) -> None:
     try:
         pending = encoder.encode_async(batch)
     except Exception as exc:
         if isinstance(exc, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()
         if len(keys) == 1:
-            sink.error(keys[0], "encode", *error_fields(exc))
+            failed.append((keys[0], exc))
             return
         log.warning("batch of %d failed (%s); retrying in halves", len(keys), type(exc).__name__)
     else:  # outside the try: a failed write (full disk) stops the job, it is not the batch's fault
@@ -141,7 +168,7 @@ def encode_or_split(encoder: Encoder, keys: list[str], batch: Any, sink: RowSink
         return
     half = len(keys) // 2
     for lo, hi in ((0, half), (half, len(keys))):
-        encode_or_split(encoder, keys[lo:hi], encoder.subset(batch, lo, hi), sink)
+        _encode_in_halves(encoder, keys[lo:hi], encoder.subset(batch, lo, hi), sink, failed)
 
 
 def plan_blocks(ordered: list[str], done: set[str], batch_size: int) -> list[list[str]]:

@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,15 +92,22 @@ def wants_slot(spec: str, device: str) -> bool:
 
 
 def claim_gpu(slots: list[str], lock_dir: Path | None = None, timeout_s: float = 600.0,
-              poll_s: float = 0.5) -> GpuSlot:
-    """Claim a free slot and point CUDA at its device; wait for one up to `timeout_s`.
+              poll_s: float = 0.5, stopped: Callable[[], bool] = lambda: False) -> GpuSlot | None:
+    """Claim a free slot and point CUDA at its device; wait for one up to `timeout_s`, or until
+    `stopped()` (a SIGTERM while waiting: None).
 
     With `--resources gpu=N` and N slots a job finds one at once; the wait covers a job that is
     still exiting when Snakemake starts the next.
     """
     lock_dir = lock_dir or default_lock_dir()
     deadline = time.monotonic() + timeout_s
+    waiting = False
     while (slot := try_claim(slots, lock_dir)) is None:
+        if not waiting:
+            log.info("every GPU slot of %s is taken (%s); waiting for one", slots, lock_dir)
+            waiting = True
+        if stopped():
+            return None
         if time.monotonic() > deadline:
             raise TimeoutError(f"no free GPU slot among {slots} in {lock_dir} after {timeout_s:.0f} s: is "
                                "--resources gpu= larger than extract.gpu_slots, or another run using them?")

@@ -26,6 +26,7 @@ class RowSink:
         self._facts: dict[str, dict[str, Any]] = {}  # per key, from decoding until its row is written
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
+        self.encoded = 0  # rows the model gave in this run: whether it works at all (encode_or_split)
         self._thread = threading.Thread(target=self._run, name="row-sink", daemon=True)
         self._thread.start()
 
@@ -66,8 +67,10 @@ class RowSink:
 
     def rows(self, keys: list[str], pending: PendingOutput) -> None:
         self._put(("rows", (keys, pending)))
+        self.encoded += len(keys)
 
     def error(self, key: str, stage: str, error_type: str, message: str) -> None:
+        self._facts.pop(key, None)  # a file that failed at encode has no row to take its facts
         self._put(("error", (key, stage, error_type, message)))
 
     def block_done(self) -> None:

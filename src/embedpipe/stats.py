@@ -26,6 +26,7 @@ class EmbeddingStats:
 
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng(self.seed)
+        self._cosines: np.ndarray | None = None
         self._shift: np.ndarray | None = None  # first batch's mean: keeps the sums well conditioned
         self._sum = np.zeros(self.dim, np.float64)
         self._cross = np.zeros((self.dim, self.dim), np.float64)
@@ -36,6 +37,7 @@ class EmbeddingStats:
 
     def add(self, shard: str, keys: list[str], values: np.ndarray) -> None:
         """Add finite rows only; the caller counts and reports the non-finite ones."""
+        self._cosines = None  # new rows: pairs drawn earlier are no longer a sample of them
         values = np.ascontiguousarray(values, dtype=np.float32)
         if not len(values):
             return
@@ -92,6 +94,9 @@ class EmbeddingStats:
         return np.clip(values[order], 0, None), vectors[:, order]
 
     def random_pair_cosines(self, pairs: int = 20_000) -> np.ndarray:
+        """Drawn once: metrics.json's figure and the report's histogram are the same pairs."""
+        if self._cosines is not None and len(self._cosines) == pairs:
+            return self._cosines
         sample, _ = self.sample
         if len(sample) < 2:
             return np.zeros(0, np.float32)
@@ -102,7 +107,8 @@ class EmbeddingStats:
         denom = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             cos = (x * y).sum(axis=1) / denom
-        return np.where(denom > 0, cos, 0.0).astype(np.float32)
+        self._cosines = np.where(denom > 0, cos, 0.0).astype(np.float32)
+        return self._cosines
 
 
 def effective_rank(eigenvalues: np.ndarray) -> float:

@@ -31,7 +31,7 @@ from embedpipe.decode_guard import kill_leftover_children
 from embedpipe.discover import normalise_extensions, read_manifest, scan_files
 from embedpipe.encoders import build_encoder, resolve_device
 from embedpipe.encoders.base import Encoder
-from embedpipe.extract import DECODE_TIMEOUT_S, auto_workers, run_extract
+from embedpipe.extract import DECODE_TIMEOUT_S, ModelFailure, auto_workers, run_extract
 from embedpipe.finished import input_stamp, keep_finished, restore_finished
 from embedpipe.gpu_slots import claim_gpu, parse_slots, wants_slot
 from embedpipe.model_files import ModelFileError, ModelLoadError, check_model_path, model_error
@@ -58,8 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--errors", default=None, help="default: <output without .parquet>.errors.parquet")
     p.add_argument("--parts_dir", default=None, help="default: <output dir>/../parts/<shard>")
     p.add_argument("--batch_size", type=int, default=0, help="0 = the model's default")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPUs this job was given (the workflow passes its rule's threads); auto workers = threads - 1")
     p.add_argument("--num_workers", default="auto",
-                   help="DataLoader decode workers: auto = allocated CPUs - 1; 0 = decode in-process")
+                   help="decode workers: auto = --threads - 1 (else usable CPUs - 1); 0 = decode in-process")
     p.add_argument("--num_frames", type=int, default=16, help="frames sampled per video")
     p.add_argument("--save_every", type=int, default=10000, help="rows per atomic part file")
     p.add_argument("--part_mb", type=int, default=512,
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with shard_lock(parts_dir, args.shard):  # before anything reads or tidies the parts
             return extract_shard(args, keys, input_root, output, errors, parts_dir)
-    except (ShardBusy, ModelFileError) as exc:
+    except (ShardBusy, ModelFileError, ModelFailure) as exc:
         log.error("%s", exc)
         return 1
     except OutputWriteError as exc:
@@ -131,6 +133,16 @@ def extract_shard(args: argparse.Namespace, keys: list[str], input_root: Path, o
         "precision": args.precision,
         "compile": args.compile,
     } | json.loads(args.encoder_options)
+    stop = StopRequest().install()
+    if wants_slot(args.gpu_slots, options["device"]):
+        # First of all: CUDA reads CUDA_VISIBLE_DEVICES once, when anything first asks torch.cuda (an
+        # encoder resolving device "auto" does). Held until this process exits, however it exits.
+        slot = claim_gpu(parse_slots(args.gpu_slots), Path(args.gpu_lock_dir) if args.gpu_lock_dir else None,
+                         timeout_s=SLOT_WAIT_S, stopped=lambda: bool(stop))
+        if slot is None:
+            log.warning("stopped by signal %d while waiting for a GPU slot", stop.signum)
+            return 128 + stop.signum
+        log.info("shard %s runs on GPU %s (slot %d)", args.shard, slot.device, slot.index)
     check_model_path(args.encoder, options.get("path"))
     try:
         encoder = build_encoder(args.encoder, options)
@@ -146,17 +158,11 @@ def extract_shard(args: argparse.Namespace, keys: list[str], input_root: Path, o
         return 0
     writer = ShardWriter(parts_dir, encoder.output_fields(), encoder.fingerprint(), args.save_every,
                           part_bytes=args.part_mb << 20, sidecar=encoder.sidecar_columns())
-    stop = StopRequest().install()
-    if wants_slot(args.gpu_slots, options["device"]):
-        # held until this process exits, however it exits; CUDA has not started yet
-        slot = claim_gpu(parse_slots(args.gpu_slots), Path(args.gpu_lock_dir) if args.gpu_lock_dir else None,
-                         timeout_s=SLOT_WAIT_S)
-        log.info("shard %s runs on GPU %s (slot %d)", args.shard, slot.device, slot.index)
     device = resolve_device(options["device"])
-    log.info("shard %s: %d files; %s %s on %s, batch %d", args.shard, len(keys), args.encoder, options["model"], device,
-             encoder.batch_size)
+    num_workers = auto_workers(args.threads) if args.num_workers == "auto" else int(args.num_workers)
+    log.info("shard %s: %d files; %s %s on %s, batch %d, %d decode workers", args.shard, len(keys), args.encoder,
+             options["model"], device, encoder.batch_size, num_workers)
     encoder.device = device
-    num_workers = auto_workers() if args.num_workers == "auto" else int(args.num_workers)
     try:
         run_extract(keys, input_root, encoder, writer, shard=args.shard, device=device, num_workers=num_workers,
                     log_every=args.log_every, stop=stop, decode_timeout_s=args.decode_timeout_s)
