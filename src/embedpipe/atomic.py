@@ -80,6 +80,15 @@ def staged_dir(dest: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def remove_staged_leftovers(dest: str | os.PathLike) -> None:
+    """The staging folders (`.<name>.*`, and their `.old` swaps) a killed staged_dir(dest) left; only
+    for a destination one job at a time writes."""
+    dest = Path(dest)
+    for p in dest.parent.glob(f".{glob.escape(dest.name)}.*"):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def write_text_atomic(dest: str | os.PathLike, text: str) -> None:
     with atomic_path(dest) as tmp:
         tmp.write_text(text, encoding="utf-8")

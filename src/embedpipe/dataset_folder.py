@@ -8,18 +8,15 @@ on split sizes). A shard whose files all failed has no file here: a 0-row Parque
 
 from __future__ import annotations
 
-import glob
 import logging
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from embedpipe.atomic import staged_dir
+from embedpipe.atomic import remove_staged_leftovers, staged_dir
 from embedpipe.presets import dataset_file_name
-from embedpipe.sidecar import FILE_SUFFIX, publish
+from embedpipe.sidecar import publish, referenced_files
 
 log = logging.getLogger(__name__)
 CARD_NAME = "README.md"
@@ -27,15 +24,6 @@ CARD_NAME = "README.md"
 
 class EmptyDatasetError(ValueError):
     """No shard holds a row: there is nothing a dataset folder could hold."""
-
-
-def sidecar_files(staged: Path) -> list[str]:
-    """The sidecar files (relative to the staged file) that its rows reference."""
-    columns = [f.name for f in pq.read_schema(staged) if f.name.endswith(FILE_SUFFIX)]
-    if not columns:
-        return []
-    table = pq.read_table(staged, columns=columns)
-    return sorted({v for c in columns for v in pc.unique(table.column(c)).to_pylist() if v is not None})
 
 
 def build_dataset_folder(staged: list[Path], folder: Path, write_card: Callable[[list[Path]], str]) -> list[str]:
@@ -48,13 +36,13 @@ def build_dataset_folder(staged: list[Path], folder: Path, write_card: Callable[
             log.warning("%s holds no rows (all its files failed): it gets no dataset file", p.name)
     if not kept:
         raise EmptyDatasetError(f"none of the {len(staged)} shards holds a row: nothing to publish")
-    remove_leftovers(folder)
+    remove_staged_leftovers(folder)
     written: list[str] = []
     with staged_dir(folder) as tmp:
         for i, source in enumerate(kept):
             name = dataset_file_name(i, len(kept))
             publish(source, tmp / name)
-            for rel in sidecar_files(source):
+            for rel in referenced_files(source):
                 publish(source.parent / rel, tmp / rel)
                 written.append(rel)
             written.append(name)
@@ -64,10 +52,3 @@ def build_dataset_folder(staged: list[Path], folder: Path, write_card: Callable[
     log.info("%s: %d dataset files (%d shards had no rows), %d files in all", folder, len(kept),
              len(staged) - len(kept), len(written))
     return sorted(written)
-
-
-def remove_leftovers(folder: Path) -> None:
-    """Staging folders of a build that was killed (one dataset build per run folder at a time)."""
-    for p in folder.parent.glob(f".{glob.escape(folder.name)}.*"):
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)

@@ -124,13 +124,16 @@ def scan_tree(root: str | os.PathLike, extensions: list[str], subdir: str | None
         for dirpath, dirnames, filenames in os.walk(start, onerror=_unreadable, followlinks=False):
             here = Path(dirpath)
             top = here == root
+            entered = []
             for d in dirnames:
                 rel = (here / d).relative_to(root).as_posix()
                 if d.startswith("."):
                     out.hidden_folders.append(rel)
-                elif not top and (here / d).is_symlink():
+                elif not (here / d).is_symlink():
+                    entered.append(d)
+                elif not top:  # top-level links are walked as starts of their own
                     out.linked_folders.append(rel)
-            dirnames[:] = [d for d in dirnames if not d.startswith(".") and not (here / d).is_symlink()]
+            dirnames[:] = entered
             for name in filenames:
                 if not name.lower().endswith(exts):
                     out.by_extension[os.path.splitext(name)[1].lower()] += 1

@@ -20,10 +20,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
-from embedpipe.atomic import remove_stale_tmp_of, staged_dir
-from embedpipe.sidecar import file_column, publish
+from embedpipe.atomic import remove_staged_leftovers, remove_stale_tmp_of, staged_dir
+from embedpipe.sidecar import publish, referenced_files
 
 log = logging.getLogger(__name__)
 RECORD = "finished.json"
@@ -52,28 +50,14 @@ def input_stamp(input_root: Path, keys: list[str]) -> dict[str, str]:
     return {"input_dir": os.path.realpath(input_root), "inputs_sha256": digest.hexdigest()}
 
 
-def _remove_staging(dest: Path) -> None:
-    """Half-built copies of a killed run (staged_dir's `.<name>.*` folders; the shard lock is held)."""
-    for leftover in dest.parent.glob(f".{dest.name}.*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-
-
-def sidecar_files(shard: Path, columns: tuple[str, ...]) -> list[str]:
-    """The sidecar files the shard's rows point at, relative to the shard file's folder."""
-    if not columns:
-        return []
-    table = pq.read_table(shard, columns=[file_column(c) for c in columns])
-    return sorted({f for name in table.column_names for f in table.column(name).to_pylist()})
-
-
 def keep_finished(parts_dir: Path, fingerprint: str, keys: list[str], shard: Path, errors: Path,
-                  sidecar_columns: tuple[str, ...], inputs: dict[str, str]) -> Path | None:
+                  inputs: dict[str, str]) -> Path | None:
     """Hard-link the finished outputs into the finished copy; `inputs` is input_stamp() taken before
     the files were read. None where links are impossible (another filesystem): a copy would double
     the shard's size on disk, so there is none."""
     dest = finished_dir(parts_dir)
-    _remove_staging(dest)
-    files = sidecar_files(shard, sidecar_columns)
+    remove_staged_leftovers(dest)
+    files = referenced_files(shard)
     try:
         with staged_dir(dest) as staging:
             for rel in files:
@@ -97,7 +81,7 @@ def restore_finished(parts_dir: Path, fingerprint: str, keys: list[str], shard: 
     manifest and input files (`inputs`: input_stamp()) and holds all of them; a copy that was not, or
     does not, is removed. Returns the copy's folder when it restored."""
     source = finished_dir(parts_dir)
-    _remove_staging(source)
+    remove_staged_leftovers(source)
     try:
         record = json.loads((source / RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):

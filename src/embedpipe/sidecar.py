@@ -77,6 +77,18 @@ def publish(src: Path, dest: Path) -> None:
             shutil.copyfile(src, tmp)
 
 
+def referenced_files(parquet_path: Path) -> list[str]:
+    """The sidecar files the rows of `parquet_path` point at (its `*_file` columns), relative to it."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    columns = [f.name for f in pq.read_schema(parquet_path) if f.name.endswith(FILE_SUFFIX)]
+    if not columns:
+        return []
+    table = pq.read_table(parquet_path, columns=columns)
+    return sorted({v for c in columns for v in pc.unique(table.column(c)).to_pylist() if v is not None})
+
+
 def read_tensor(parquet_path: str | os.PathLike, relative_file: str, key: str) -> np.ndarray:
     """One row's sidecar value, given the Parquet file that holds the row."""
     from safetensors import safe_open

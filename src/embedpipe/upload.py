@@ -46,9 +46,12 @@ class UploadPlan:
     folder: Path
     public: bool
     credentialed: bool
-    files: list[str]
-    sizes: dict[str, int] = field(default_factory=dict)
+    sizes: dict[str, int]  # the file list: path relative to the folder → bytes
     identifying: list[str] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[str]:
+        return sorted(self.sizes)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -168,7 +171,7 @@ def plan_upload(file_list: Path, repo_id: str | None, public: bool, credentialed
                             "rebuild the dataset before a public upload")
     if public and (missing := unacknowledged(present, acknowledged)):
         raise UploadRefused(refusal(missing))
-    return UploadPlan(repo_id, root, public, credentialed, files, sizes, present)
+    return UploadPlan(repo_id, root, public, credentialed, sizes, present)
 
 
 def require_token() -> None:

@@ -188,7 +188,7 @@ def write_shard(args: argparse.Namespace, keys: list[str], encoder: Encoder, wri
     if not args.keep_parts:
         # Until Snakemake has seen this job succeed, its outputs may still be deleted: what the parts
         # held is kept as hard links to the outputs, so a rerun restores instead of embedding again.
-        keep_finished(writer.parts_dir, writer.fingerprint, keys, output, errors, writer.sidecar, inputs)
+        keep_finished(writer.parts_dir, writer.fingerprint, keys, output, errors, inputs)
         writer.remove_parts()
     log.info("shard %s done: %d rows -> %s, %d errors -> %s", args.shard, n_rows, output, n_errors, errors)
     return 0
