@@ -13,11 +13,12 @@ import numpy as np
 import torch
 from stages import decode_only, sync, write_only
 
-from embedpipe.demo_audio import make_tiny_metis, speech_like
 from embedpipe.discover import scan_files
-from embedpipe.encoders.metis import MetisEncoder
+from embedpipe.encoders import build_encoder
+from embedpipe.encoders.roles import Encoder
 from embedpipe.extract import run_extract
 from embedpipe.writer import ShardWriter
+from embedpipe_demo.audio import make_tiny_metis, speech_like
 
 SIZES = ("tiny", "w2v-bert-2.0")
 
@@ -30,7 +31,7 @@ def build_metis(model: str, out: Path) -> Path:
     from safetensors.torch import save_file
     from transformers import SeamlessM4TFeatureExtractor, Wav2Vec2BertConfig, Wav2Vec2BertModel
 
-    from embedpipe.encoders.repcodec import SemanticCodecEncoder
+    from embedpipe.encoders.metis.repcodec import SemanticCodecEncoder
 
     torch.manual_seed(0)
     Wav2Vec2BertModel(Wav2Vec2BertConfig()).save_pretrained(out)
@@ -56,27 +57,28 @@ def make_clips(root: Path, n: int, seconds: float) -> None:
         pool.map(_write_clip, [(root, i, seconds) for i in range(n)], chunksize=16)
 
 
-def model_only(encoder: MetisEncoder, n: int, seconds: float) -> float:
+def model_only(encoder: Encoder, n: int, seconds: float) -> float:
+    model = encoder.model
     frames = int(seconds * 50)
-    feats = torch.randn(encoder.batch_size, frames, 160, device=encoder.device, dtype=encoder.ssl.dtype)
-    mask = torch.ones(encoder.batch_size, frames, dtype=torch.long, device=encoder.device)
-    lengths = torch.full((encoder.batch_size,), frames, device=encoder.device)
+    feats = torch.randn(encoder.batch_size, frames, 160, device=model.device, dtype=model.ssl.dtype)
+    mask = torch.ones(encoder.batch_size, frames, dtype=torch.long, device=model.device)
+    lengths = torch.full((encoder.batch_size,), frames, device=model.device)
     with torch.inference_mode():
         for _ in range(2):
-            encoder.forward(feats, mask, lengths)
-        sync(encoder.device)
+            model.forward(feats, mask, lengths)
+        sync(model.device)
         steps = max(1, n // encoder.batch_size)
         start = time.perf_counter()
         for _ in range(steps):
-            encoder.forward(feats, mask, lengths)
-        sync(encoder.device)
+            model.forward(feats, mask, lengths)
+        sync(model.device)
     return steps * encoder.batch_size / (time.perf_counter() - start)
 
 
-def end_to_end(encoder: MetisEncoder, clips: Path, keys: list[str], tmp: Path, workers: int, name: str) -> float:
+def end_to_end(encoder: Encoder, clips: Path, keys: list[str], tmp: Path, workers: int, name: str) -> float:
     writer = ShardWriter(tmp / f"parts-{name}", encoder.output_fields(), encoder.fingerprint(), save_every=10**6)
     start = time.perf_counter()
-    run_extract(keys, clips, encoder, writer, shard=name, device=encoder.device, num_workers=workers,
+    run_extract(keys, clips, encoder, writer, shard=name, device=encoder.model.device, num_workers=workers,
                 log_every=10**9)
     writer.finalize(keys, tmp / f"{name}.parquet", tmp / f"{name}.errors.parquet", {})
     return len(keys) / (time.perf_counter() - start)
@@ -93,18 +95,18 @@ def run(args: Any, device: torch.device, workers: int) -> dict[str, Any]:
         options = {"path": str(model), "codec_path": str(model / "semantic_codec" / "model.safetensors"),
                    "stats_path": str(model / "wav2vec2bert_stats.pt"), "device": str(device),
                    "precision": args.precision if args.precision in ("auto", "bf16", "fp32") else "auto"}
-        batched = MetisEncoder(batch_size=args.batch_size, **options)
-        batched.ensure_loaded(device)
+        batched = build_encoder("metis", {"batch_size": args.batch_size, **options})
+        batched.model.ensure_loaded(device)
         ref = model_only(batched, min(args.n, 8 * args.batch_size), args.seconds)
         decode = decode_only(keys, clips, batched, workers)
         write = write_only(keys, clips, batched, tmp, save_every=10**6)
         e2e = end_to_end(batched, clips, keys, tmp, workers, "batched")
-        single = MetisEncoder(batch_size=1, **options)
-        single.ensure_loaded(device)
+        single = build_encoder("metis", {"batch_size": 1, **options})
+        single.model.ensure_loaded(device)
         n_single = min(len(keys), args.single_n)
         one = end_to_end(single, clips, keys[:n_single], tmp, workers, "single")
         return {
-            "clip_seconds": args.seconds, "precision": batched.precision,
+            "clip_seconds": args.seconds, "precision": batched.model.precision,
             "end_to_end_files_per_s": round(e2e, 2), "model_only_files_per_s": round(ref, 2),
             "ratio": round(e2e / ref, 3), "decode_only_files_per_s": round(decode, 2),
             "write_only_files_per_s": round(write, 2),

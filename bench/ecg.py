@@ -13,13 +13,14 @@ import numpy as np
 import torch
 from stages import decode_only, sync, write_only
 
-from embedpipe.demo_ecg import make_tiny_ecg_models, synthetic_ecg, write_mimic_record
 from embedpipe.discover import scan_files
 from embedpipe.encoders import build_encoder
-from embedpipe.encoders.ecg_vit import EcgViT
-from embedpipe.encoders.net1d import Net1D
+from embedpipe.encoders.ecg_jepa.vit import EcgViT
+from embedpipe.encoders.ecgfounder.net1d import Net1D
+from embedpipe.encoders.roles import Encoder
 from embedpipe.extract import run_extract
 from embedpipe.writer import ShardWriter
+from embedpipe_demo.ecg import make_tiny_ecg_models, synthetic_ecg, write_mimic_record
 
 SIZES = ("tiny", "ecgfounder", "ecg-jepa-vits")
 
@@ -50,19 +51,20 @@ def make_records(root: Path, n: int) -> None:
         pool.map(_write_record, [(root, i) for i in range(n)], chunksize=32)
 
 
-def model_only(encoder, n: int) -> float:
-    dtype = torch.bfloat16 if encoder.precision == "bf16" else torch.float32
-    x = torch.randn(encoder.batch_size, len(encoder.lead_index), 5000, device=encoder.device, dtype=dtype)
-    forward = encoder.model.features if hasattr(encoder.model, "features") else encoder.model
+def model_only(encoder: Encoder, n: int) -> float:
+    model = encoder.model
+    dtype = torch.bfloat16 if model.precision == "bf16" else torch.float32
+    x = torch.randn(encoder.batch_size, len(encoder.reader.lead_index), 5000, device=model.device, dtype=dtype)
+    forward = model.network.features if hasattr(model.network, "features") else model.network
     with torch.inference_mode():
         for _ in range(2):
             forward(x)
-        sync(encoder.device)
+        sync(model.device)
         steps = max(1, n // encoder.batch_size)
         start = time.perf_counter()
         for _ in range(steps):
             forward(x)
-        sync(encoder.device)
+        sync(model.device)
     return steps * encoder.batch_size / (time.perf_counter() - start)
 
 
@@ -77,7 +79,7 @@ def run(args: Any, device: torch.device, workers: int) -> dict[str, Any]:
         precision = args.precision if args.precision in ("auto", "bf16", "fp32") else "auto"
         encoder = build_encoder(args.encoder, {"model": args.model, "path": str(checkpoint), "device": str(device),
                                                "batch_size": args.batch_size, "precision": precision})
-        encoder.ensure_loaded(device)
+        encoder.model.ensure_loaded(device)
         ref = model_only(encoder, min(args.n, 8 * args.batch_size))
         decode = decode_only(keys, records, encoder, workers)
         write = write_only(keys, records, encoder, tmp, save_every=10**6)
@@ -87,7 +89,7 @@ def run(args: Any, device: torch.device, workers: int) -> dict[str, Any]:
                     log_every=10**9)
         writer.finalize(keys, tmp / "out.parquet", tmp / "out.errors.parquet", {})
         e2e = len(keys) / (time.perf_counter() - start)
-        return {"precision": encoder.precision, "end_to_end_files_per_s": round(e2e, 2),
+        return {"precision": encoder.model.precision, "end_to_end_files_per_s": round(e2e, 2),
                 "model_only_files_per_s": round(ref, 2), "ratio": round(e2e / ref, 3),
                 "decode_only_files_per_s": round(decode, 2), "write_only_files_per_s": round(write, 2),
                 "output_mb_per_1000_files": round((tmp / "out.parquet").stat().st_size / len(keys) * 1000 / 1e6, 1)}

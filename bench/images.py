@@ -18,13 +18,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from stages import decode_only, sync, write_only
+from stages import decode_only, vjepa2_model_only, write_only
 
-from embedpipe.demo_image import draw_specimen, encode_variant
 from embedpipe.discover import scan_files
 from embedpipe.encoders import build_encoder
+from embedpipe.encoders.roles import Encoder
 from embedpipe.extract import run_extract
 from embedpipe.writer import ShardWriter
+from embedpipe_demo.image import draw_specimen, encode_variant
 
 
 def _write_photo(args: tuple[Path, int]) -> None:
@@ -40,17 +41,8 @@ def make_photos(root: Path, n: int) -> None:
         pool.map(_write_photo, [(root, i) for i in range(n)], chunksize=16)
 
 
-def model_only(encoder, n: int) -> float:
-    x = torch.randn(encoder.batch_size, encoder.image_frames, 3, encoder.crop, encoder.crop, device=encoder.device)
-    for _ in range(2):
-        encoder.encode(x)
-    steps = max(1, n // encoder.batch_size)
-    sync(encoder.device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        encoder.encode(x)
-    sync(encoder.device)
-    return steps * encoder.batch_size / (time.perf_counter() - start)
+def model_only(encoder: Encoder, n: int) -> float:
+    return vjepa2_model_only(encoder, n, encoder.model.repeat)
 
 
 def stage(message: str) -> None:
@@ -74,7 +66,7 @@ def run(args: Any, device: torch.device, workers: int, build_model) -> dict[str,
             "media": "image", "model": args.model, "path": str(model_dir), "device": str(device),
             "batch_size": args.batch_size, "precision": args.precision, "compile": args.compile,
             "image_frames": args.image_frames, "outputs": outputs})
-        encoder.ensure_loaded(device)
+        encoder.model.ensure_loaded(device)
         stage("model loaded")
         ref = model_only(encoder, min(args.n, 4 * args.batch_size))
         stage(f"model only: {ref:.1f} files/s")
@@ -83,7 +75,7 @@ def run(args: Any, device: torch.device, workers: int, build_model) -> dict[str,
         write = write_only(keys, photos, encoder, tmp, save_every=10**6)
         stage(f"write only: {write:.1f} files/s")
         writer = ShardWriter(tmp / "parts", encoder.output_fields(), encoder.fingerprint(), save_every=10**6,
-                             sidecar=encoder.sidecar_columns())
+                             sidecar=encoder.output.sidecar)
         start = time.perf_counter()
         run_extract(keys, photos, encoder, writer, shard="bench", device=device, num_workers=workers,
                     log_every=10**9)
@@ -92,7 +84,7 @@ def run(args: Any, device: torch.device, workers: int, build_model) -> dict[str,
         writer.finalize(keys, tmp / "out.parquet", tmp / "out.errors.parquet", {})
         total = time.perf_counter() - start
         return {
-            "precision": encoder.precision, "compile": args.compile, "image_frames": args.image_frames,
+            "precision": encoder.model.precision, "compile": args.compile, "image_frames": args.image_frames,
             "outputs": outputs, "photo": "JPEG 1024x768",
             "end_to_end_files_per_s": round(len(keys) / total, 2),
             "to_parts_files_per_s": round(len(keys) / embedded, 2),

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from embedpipe.writer import META_KEY
+from embedpipe.footer import META_KEY
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "workflow" / "scripts"
 # Runs one command and prints the peak RSS (KiB) of that child alone.

@@ -14,7 +14,7 @@ from pathlib import Path
 import threadpoolctl
 
 from embedpipe.discover import scan_files
-from embedpipe.encoders.metis import MetisEncoder
+from embedpipe.encoders import build_encoder
 
 
 def main() -> None:
@@ -27,16 +27,18 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         model = audio.build_metis("tiny", Path(tmp) / "m")
-        encoder = MetisEncoder(path=str(model), codec_path=str(model / "semantic_codec" / "model.safetensors"),
-                               stats_path=str(model / "wav2vec2bert_stats.pt"), device="cpu")
+        encoder = build_encoder("metis", {"path": str(model),
+                                          "codec_path": str(model / "semantic_codec" / "model.safetensors"),
+                                          "stats_path": str(model / "wav2vec2bert_stats.pt"), "device": "cpu"})
+        reader = encoder.reader
         root = Path(args.files)
         keys = [k for k in scan_files(root, [".wav", ".flac", ".mp3", ".ogg"]) if "broken" not in k][: args.n]
         for label, limit in (("BLAS threads unlimited", None), ("BLAS threads 1", 1)):
             with threadpoolctl.threadpool_limits(limit):
-                encoder.prepare(str(root / keys[0]))
+                reader.prepare(str(root / keys[0]))
                 start = time.perf_counter()
                 for k in keys:
-                    encoder.prepare(str(root / k))
+                    reader.prepare(str(root / k))
                 print(f"{label}: {(time.perf_counter() - start) / len(keys) * 1000:.2f} ms per file")
 
 

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import torch
 
-from embedpipe import transforms
-from embedpipe.demo import DemoVideo, render_frames, write_h264
-from embedpipe.encoders.vjepa2 import ClipBatch
+from embedpipe.encoders.batch import Batch
+from embedpipe.encoders.vjepa2 import transforms
+from embedpipe.encoders.vjepa2.model import Geometry, VJEPA2Model
 from embedpipe.readers.video import read_video_frames
+from embedpipe_demo.video import DemoVideo, render_frames, write_h264
 
 SIZES = [(240, 320), (480, 640), (600, 800), (112, 112)]
 
@@ -44,12 +45,16 @@ def main() -> None:
     start = time.perf_counter()
     cpu = torch.stack([transforms.preprocess_clip(c, args.crop) for c in clips])
     cpu_s = time.perf_counter() - start
-    batch = ClipBatch(clips).pin_memory() if device.type == "cuda" else ClipBatch(clips)
-    batch.to_model_input(device, args.crop)  # warm-up
+    # Only the model's input is made: no network is loaded (width, source and batch size do not matter).
+    model = VJEPA2Model("unused", None, Geometry(args.crop, 0, 2, 16, 16), (), args.n, "fp32", False,
+                        preprocess_on_device=True)
+    model.device = device
+    batch = Batch(clips).pin_memory() if device.type == "cuda" else Batch(clips)
+    model.model_input(batch)  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    dev = batch.to_model_input(device, args.crop)
+    dev = model.model_input(batch)
     if device.type == "cuda":
         torch.cuda.synchronize()
     dev_s = time.perf_counter() - start

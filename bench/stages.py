@@ -12,7 +12,9 @@ from typing import Any
 
 import torch
 
-from embedpipe.encoders.base import Encoder, PendingOutput
+from embedpipe.encoders.batch import Batch
+from embedpipe.encoders.pending import PendingOutput
+from embedpipe.encoders.roles import Encoder
 from embedpipe.extract import file_loader, plan_blocks
 from embedpipe.sink import RowSink
 from embedpipe.writer import ShardWriter
@@ -23,14 +25,35 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+
+def vjepa2_model_only(encoder: Encoder, n: int, frames: int) -> float:
+    """The ceiling: V-JEPA 2's forward pass on a batch of `frames`-frame clips already on the device,
+    already preprocessed (so the fast path does not resize it again). Files/s."""
+    model = encoder.model
+    x = torch.randn(encoder.batch_size, frames, 3, model.crop, model.crop, device=model.device)
+    batch = Batch(list(x))
+    on_device, model.preprocess_on_device = model.preprocess_on_device, False
+    try:
+        model.encode(batch)  # warm-up (and compilation)
+        model.encode(batch)
+        steps = max(1, n // encoder.batch_size)
+        sync(model.device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            model.encode(batch)
+        sync(model.device)
+    finally:
+        model.preprocess_on_device = on_device
+    return steps * encoder.batch_size / (time.perf_counter() - start)
+
 def decode_only(keys: list[str], root: Path, encoder: Encoder, workers: int) -> float:
     """Files/s of the decode workers alone: the same ordering, blocks, loader and workers as run_extract,
     with every chunk dropped instead of encoded. The other ceiling beside model-only: an end-to-end run
     can be no faster than the slower of the two."""
     start = time.perf_counter()
-    blocks = plan_blocks(encoder.order(keys, root), set(), encoder.batch_size)
+    blocks = plan_blocks(encoder.reader.order(keys, root), set(), encoder.batch_size)
     seen = 0
-    for chunk in file_loader(blocks, root, encoder, workers):
+    for chunk in file_loader(blocks, root, encoder.reader, workers):
         seen += len(chunk.keys) + len(chunk.errors)
     if seen != len(keys):
         raise RuntimeError(f"decode-only saw {seen} of {len(keys)} files")
@@ -42,12 +65,12 @@ def write_only(keys: list[str], root: Path, encoder: Encoder, out: Path, save_ev
     written again and again under new keys until there are as many rows as `keys`, through the job's
     RowSink and a ShardWriter set as the job's (sidecar columns, part size), then assembled into a
     shard file. Parquet encoding, safetensors, fsync and the disk are what it measures."""
-    block = plan_blocks(encoder.order(keys, root), set(), encoder.batch_size)[0]
-    chunks = [c for c in file_loader([block], root, encoder, 0) if c.keys]
+    block = plan_blocks(encoder.reader.order(keys, root), set(), encoder.batch_size)[0]
+    chunks = [c for c in file_loader([block], root, encoder.reader, 0) if c.keys]
     if not chunks:
         raise RuntimeError("write-only: the first block's files all failed to decode")
     batch = BatchCopies([k for c in chunks for k in c.keys], [f for c in chunks for f in c.facts],
-                        encoder.encode(encoder.concat([c.batch for c in chunks])))
+                        encoder.model.encode(Batch.concat([c.batch for c in chunks])))
     batch.write(1, encoder, out, save_every)  # a warm-up: first-use imports and allocations
     return batch.write(math.ceil(len(keys) / len(batch.keys)), encoder, out, save_every)
 
@@ -68,8 +91,8 @@ class BatchCopies:
         """Rows/s from the first row queued to the shard file assembled."""
         start = time.perf_counter()
         writer = ShardWriter(out / "write-only-parts", encoder.output_fields(), encoder.fingerprint(),
-                             save_every=save_every, sidecar=encoder.sidecar_columns())
-        sink = RowSink(writer, [f.name for f in encoder.fact_fields()])
+                             save_every=save_every, sidecar=encoder.output.sidecar)
+        sink = RowSink(writer, [f.name for f in encoder.reader.fact_fields()])
         written: list[str] = []
         for copy in range(copies):
             copy_keys = [f"write-only-{copy}/{k}" for k in self.keys]

@@ -38,14 +38,15 @@ import audio
 import ecg
 import images
 import torch
-from stages import bound_figures, decode_only, sync, write_only
+from stages import bound_figures, decode_only, vjepa2_model_only, write_only
 
-from embedpipe.demo import DemoVideo, render_frames, write_h264
 from embedpipe.discover import scan_files
-from embedpipe.encoders.vjepa2 import VJEPA2Encoder
+from embedpipe.encoders import build_encoder
+from embedpipe.encoders.roles import Encoder
+from embedpipe.encoders.vjepa2.presets import VJEPA2_PRESETS
 from embedpipe.extract import auto_workers, run_extract
-from embedpipe.presets import VJEPA2_PRESETS
 from embedpipe.writer import ShardWriter
+from embedpipe_demo.video import DemoVideo, render_frames, write_h264
 
 ARCH = {  # transformers VJEPA2Config fields of each preset's encoder
     "vitl": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16},
@@ -78,18 +79,8 @@ def make_videos(root: Path, n: int, height: int, width: int, frames: int) -> Non
         pool.map(_make_video, [(root, i, height, width, frames) for i in range(n)], chunksize=8)
 
 
-def model_only(encoder: VJEPA2Encoder, n: int) -> float:
-    """The ceiling: the same forward pass on a batch already on the device, already preprocessed."""
-    batch = torch.randn(encoder.batch_size, encoder.num_frames, 3, encoder.crop, encoder.crop, device=encoder.device)
-    encoder.encode(batch)  # warm-up (and compilation)
-    encoder.encode(batch)
-    steps = max(1, n // encoder.batch_size)
-    sync(encoder.device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        encoder.encode(batch)
-    sync(encoder.device)
-    return steps * encoder.batch_size / (time.perf_counter() - start)
+def model_only(encoder: Encoder, n: int) -> float:
+    return vjepa2_model_only(encoder, n, encoder.reader.num_frames)
 
 
 def main() -> None:
@@ -131,10 +122,11 @@ def main() -> None:
             shutil.rmtree(videos, ignore_errors=True)
             make_videos(videos, args.n, h, w, args.frames)
         keys = scan_files(videos, [".mp4"])
-        encoder = VJEPA2Encoder(model=args.model, path=str(model_dir), batch_size=args.batch_size,
-                                device=args.device, precision=args.precision, compile=args.compile)
+        encoder = build_encoder("vjepa2", {"model": args.model, "path": str(model_dir), "batch_size": args.batch_size,
+                                           "device": args.device, "precision": args.precision,
+                                           "compile": args.compile})
         writer = ShardWriter(tmp / "parts", encoder.output_fields(), encoder.fingerprint(), save_every=1000)
-        encoder.ensure_loaded(device)
+        encoder.model.ensure_loaded(device)
         ref = model_only(encoder, min(args.n, 4 * args.batch_size))
         decode = decode_only(keys, videos, encoder, workers)
         write = write_only(keys, videos, encoder, tmp, save_every=1000)
@@ -144,7 +136,7 @@ def main() -> None:
         writer.finalize(keys, tmp / "out.parquet", tmp / "out.errors.parquet", {})
         e2e = len(keys) / (time.perf_counter() - start)
     report(args, device, workers, {
-        "precision": encoder.precision, "compile": args.compile, "video": f"{args.size}x{args.frames}f",
+        "precision": encoder.model.precision, "compile": args.compile, "video": f"{args.size}x{args.frames}f",
         "end_to_end_files_per_s": round(e2e, 2), "model_only_files_per_s": round(ref, 2),
         "ratio": round(e2e / ref, 3), "decode_only_files_per_s": round(decode, 2),
         "write_only_files_per_s": round(write, 2),

@@ -30,8 +30,8 @@ import pyarrow as pa
 from stages import BatchCopies
 
 from embedpipe.encoders import build_encoder
-from embedpipe.encoders.base import Encoder
-from embedpipe.presets import VJEPA2_PRESETS
+from embedpipe.encoders.roles import Encoder
+from embedpipe.encoders.vjepa2.presets import VJEPA2_PRESETS
 from embedpipe.writer import PART_BYTES
 
 
@@ -47,7 +47,7 @@ def numpy_shape(typ: pa.DataType) -> tuple[tuple[int, ...], np.dtype]:
 def random_batch(encoder: Encoder, batch_size: int, seed: int = 0) -> BatchCopies:
     """A batch of random rows in the encoder's output schema (random: zeros would compress)."""
     rng = np.random.default_rng(seed)
-    facts = {f.name for f in encoder.fact_fields()}
+    facts = {f.name for f in encoder.reader.fact_fields()}
     outputs = {}
     for f in encoder.output_fields():
         if f.name not in facts:

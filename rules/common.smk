@@ -8,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # the Snakefile itself needs only stdlib parts
 from embedpipe.discover import ShardSpec, list_top_folders  # noqa: E402
 from embedpipe.identifying import IDENTIFYING_BY_KIND, refusal, unacknowledged  # noqa: E402
-from embedpipe.presets import VJEPA2_PRESETS  # noqa: E402
+from embedpipe.encoders import OptionError, all_exports, family  # noqa: E402
 
 from snakemake.exceptions import WorkflowError  # noqa: E402
 
@@ -37,7 +37,13 @@ if not workflow.deployment_settings.deployment_method:
 def script(name):
     """`python <workflow>/workflow/scripts/<name>`: what a rule runs, passed to it as a param."""
     return f"python {shlex.quote(os.path.join(workflow.basedir, 'workflow', 'scripts', name))}"
-ENCODER = config["encoder"]
+try:
+    # The encoder block against its family's own schema (encoders/<name>/schema.yaml), defaults
+    # filled in, then the family's start-up checks (files are checked where no demo rule makes them).
+    FAMILY = family(config["encoder"]["name"])
+    ENCODER = FAMILY.check(FAMILY.options(config["encoder"]), files=not DEMO)
+except OptionError as exc:
+    config_error(exc.key, exc.reason)
 MODEL = ENCODER["model"]
 SHARDING = config["shards"]
 
@@ -62,41 +68,6 @@ if not DEMO and not os.path.isdir(config["input_dir"]):
     config_error("input_dir", f"{config['input_dir']!r} is not a directory")
 if not DEMO and ENCODER.get("path") and not os.path.exists(ENCODER["path"]):
     config_error("encoder.path", f"{ENCODER['path']!r} does not exist")
-if ENCODER["name"] == "metis":
-    if not ENCODER.get("stats_path"):
-        config_error("encoder.stats_path", "metis needs the codec's wav2vec2bert_stats.pt (mean and var)")
-    for key in ("stats_path", "codec_path"):
-        if not DEMO and ENCODER.get(key) and not os.path.isfile(ENCODER[key]):
-            config_error(f"encoder.{key}", f"{ENCODER[key]!r} is not a file")
-    if ENCODER.get("precision", "auto") == "bf16-autocast":
-        config_error("encoder.precision", "metis runs auto, bf16 or fp32")
-if ENCODER["name"] in ("ecgfounder", "ecg_jepa"):
-    if not ENCODER.get("path"):
-        config_error("encoder.path", f"{ENCODER['name']} needs its checkpoint file")
-    if not DEMO and not os.path.isfile(ENCODER["path"]):
-        config_error("encoder.path", f"{ENCODER['path']!r} is not a file")
-    if ENCODER.get("precision", "auto") == "bf16-autocast":
-        config_error("encoder.precision", f"{ENCODER['name']} runs auto, bf16 or fp32")
-    if ENCODER.get("notch_hz") is not None and ENCODER.get("filter", "none") == "none":
-        config_error("encoder.notch_hz", "is the notch of filter: ecgfounder; set encoder.filter or drop notch_hz")
-    if ENCODER["name"] == "ecgfounder" and ENCODER.get("normalise") is not None:
-        config_error("encoder.normalise", "ecgfounder z-scores each record (its own way); normalise is ecg_jepa's")
-else:
-    for key in ("length", "resample", "nan", "normalise", "notch_hz", "num_heads"):
-        if ENCODER.get(key) is not None:
-            config_error(f"encoder.{key}", f"is an ECG option; {ENCODER['name']} has none")
-    if ENCODER.get("filter", "none") != "none":
-        config_error("encoder.filter", f"is an ECG option; {ENCODER['name']} has none")
-if ENCODER["name"] != "vjepa2":
-    if ENCODER.get("media", "video") != "video":
-        config_error("encoder.media", f"{ENCODER['name']} reads its own media; image is a vjepa2 option")
-    if set(ENCODER.get("outputs") or ["mean"]) != {"mean"}:
-        config_error("encoder.outputs", f"tokens, temporal and spatial are vjepa2 outputs, not {ENCODER['name']}'s")
-    if ENCODER.get("transform", "auto") != "auto":
-        config_error("encoder.transform", f"official and fast are V-JEPA 2's resizes; {ENCODER['name']} has none")
-elif ENCODER.get("num_frames", 16) % 2 or ENCODER.get("image_frames", 16) % 2:
-    config_error("encoder.num_frames" if ENCODER.get("num_frames", 16) % 2 else "encoder.image_frames",
-                 "must be a multiple of V-JEPA 2's tubelet size (2)")
 HF_DATASET = config.get("hf_dataset") or {}
 if HF_DATASET.get("path") and config["shards"]["by"] != "hash":
     config_error("shards.by", "must be hash when hf_dataset.path lists the files (they need not share folders)")
@@ -169,19 +140,17 @@ if UPLOAD.get("public") and (
     config_error("upload.public", refusal(missing))
 
 
-def demo_inputs(*names):
-    """Files the demo rules make; empty in a real run, so a real DAG holds no demo job."""
-    if not DEMO:
-        return []
-    if DEMO_KIND != "video":  # only the video demo makes metadata lists (MIMIC-IV-Echo CSVs)
-        names = [n for n in names if n in ("data", "model")]
-    paths = {
-        "data": config["input_dir"],
-        "model": ENCODER["path"],
-        "record_list": config["metadata"]["record_list"],
-        "study_list": config["metadata"]["study_list"],
-    }
-    return [paths[n] for n in names]
+def input_dir_input():
+    """discover's input: the folder it scans (hf_dataset mode too: the listed paths are relative to it).
+    ancient: the folder's mtime never triggers a rerun. Where a rule makes it (the demos), Snakemake
+    runs that rule first."""
+    return ancient(config["input_dir"])
+
+
+def model_inputs():
+    """extract's inputs: the local model (file or folder) encoder.path names, ancient like the input
+    folder; none when the model comes from the hub."""
+    return [ancient(ENCODER["path"])] if ENCODER.get("path") else []
 
 
 def encoder_options():
@@ -190,7 +159,9 @@ def encoder_options():
 
 
 def metadata_inputs():
-    if config["metadata"]["kind"] != "mimic_iv_echo" or DEMO:
+    """parquet's inputs besides the shard: the MIMIC-IV-Echo record and study lists it joins (the video
+    demo's data rule makes them in a demo run)."""
+    if config["metadata"]["kind"] != "mimic_iv_echo":
         return []
     return [config["metadata"]["record_list"], config["metadata"]["study_list"]]
 
@@ -206,17 +177,13 @@ def extract_threads():
         return 16
 
 
-def require_encoder(name, target):
-    """Evaluated only when `target` is in the DAG: an export the run's encoder has no data for fails here."""
-    if ENCODER["name"] != name or (name == "ecgfounder" and ENCODER.get("keep_features") is False):
-        config_error("encoder.name", f"`snakemake {target}` exports {name} outputs; this run uses {ENCODER['name']}")
-    return ""
-
-
-def require_tokens(target):
-    """`target` exports V-JEPA 2 patch tokens: the run must keep them."""
-    if ENCODER["name"] != "vjepa2" or "tokens" not in (ENCODER.get("outputs") or []):
-        config_error("encoder.outputs", f"`snakemake {target}` exports patch tokens; add tokens to encoder.outputs")
+def require_export(fam, export):
+    """Evaluated only when `export.target` is in the DAG: an export the run has no data for fails here."""
+    if fam.name != ENCODER["name"]:
+        config_error("encoder.name", f"`snakemake {export.target}` exports {fam.name} outputs; "
+                     f"this run uses {ENCODER['name']}")
+    if missing := export.unavailable(ENCODER):
+        config_error(*missing)
     return ""
 
 
@@ -237,10 +204,8 @@ def upload_flags():
 
 
 def validate_args():
-    """Thresholds for validate.py. A preset's width is checked; a custom model's is what its config says."""
+    """Thresholds for validate.py, and the embedding width where the options fix it."""
     args = [f"--{key}={shlex.quote(str(value))}" for key, value in sorted(config["validate"].items())]
-    if ENCODER["name"] == "vjepa2" and MODEL in VJEPA2_PRESETS and not ENCODER.get("path"):
-        args.append(f"--expected_dim={VJEPA2_PRESETS[MODEL].dim}")
-    if ENCODER["name"] == "metis":
-        args.append("--expected_dim=8")
+    if (width := FAMILY.width(ENCODER)) is not None:
+        args.append(f"--expected_dim={width}")
     return " ".join(args)

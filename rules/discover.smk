@@ -4,13 +4,13 @@
 
 rule discover:
     input:
-        demo_inputs("data"),
+        input_dir_input(),
     output:
         manifests=expand(MANIFEST, shard=SHARDS),
         exclusions=EXCLUSIONS,
     params:
         run=script("discover.py"),
-        input_dir=lambda wc, input: input[0] if input else config["input_dir"],
+        input_dir=lambda wc, input: input[0],
         manifest_dir=lambda wc, output: os.path.dirname(output.manifests[0]),
         extensions=config["extensions"],
         by=SHARDING["by"],

@@ -1,55 +1,51 @@
-# Compatibility exports in the formats of the scripts embedpipe replaces; explicit targets, never in `all`.
+# Compatibility exports in the formats of the scripts embedpipe replaces; explicit targets, never in
+# `all`. Each family lists its own (encoders/<family>/__init__.py); every family's target exists in
+# every run, so asking for another family's export fails naming the key, not "no rule".
+for EXPORT_FAMILY, EXPORT in all_exports():
+    EXPORT_OUT = f"{RUN_DIR}/export/{EXPORT.output}"
+    if EXPORT.per_shard:
+        # One folder per shard (per taxon in DeepEarth's layout), so a failed shard reruns alone.
 
+        rule:
+            name:
+                f"{EXPORT.target}_shard"
+            input:
+                EMBEDDINGS,
+            output:
+                directory(f"{EXPORT_OUT}/{{shard}}"),
+            params:
+                run=script("export.py"),
+                target=EXPORT.target,
+                check=lambda wc, f=EXPORT_FAMILY, e=EXPORT: require_export(f, e),
+            log:
+                f"{LOG_DIR}/{EXPORT.target}/{{shard}}.log",
+            conda:
+                "../envs/cpu.yaml"
+            shell:
+                "{params.run} --target={params.target:q} --out={output:q} {input:q} > {log:q} 2>&1"
 
-rule export_json:
-    input:
-        expand(EMBEDDINGS, shard=SHARDS),
-    output:
-        f"{RUN_DIR}/export/semantic_audio_embeddings.json",
-    params:
-        run=script("export_json.py"),
-        check=lambda wc: require_encoder("metis", "export_json"),
-    log:
-        f"{LOG_DIR}/export_json.log",
-    conda:
-        "../envs/cpu.yaml"
-    shell:
-        "{params.run} --out {output:q} {input:q} > {log:q} 2>&1"
+        rule:
+            name:
+                EXPORT.target
+            input:
+                expand(f"{EXPORT_OUT}/{{shard}}", shard=SHARDS),
 
+    else:
 
-rule export_ecg_json:
-    input:
-        expand(EMBEDDINGS, shard=SHARDS),
-    output:
-        directory(f"{RUN_DIR}/export/ecgfounder_json"),
-    params:
-        run=script("export_ecg_json.py"),
-        check=lambda wc: require_encoder("ecgfounder", "export_ecg_json"),
-    log:
-        f"{LOG_DIR}/export_ecg_json.log",
-    conda:
-        "../envs/cpu.yaml"
-    shell:
-        "{params.run} --out_dir {output:q} {input:q} > {log:q} 2>&1"
-
-
-rule export_pt_shard:
-    input:
-        EMBEDDINGS,
-    output:
-        directory(f"{RUN_DIR}/export/deepearth_pt/{{shard}}"),
-    params:
-        run=script("export_pt.py"),
-        check=lambda wc: require_tokens("export_pt"),
-    log:
-        f"{LOG_DIR}/export_pt/{{shard}}.log",
-    conda:
-        "../envs/cpu.yaml"
-    shell:
-        "{params.run} --out_dir {output:q} {input:q} > {log:q} 2>&1"
-
-
-rule export_pt:
-    # One folder per shard (per taxon in DeepEarth's layout), so a failed shard reruns alone.
-    input:
-        expand(f"{RUN_DIR}/export/deepearth_pt/{{shard}}", shard=SHARDS),
+        rule:
+            name:
+                EXPORT.target
+            input:
+                expand(EMBEDDINGS, shard=SHARDS),
+            output:
+                directory(EXPORT_OUT) if EXPORT.directory else EXPORT_OUT,
+            params:
+                run=script("export.py"),
+                target=EXPORT.target,
+                check=lambda wc, f=EXPORT_FAMILY, e=EXPORT: require_export(f, e),
+            log:
+                f"{LOG_DIR}/{EXPORT.target}.log",
+            conda:
+                "../envs/cpu.yaml"
+            shell:
+                "{params.run} --target={params.target:q} --out={output:q} {input:q} > {log:q} 2>&1"

@@ -6,7 +6,7 @@
 rule extract:
     input:
         manifest=MANIFEST,
-        model=demo_inputs("model"),
+        model=model_inputs(),
     output:
         embeddings=EMBEDDINGS,
         errors=ERRORS,

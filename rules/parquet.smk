@@ -5,7 +5,6 @@ rule parquet:
     input:
         embeddings=EMBEDDINGS,
         metadata=metadata_inputs(),
-        demo=demo_inputs("record_list", "study_list"),
     output:
         STAGED,
     params:

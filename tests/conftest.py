@@ -80,14 +80,14 @@ def demo_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    from embedpipe.demo import make_tiny_vjepa2
+    from embedpipe_demo.video import make_tiny_vjepa2
 
     return make_tiny_vjepa2(tmp_path_factory.mktemp("models") / "vjepa2-tiny", seed=0)
 
 
 @pytest.fixture(scope="session")
 def tiny_metis(tmp_path_factory) -> Path:
-    from embedpipe.demo_audio import make_tiny_metis
+    from embedpipe_demo.audio import make_tiny_metis
 
     out = tmp_path_factory.mktemp("models") / "metis-tiny"
     make_tiny_metis(out, seed=0)
@@ -98,31 +98,32 @@ def metis_encoder(root: Path, **options):
     """A loaded Metis encoder on the tiny checkpoint `tiny_metis` made."""
     import torch
 
-    from embedpipe.encoders.metis import MetisEncoder
+    from embedpipe.encoders import build_encoder
 
-    encoder = MetisEncoder(path=str(root), codec_path=str(root / "semantic_codec" / "model.safetensors"),
-                           stats_path=str(root / "wav2vec2bert_stats.pt"), device="cpu", **options)
-    encoder.ensure_loaded(torch.device("cpu"))
+    files = {"path": str(root), "codec_path": str(root / "semantic_codec" / "model.safetensors"),
+             "stats_path": str(root / "wav2vec2bert_stats.pt")}
+    encoder = build_encoder("metis", files | {"device": "cpu"} | options)
+    encoder.model.ensure_loaded(torch.device("cpu"))
     return encoder
 
 
 def tiny_encoders(tiny_model: Path, tiny_metis: Path, tiny_ecg: Path) -> dict:
     """One tiny encoder per modality (batch size 2, CPU), on the session's tiny checkpoints."""
-    from embedpipe.encoders.ecgfounder import EcgFounderEncoder
-    from embedpipe.encoders.vjepa2 import VJEPA2Encoder
-    from embedpipe.encoders.vjepa2_image import VJEPA2ImageEncoder
+    from embedpipe.encoders import build_encoder
 
     return {
-        "video": VJEPA2Encoder(model="t", path=str(tiny_model), batch_size=2, device="cpu"),
+        "video": build_encoder("vjepa2", {"model": "t", "path": str(tiny_model), "batch_size": 2, "device": "cpu"}),
         "audio": metis_encoder(tiny_metis, batch_size=2),
-        "image": VJEPA2ImageEncoder(model="t", path=str(tiny_model), image_frames=2, batch_size=2, device="cpu"),
-        "ecg": EcgFounderEncoder(model="t", path=str(tiny_ecg / "ecgfounder.pth"), batch_size=2, device="cpu"),
+        "image": build_encoder("vjepa2", {"model": "t", "path": str(tiny_model), "media": "image", "image_frames": 2,
+                                          "batch_size": 2, "device": "cpu"}),
+        "ecg": build_encoder("ecgfounder", {"model": "t", "path": str(tiny_ecg / "ecgfounder.pth"), "batch_size": 2,
+                                            "device": "cpu"}),
     }
 
 
 @pytest.fixture(scope="session")
 def tiny_ecg(tmp_path_factory) -> Path:
-    from embedpipe.demo_ecg import make_tiny_ecg_models
+    from embedpipe_demo.ecg import make_tiny_ecg_models
 
     out = tmp_path_factory.mktemp("ecg-models")
     make_tiny_ecg_models(out, seed=0)
@@ -132,7 +133,7 @@ def tiny_ecg(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def video_tree(tmp_path_factory) -> Path:
     """p10/ with 12 good videos of several sizes and lengths, plus one truncated MP4."""
-    from embedpipe.demo import plan_videos, render_frames, write_h264
+    from embedpipe_demo.video import plan_videos, render_frames, write_h264
 
     root = tmp_path_factory.mktemp("videos")
     videos = plan_videos(["p10"], 12, seed=3)

@@ -11,9 +11,9 @@ import pytest
 import torch
 from conftest import REPO, fixtures_dir, metis_encoder, run_script, snakemake
 
-from embedpipe.encoders.metis import AudioBatch
-from embedpipe.encoders.repcodec import SemanticCodecEncoder, WeightNormConv1x1, load_codec
-from embedpipe.fbank import KaldiFbank, fbank_frames, stacked_frames
+from embedpipe.encoders.batch import Batch
+from embedpipe.encoders.metis.fbank import KaldiFbank, fbank_frames, stacked_frames
+from embedpipe.encoders.metis.repcodec import SemanticCodecEncoder, WeightNormConv1x1, load_codec
 from embedpipe.readers.audio import read_audio
 
 
@@ -69,11 +69,11 @@ def test_truncated_ssl_model_gives_the_full_models_layer(tiny_metis):
 
     full = Wav2Vec2BertModel.from_pretrained(tiny_metis).eval()
     encoder = metis_encoder(tiny_metis)
-    assert len(encoder.ssl.encoder.layers) == 17 < len(full.encoder.layers)
+    assert len(encoder.model.ssl.encoder.layers) == 17 < len(full.encoder.layers)
     x = torch.randn(2, 30, 160)
     with torch.no_grad():
         want = full(input_features=x, output_hidden_states=True).hidden_states[17]
-        got = encoder.ssl(input_features=x, output_hidden_states=True).hidden_states[17]
+        got = encoder.model.ssl(input_features=x, output_hidden_states=True).hidden_states[17]
     torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
@@ -103,12 +103,12 @@ def test_batched_filter_banks_equal_the_feature_extractor_on_real_files(padding_
 def test_batched_equals_one_at_a_time_on_real_files(tiny_metis):
     files = sorted(p for p in fixtures_dir("audio").iterdir() if p.is_file())
     encoder = metis_encoder(tiny_metis)
-    samples = [encoder.prepare(str(f)).sample for f in files]
-    assert len({len(s.samples) for s in samples}) == len(samples), "lengths must differ for padding to matter"
-    batched = encoder.encode(AudioBatch(samples))
+    samples = [encoder.reader.prepare(str(f)).sample for f in files]
+    assert len({len(s) for s in samples}) == len(samples), "lengths must differ for padding to matter"
+    batched = encoder.model.encode(Batch(samples))
     for i, sample in enumerate(samples):
-        alone = encoder.encode(AudioBatch([sample]))
-        assert batched["latents"][i].shape == alone["latents"][0].shape == (stacked_frames(len(sample.samples)), 8)
+        alone = encoder.model.encode(Batch([sample]))
+        assert batched["latents"][i].shape == alone["latents"][0].shape == (stacked_frames(len(sample)), 8)
         np.testing.assert_allclose(batched["latents"][i], alone["latents"][0], rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(batched["embedding"][i], alone["embedding"][0], rtol=1e-4, atol=1e-5)
 

@@ -2,8 +2,8 @@
 
 Each case is a checkpoint in its release's own format, a real input file, and the arrays the
 official implementation computed from them end to end. Here the same file goes through embedpipe
-as an extract job runs it — `build_encoder` on the checkpoint, `prepare` on the file, `collate`,
-`encode` — and every array is compared within the kit's suggested tolerance. Nothing expected
+as an extract job runs it — `build_encoder` on the checkpoint, the reader's `prepare` on the file, a
+`Batch`, the model's `encode` — and every array is compared within the kit's suggested tolerance. Nothing expected
 here was computed by embedpipe.
 """
 
@@ -19,8 +19,9 @@ import pytest
 import torch
 from conftest import CONFORMANCE, FIXTURES, conformance_dir, run_script
 
-from embedpipe import transforms
 from embedpipe.encoders import build_encoder
+from embedpipe.encoders.batch import Batch
+from embedpipe.encoders.vjepa2 import transforms
 from embedpipe.readers.image import read_image
 from embedpipe.readers.video import frame_indices, read_video_frames
 
@@ -53,10 +54,9 @@ def _close(name: str, got: Any, want: np.ndarray, tolerance: dict[str, Any]) -> 
 
 
 def _encode_one(encoder, path: str) -> tuple[Any, dict[str, Any]]:
-    encoder.ensure_loaded(CPU)
-    prepared = encoder.prepare(path)
-    sample = getattr(prepared, "sample", prepared)
-    return prepared, encoder.encode(encoder.collate([sample]))
+    encoder.model.ensure_loaded(CPU)
+    prepared = encoder.reader.prepare(path)
+    return prepared, encoder.model.encode(Batch([prepared.sample]))
 
 
 def check_ecgfounder(case: dict[str, Any], kit: Path, tol: dict[str, Any]) -> None:
@@ -66,11 +66,11 @@ def check_ecgfounder(case: dict[str, Any], kit: Path, tol: dict[str, Any]) -> No
                                            "mode": case["mode"], "length": "full", "resample": "every_second",
                                            "device": "cpu", "precision": "fp32"})
     want = np.load(kit / case["expected"])
-    sample, out = _encode_one(encoder, _input(case))
-    _close("input", sample.signal, want["input"], tol["input"])
+    prepared, out = _encode_one(encoder, _input(case))
+    _close("input", prepared.sample, want["input"], tol["input"])
     _close("features", out["features"][0], want["features"], tol["features"])
     _close("embedding", out["embedding"][0], want["embedding"], tol["embedding"])
-    assert out["n_samples"][0] == case["model_samples"]
+    assert prepared.facts["n_samples"] == case["model_samples"]
 
 
 def check_metis(case: dict[str, Any], kit: Path, tol: dict[str, Any]) -> None:
@@ -81,10 +81,10 @@ def check_metis(case: dict[str, Any], kit: Path, tol: dict[str, Any]) -> None:
                                       "device": "cpu", "precision": "fp32"})
     want = np.load(kit / case["expected"])
     prepared, out = _encode_one(encoder, _input(case))
-    wave = prepared.sample.samples
+    wave = prepared.sample.numpy()
     _close("waveform_16k", wave, want["waveform_16k"], tol["waveform_16k"])
     # The filter banks run batched on the model's device, not in SeamlessM4TFeatureExtractor: compare them too.
-    feats, mask, lengths = encoder.fbank(torch.from_numpy(wave)[None], torch.tensor([len(wave)]))
+    feats, mask, lengths = encoder.model.fbank(torch.from_numpy(wave)[None], torch.tensor([len(wave)]))
     t = int(lengths[0])
     _close("input_features", feats[0, :t], want["input_features"], tol["input_features"])
     assert mask[0, :t].tolist() == want["attention_mask"].tolist()
@@ -102,12 +102,12 @@ def check_ecg_jepa(case: dict[str, Any], kit: Path, tol: dict[str, Any]) -> None
         # defaults only: the official preprocessing and the head count from the checkpoint's config
         encoder = build_encoder("ecg_jepa", {"model": "conformance", "path": str(checkpoint), "device": "cpu",
                                              "precision": "fp32"})
-        sample, out = _encode_one(encoder, _input(case))
-        _close("preprocessed", sample.signal, want["preprocessed"], tol["preprocessed"])
-        windows = torch.stack(encoder.windows(torch.from_numpy(sample.signal)))
+        prepared, out = _encode_one(encoder, _input(case))
+        _close("preprocessed", prepared.sample, want["preprocessed"], tol["preprocessed"])
+        windows = torch.stack(encoder.model.windows(prepared.sample))
         _close("input", windows, want["input"], tol["input"])
         with torch.inference_mode():
-            registers, tokens = encoder.model(windows)
+            registers, tokens = encoder.model.network(windows)
         _close("tokens", tokens, want["tokens"], tol["tokens"])
         _close("register", registers[:, 0], want["register"], tol["register"])
         assert out["n_crops"][0] == case["n_crops"]
@@ -125,27 +125,27 @@ def check_vjepa2(case: dict[str, Any], kit: Path, tol: dict[str, Any]) -> None:
     options = {"model": "conformance", "path": str(kit / "vjepa2" / "model"), "device": "cpu", "precision": "fp32",
                "transform": "official", "outputs": ["mean", "tokens", "temporal"]}
     encoder = build_encoder("vjepa2", options | ({"media": "image"} if image else {}))
-    assert encoder.grid == tuple(case["token_grid"])
-    encoder.ensure_loaded(CPU)
-    prepared = encoder.prepare(source)
-    sample = getattr(prepared, "sample", prepared)
+    assert encoder.model.geometry.grid == tuple(case["token_grid"])
+    encoder.model.ensure_loaded(CPU)
+    prepared = encoder.reader.prepare(source)
+    sample = prepared.sample
     if image:
-        frames = read_image(source, encoder.reduce_to)[None]
+        frames = read_image(source, encoder.reader.reduce_to)[None]
     else:
-        assert frame_indices(prepared.facts["frames_decoded"], encoder.num_frames).tolist() == \
+        assert frame_indices(prepared.facts["frames_decoded"], encoder.reader.num_frames).tolist() == \
             want["frame_indices"].tolist()
-        frames = read_video_frames(source, encoder.num_frames)
+        frames = read_video_frames(source, encoder.reader.num_frames)
         _close("decoded_frame_means", frames.mean(axis=(1, 2, 3)), want["decoded_frame_means"],
                tol["decoded_frame_means"])
-    _close("clip_uint8", transforms.resize_crop_official(frames, encoder.crop), want["clip_uint8"],
+    _close("clip_uint8", transforms.resize_crop_official(frames, encoder.model.crop), want["clip_uint8"],
            {"atol": tol["clip_uint8"]["max_abs_grey_levels"]})
     official_input = transforms.normalise(torch.from_numpy(want["clip_uint8"]).permute(0, 3, 1, 2))
     _close("model input", sample, official_input.numpy(), tol["model_input_derived_from_clip_uint8"])
 
     seen: list[torch.Tensor] = []  # encode() pools the float32 tokens and stores float16: catch them on the way
-    token_outputs = encoder.token_outputs
-    encoder.token_outputs = lambda tokens: (seen.append(tokens.float().clone()), token_outputs(tokens))[1]
-    out = encoder.encode(encoder.collate([sample]))
+    token_outputs = encoder.model.token_outputs
+    encoder.model.token_outputs = lambda tokens: (seen.append(tokens.float().clone()), token_outputs(tokens))[1]
+    out = encoder.model.encode(Batch([sample]))
     _close("tokens", seen[0][0], want["tokens"], tol["tokens"])
     # the stored column: float16 rounding (half a unit in the 11th bit) on top of the tolerance
     stored = out["tokens"][0].astype(np.float32).reshape(want["tokens"].shape)

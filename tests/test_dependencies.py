@@ -1,5 +1,5 @@
-"""Every package the library imports is declared in pyproject.toml (an undeclared one works only while
-another dependency happens to pull it in)."""
+"""Every package the library (and the demo generators installed beside it) imports is declared in
+pyproject.toml (an undeclared one works only while another dependency happens to pull it in)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,18 @@ from importlib.metadata import packages_distributions
 
 from conftest import REPO
 
+FIRST_PARTY = {"embedpipe", "embedpipe_demo"}  # both are this project's packages (src/)
+
 
 def imported_top_levels() -> set[str]:
     names = set()
-    for path in (REPO / "src" / "embedpipe").rglob("*.py"):
+    for path in [*(REPO / "src" / "embedpipe").rglob("*.py"), *(REPO / "src" / "embedpipe_demo").rglob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 names |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 names.add(node.module.split(".")[0])
-    return names - set(sys.stdlib_module_names) - {"embedpipe", "__future__"}
+    return names - set(sys.stdlib_module_names) - FIRST_PARTY - {"__future__"}
 
 
 def normalise(name: str) -> str:
@@ -33,4 +35,4 @@ def test_every_imported_package_is_a_declared_runtime_dependency():
     owners = packages_distributions()
     missing = {name: owners.get(name) for name in imported_top_levels()
                if not {normalise(d) for d in owners.get(name, [name])} & declared}
-    assert not missing, f"imported by src/embedpipe but not in [project] dependencies: {missing}"
+    assert not missing, f"imported by src/embedpipe or src/embedpipe_demo but not in [project] dependencies: {missing}"

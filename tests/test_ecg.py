@@ -10,12 +10,11 @@ import pytest
 import torch
 from conftest import REPO, fixtures_dir, run_script, snakemake
 
-from embedpipe.demo_ecg import MIMIC_ORDER, synthetic_ecg, write_mimic_record, write_sierra_xml
-from embedpipe.encoders.ecg import EcgBatch
-from embedpipe.encoders.ecg_jepa import EcgJepaEncoder
-from embedpipe.encoders.ecgfounder import EcgFounderEncoder
-from embedpipe.encoders.net1d import Net1D, output_length
+from embedpipe.encoders import build_encoder
+from embedpipe.encoders.batch import Batch
+from embedpipe.encoders.ecgfounder.net1d import Net1D, output_length
 from embedpipe.readers.ecg import LEADS, read_ecg
+from embedpipe_demo.ecg import MIMIC_ORDER, synthetic_ecg, write_mimic_record, write_sierra_xml
 
 
 @pytest.fixture
@@ -88,14 +87,15 @@ def test_batched_equals_one_at_a_time(tiny_ecg, kind):
     files = [p for p in sorted((fixtures_dir("ecg") / "sierra_xml").iterdir())]
     files.append(fixtures_dir("ecg") / "wfdb" / "ptbdb_s0010_re" / "s0010_re.hea")
     if kind == "ecgfounder":
-        encoder = EcgFounderEncoder(model="t", path=str(tiny_ecg / "ecgfounder.pth"), device="cpu")
+        encoder = build_encoder("ecgfounder", {"model": "t", "path": str(tiny_ecg / "ecgfounder.pth"), "device": "cpu"})
     else:
-        encoder = EcgJepaEncoder(model="t", path=str(tiny_ecg / "ecg_jepa.pt"), num_heads=2, device="cpu")
-    encoder.ensure_loaded(torch.device("cpu"))
-    samples = [encoder.prepare(str(f)) for f in files]
-    batched = encoder.encode(encoder.collate(samples))
+        encoder = build_encoder("ecg_jepa", {"model": "t", "path": str(tiny_ecg / "ecg_jepa.pt"), "num_heads": 2,
+                                             "device": "cpu"})
+    encoder.model.ensure_loaded(torch.device("cpu"))
+    samples = [encoder.reader.prepare(str(f)) for f in files]
+    batched = encoder.model.encode(Batch([p.sample for p in samples]))
     for i, sample in enumerate(samples):
-        alone = encoder.encode(EcgBatch([torch.from_numpy(sample.signal)], [sample.record]))
+        alone = encoder.model.encode(Batch([sample.sample]))
         np.testing.assert_allclose(batched["embedding"][i], alone["embedding"][0], rtol=1e-4, atol=1e-5)
         if kind == "ecgfounder":
             np.testing.assert_allclose(batched["features"][i], alone["features"][0], rtol=1e-4, atol=1e-5)
@@ -132,21 +132,23 @@ def test_extract_real_and_broken_ecgs_then_export_ecgfounder_json(tiny_ecg, ecg_
 
 
 def test_one_lead_mode_needs_lead_one(tiny_ecg, tmp_path):
-    from embedpipe.encoders.net1d import Net1D
+    from embedpipe.encoders.ecgfounder.net1d import Net1D
 
     net = Net1D(in_channels=1, base_filters=8, filter_list=(8, 16, 16, 24, 24, 32, 32),
                 m_blocks_list=(1,) * 7, groups_width=8, n_classes=5)
     torch.save({"state_dict": net.state_dict()}, tmp_path / "1lead.pth")
-    encoder = EcgFounderEncoder(model="t", path=str(tmp_path / "1lead.pth"), mode="1lead", device="cpu")
-    encoder.ensure_loaded(torch.device("cpu"))
-    ptb = encoder.prepare(str(fixtures_dir("ecg") / "wfdb" / "ptbdb_s0010_re" / "s0010_re.hea"))
-    assert ptb.signal.shape == (1, 19200) and abs(ptb.signal[0].mean()) < 1e-5 and abs(ptb.signal[0].std() - 1) < 1e-3
-    assert encoder.encode(encoder.collate([ptb]))["embedding"].shape == (1, 32)
+    encoder = build_encoder("ecgfounder", {"model": "t", "path": str(tmp_path / "1lead.pth"), "mode": "1lead",
+                                           "device": "cpu"})
+    encoder.model.ensure_loaded(torch.device("cpu"))
+    ptb = encoder.reader.prepare(str(fixtures_dir("ecg") / "wfdb" / "ptbdb_s0010_re" / "s0010_re.hea"))
+    signal = ptb.sample.numpy()
+    assert signal.shape == (1, 19200) and abs(signal[0].mean()) < 1e-5 and abs(signal[0].std() - 1) < 1e-3
+    assert encoder.model.encode(Batch([ptb.sample]))["embedding"].shape == (1, 32)
     with pytest.raises(ValueError, match="none of the leads"):
-        encoder.prepare(str(fixtures_dir("ecg") / "wfdb" / "mitdb_100" / "100.hea"))  # MLII and V5 only
+        encoder.reader.prepare(str(fixtures_dir("ecg") / "wfdb" / "mitdb_100" / "100.hea"))  # MLII and V5 only
     with pytest.raises(ValueError, match="takes 12 lead"):
-        EcgFounderEncoder(model="t", path=str(tiny_ecg / "ecgfounder.pth"), mode="1lead", device="cpu").load(
-            torch.device("cpu"))
+        build_encoder("ecgfounder", {"model": "t", "path": str(tiny_ecg / "ecgfounder.pth"), "mode": "1lead",
+                                     "device": "cpu"}).model.load(torch.device("cpu"))
 
 
 def test_files_listed_by_a_hf_dataset_are_discovered(tmp_path):

@@ -17,11 +17,12 @@ import wfdb
 from conftest import REPO, fixtures_dir, snakemake
 from scipy import signal as sp
 
-from embedpipe.demo_ecg import synthetic_ecg, write_mimic_record
-from embedpipe.encoders.ecg_jepa import EcgJepaEncoder
-from embedpipe.encoders.ecg_vit import EcgViT
-from embedpipe.encoders.ecgfounder import EcgFounderEncoder
+from embedpipe.encoders import build_encoder
+from embedpipe.encoders.batch import Batch
+from embedpipe.encoders.ecg_jepa.vit import EcgViT
+from embedpipe.encoders.roles import Encoder
 from embedpipe.readers.ecg import read_ecg
+from embedpipe_demo.ecg import synthetic_ecg, write_mimic_record
 
 CPU = torch.device("cpu")
 # configs/pretrain/Config as pretrain.py saves it (dataclasses.asdict), for a tiny ViT.
@@ -63,20 +64,30 @@ def _record(root, seconds: float, subject: int) -> str:
     return str(write_mimic_record(root, 10_000_000 + subject, 40_000_000 + subject, leads, 500))
 
 
-def _jepa(path, **options) -> EcgJepaEncoder:
-    encoder = EcgJepaEncoder(model="t", path=str(path), device="cpu", **options)
-    encoder.ensure_loaded(CPU)
+def _build(kind: str, path, **options) -> Encoder:
+    """The `kind` encoder on `path`, on the CPU, not loaded."""
+    return build_encoder(kind, {"model": "t", "path": str(path), "device": "cpu", **options})
+
+
+def _jepa(path, **options) -> Encoder:
+    encoder = _build("ecg_jepa", path, **options)
+    encoder.model.ensure_loaded(CPU)
     return encoder
 
 
-def _founder(tiny_ecg, **options) -> EcgFounderEncoder:
-    encoder = EcgFounderEncoder(model="t", path=str(tiny_ecg / "ecgfounder.pth"), device="cpu", **options)
-    encoder.ensure_loaded(CPU)
+def _founder(tiny_ecg, **options) -> Encoder:
+    encoder = _build("ecgfounder", tiny_ecg / "ecgfounder.pth", **options)
+    encoder.model.ensure_loaded(CPU)
     return encoder
+
+
+def _signal(encoder: Encoder, path: str) -> np.ndarray:
+    """The reader's normalised `[leads, n]` float32 signal of one file."""
+    return encoder.reader.prepare(path).sample.numpy()
 
 
 def _encode(encoder, paths: list[str]) -> dict:
-    return encoder.encode(encoder.collate([encoder.prepare(p) for p in paths]))
+    return encoder.model.encode(Batch([encoder.reader.prepare(p).sample for p in paths]))
 
 
 def _token_mean(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
@@ -121,7 +132,7 @@ def test_every_checkpoint_layout_loads_strictly_with_the_target_encoder_and_conf
     for name, checkpoint in layouts.items():
         torch.save(checkpoint, tmp_path / name)
     ecg = _record(tmp_path, 10.0, 1)
-    x = EcgJepaEncoder(model="t", path=str(tmp_path / "min.pt"), device="cpu").prepare(ecg).signal
+    x = _signal(_build("ecg_jepa", tmp_path / "min.pt"), ecg)
     want = _token_mean(target, x)
     assert not np.allclose(_token_mean(online, x), want, atol=1e-3)  # otherwise the entry is not tested
     for name in layouts:
@@ -138,15 +149,15 @@ def test_every_checkpoint_layout_loads_strictly_with_the_target_encoder_and_conf
                                rtol=1e-4, atol=1e-5)
 
     with pytest.raises(ValueError, match=r"encoder\.num_heads"):  # an option contradicting the config
-        EcgJepaEncoder(model="t", path=str(tmp_path / "min.pt"), num_heads=2, device="cpu")
+        _build("ecg_jepa", tmp_path / "min.pt", num_heads=2)
     with pytest.raises(ValueError, match=r"encoder\.num_heads"):  # nothing says the head count: never guessed
-        EcgJepaEncoder(model="t", path=str(tmp_path / "bare.pt"), device="cpu")
+        _build("ecg_jepa", tmp_path / "bare.pt")
     torch.save({"model": prefixed("target_encoder", target), "config": {**CONFIG, "dim": 64}}, tmp_path / "dim.pt")
     with pytest.raises(ValueError, match="dim 64"):
-        EcgJepaEncoder(model="t", path=str(tmp_path / "dim.pt"), device="cpu")
+        _build("ecg_jepa", tmp_path / "dim.pt")
     torch.save({"state_dict": {"first_conv.conv.weight": torch.zeros(8, 12, 16)}}, tmp_path / "founder.pth")
     with pytest.raises(ValueError, match=re.escape(str(tmp_path / "founder.pth"))):
-        EcgJepaEncoder(model="t", path=str(tmp_path / "founder.pth"), num_heads=4, device="cpu")
+        _build("ecg_jepa", tmp_path / "founder.pth", num_heads=4)
 
 
 def test_ecg_jepa_preprocessing_is_preprocess_ecg(tiny_ecg, tmp_path):
@@ -157,8 +168,8 @@ def test_ecg_jepa_preprocessing_is_preprocess_ecg(tiny_ecg, tmp_path):
         p[rows, lead] = np.nan
     wfdb.wrsamp("ptbnan", fs=1000, units=["mV"] * 12, sig_name=record.sig_name[:12], p_signal=p,
                 fmt=["16"] * 12, adc_gain=[2000.0] * 12, baseline=[0] * 12, write_dir=str(tmp_path))
-    sample = EcgJepaEncoder(model="t", path=str(tiny_ecg / "ecg_jepa.pt"), device="cpu").prepare(
-        str(tmp_path / "ptbnan.hea"))
+    prepared = _build("ecg_jepa", tiny_ecg / "ecg_jepa.pt").reader.prepare(str(tmp_path / "ptbnan.hea"))
+    signal = prepared.sample.numpy()
 
     x = wfdb.rdrecord(str(tmp_path / "ptbnan")).p_signal  # what the official load_raw_data reads
     for c in range(x.shape[1]):  # transforms.interpolate_NaNs_
@@ -171,30 +182,30 @@ def test_ecg_jepa_preprocessing_is_preprocess_ecg(tiny_ecg, tmp_path):
     std = np.array(MIMIC_STD, np.float16)[order].astype(np.float64)
     want = np.clip((x - mean) / std, -5, 5).T
     assert (np.abs(want) == 5).any()  # the clip is exercised
-    assert sample.signal.shape == (12, 19200)
-    np.testing.assert_allclose(sample.signal, want, atol=1e-4)
-    assert sample.record.nan_samples == 9
+    assert signal.shape == (12, 19200)
+    np.testing.assert_allclose(signal, want, atol=1e-4)
+    assert prepared.facts["nan_samples"] == 9
 
 
 def test_ecg_jepa_embeds_strided_crops_and_short_records_whole(tiny_ecg, tmp_path):
     encoder = _jepa(tiny_ecg / "ecg_jepa.pt")
     paths = [_record(tmp_path, s, i) for i, s in enumerate((25.0, 10.0, 7.03))]
-    samples = [encoder.prepare(p) for p in paths]
-    out = encoder.encode(encoder.collate(samples))
+    samples = [encoder.reader.prepare(p).sample for p in paths]
+    out = encoder.model.encode(Batch(samples))
     assert out["n_crops"].tolist() == [2, 1, 0]
     # strided_crops(x, 5000, 5000): windows from sample 0, the last 2.5 s dropped
-    long = samples[0].signal
-    crops = np.stack([_token_mean(encoder.model, long[:, i * 5000:(i + 1) * 5000]) for i in range(2)])
+    long = samples[0].numpy()
+    crops = np.stack([_token_mean(encoder.model.network, long[:, i * 5000:(i + 1) * 5000]) for i in range(2)])
     np.testing.assert_allclose(out["crop_embeddings"][0], crops, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(out["embedding"][0], crops.mean(0), rtol=1e-4, atol=1e-5)
     # shorter than one crop: one window of whole patches
-    short = samples[2].signal
+    short = samples[2].numpy()
     n = short.shape[-1]
     assert n % 25 and out["crop_embeddings"][2].shape == (1, 32)
-    np.testing.assert_allclose(out["embedding"][2], _token_mean(encoder.model, short[:, : n // 25 * 25]),
+    np.testing.assert_allclose(out["embedding"][2], _token_mean(encoder.model.network, short[:, : n // 25 * 25]),
                                rtol=1e-4, atol=1e-5)
     for i, sample in enumerate(samples):  # the batch's other lengths reach nothing
-        alone = encoder.encode(encoder.collate([sample]))
+        alone = encoder.model.encode(Batch([sample]))
         np.testing.assert_allclose(out["embedding"][i], alone["embedding"][0], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(out["crop_embeddings"][i], alone["crop_embeddings"][0], rtol=1e-4, atol=1e-5)
 
@@ -207,7 +218,7 @@ def test_ecgfounder_full_length_frames_and_no_padding(tiny_ecg, tmp_path):
     x = read_ecg(short, seconds=None).signal.astype(np.float64)
     assert x.shape == (12, 3500)
     with torch.no_grad():  # the model on the unpadded z-scored record, as the ECGFounder script feeds it
-        direct = full.model.features(torch.from_numpy(_zscore(x)).float()[None])[0].T.numpy()
+        direct = full.model.network.features(torch.from_numpy(_zscore(x)).float()[None])[0].T.numpy()
     frames = 3500
     for _ in range(8):
         frames = -(-frames // 2)
@@ -219,28 +230,28 @@ def test_ecgfounder_full_length_frames_and_no_padding(tiny_ecg, tmp_path):
 
 
 def test_ecgfounder_resample_every_second(tiny_ecg):
-    every = _founder(tiny_ecg, resample="every_second").prepare(_ptb()).signal
+    every = _signal(_founder(tiny_ecg, resample="every_second"), _ptb())
     p = np.nan_to_num(wfdb.rdrecord(_ptb()).p_signal[:, :12], nan=0).T  # resample_unequal: 1000 → 500 is ts[:, ::2]
     np.testing.assert_allclose(every, _zscore(p[:, ::2]), atol=1e-5)
-    poly = _founder(tiny_ecg).prepare(_ptb()).signal
+    poly = _signal(_founder(tiny_ecg), _ptb())
     assert poly.shape == every.shape and not np.allclose(poly, every, atol=1e-3)
     # 360 Hz is not an exact halving: every_second is polyphase there
     mit = str(fixtures_dir("ecg") / "wfdb" / "mitdb_100" / "100.hea")
-    np.testing.assert_array_equal(_founder(tiny_ecg, length="10s", resample="every_second").prepare(mit).signal,
-                                  _founder(tiny_ecg, length="10s").prepare(mit).signal)
+    np.testing.assert_array_equal(_signal(_founder(tiny_ecg, length="10s", resample="every_second"), mit),
+                                  _signal(_founder(tiny_ecg, length="10s"), mit))
 
 
 def test_ecgfounder_filter_is_util_filter_bandpass(tiny_ecg, tmp_path):
     x = read_ecg(_sierra(), seconds=None).signal.astype(np.float64)
     got = {}
     for notch in (50, 60):
-        got[notch] = _founder(tiny_ecg, filter="ecgfounder", notch_hz=notch).prepare(_sierra()).signal
+        got[notch] = _signal(_founder(tiny_ecg, filter="ecgfounder", notch_hz=notch), _sierra())
         np.testing.assert_allclose(got[notch], _zscore(_official_bandpass(x, notch)), atol=1e-5)
     assert not np.allclose(got[50], got[60], atol=1e-4)
     assert not np.allclose(got[50], _zscore(x), atol=1e-2)  # the filter is applied at all
     tiny = _record(tmp_path, 0.04, 3)  # 20 samples: filtfilt's default padlen is 27
     with pytest.raises(ValueError, match=r"encoder\.filter"):
-        _founder(tiny_ecg, filter="ecgfounder").prepare(tiny)
+        _founder(tiny_ecg, filter="ecgfounder").reader.prepare(tiny)
 
 
 @pytest.mark.parametrize(("kind", "key", "value"), [
@@ -248,9 +259,9 @@ def test_ecgfounder_filter_is_util_filter_bandpass(tiny_ecg, tmp_path):
     ("ecgfounder", "filter", "butter"), ("ecg_jepa", "length", "20s"), ("ecg_jepa", "normalise", "ptb_xl"),
 ])
 def test_bad_option_values_name_their_key(tiny_ecg, kind, key, value):
-    cls, file = {"ecgfounder": (EcgFounderEncoder, "ecgfounder.pth"), "ecg_jepa": (EcgJepaEncoder, "ecg_jepa.pt")}[kind]
+    file = {"ecgfounder": "ecgfounder.pth", "ecg_jepa": "ecg_jepa.pt"}[kind]
     with pytest.raises(ValueError, match=rf"encoder\.{key}\b"):
-        cls(model="t", path=str(tiny_ecg / file), device="cpu", **{key: value})
+        _build(kind, tiny_ecg / file, **{key: value})
 
 
 def test_ecg_jepa_ten_seconds_is_crop_zero_and_config_without_heads(tiny_ecg, tmp_path):
@@ -260,12 +271,12 @@ def test_ecg_jepa_ten_seconds_is_crop_zero_and_config_without_heads(tiny_ecg, tm
     torch.save({"model": {f"target_encoder.{k}": v for k, v in _vit(5).state_dict().items()}, "config": config},
                tmp_path / "noheads.pt")
     with pytest.raises(ValueError, match="encoder.num_heads"):
-        EcgJepaEncoder(model="t", path=str(tmp_path / "noheads.pt"), device="cpu")
+        _build("ecg_jepa", tmp_path / "noheads.pt")
     full = _jepa(tmp_path / "noheads.pt", num_heads=4)
     ten = _jepa(tmp_path / "noheads.pt", num_heads=4, length="10s")
-    whole, cut = full.prepare(_ptb()), ten.prepare(_ptb() + ".hea")
-    assert whole.signal.shape == (12, 19200) and cut.signal.shape == (12, 5000)
-    np.testing.assert_array_equal(cut.signal, whole.signal[:, :5000])
+    whole, cut = _signal(full, _ptb()), _signal(ten, _ptb() + ".hea")
+    assert whole.shape == (12, 19200) and cut.shape == (12, 5000)
+    np.testing.assert_array_equal(cut, whole[:, :5000])
     np.testing.assert_allclose(_encode(ten, [_ptb()])["embedding"][0],
                                _encode(full, [_ptb()])["crop_embeddings"][0][0], atol=1e-6)
 
@@ -282,7 +293,7 @@ def test_polyphase_ten_second_cut_equals_the_whole_record_cut_after(tmp_path):
 
 def test_notch_without_the_filter_and_features_off_give_the_same_embedding(tiny_ecg, tmp_path):
     with pytest.raises(ValueError, match="encoder.notch_hz"):
-        EcgFounderEncoder(model="t", path=str(tiny_ecg / "ecgfounder.pth"), device="cpu", notch_hz=60)
+        _build("ecgfounder", tiny_ecg / "ecgfounder.pth", notch_hz=60)
     paths = [_record(tmp_path, 7.0, 1), _sierra(), _record(tmp_path, 10.0, 2)]  # three lengths, one batch
     kept = _encode(_founder(tiny_ecg), paths)
     mean_only = _encode(_founder(tiny_ecg, keep_features=False), paths)

@@ -7,16 +7,20 @@ import pyarrow as pa
 import pytest
 import torch
 
-from embedpipe import transforms
-from embedpipe.encoders.base import Encoder, PendingOutput
-from embedpipe.encoders.vjepa2 import ClipBatch, VJEPA2Encoder
+from embedpipe.encoders import build_encoder
+from embedpipe.encoders.batch import Batch
+from embedpipe.encoders.pending import PendingOutput
+from embedpipe.encoders.roles import Encoder, Model, OutputSpec, Prepared, Reader
+from embedpipe.encoders.vjepa2 import transforms
 from embedpipe.extract import BatchAssembler, Collated, ModelFailure, encode_or_split, loader_chunks, plan_blocks
 from embedpipe.readers.video import read_video_frames
 from embedpipe.sink import RowSink
 from embedpipe.writer import ShardWriter
 
+CPU = torch.device("cpu")
 
-def test_clip_batch_preprocessing_equals_per_clip_path(video_tree):
+
+def test_clip_batch_preprocessing_equals_per_clip_path(video_tree, tiny_model):
     paths = sorted(video_tree.rglob("*.mp4"))[:6]
     clips = []
     for p in paths:
@@ -25,8 +29,10 @@ def test_clip_batch_preprocessing_equals_per_clip_path(video_tree):
         except Exception:
             continue
     assert len({tuple(c.shape) for c in clips}) > 1, "the fixture must mix clip sizes"
-    batched = ClipBatch(clips).pin_memory() if torch.cuda.is_available() else ClipBatch(clips)
-    got = batched.to_model_input(torch.device("cpu"), 64)
+    model = build_encoder("vjepa2", {"model": "t", "path": str(tiny_model), "device": "cpu"}).model
+    model.preprocess_on_device, model.device = True, CPU
+    batched = Batch(clips).pin_memory() if torch.cuda.is_available() else Batch(clips)
+    got = model.model_input(batched)
     want = torch.stack([transforms.preprocess_clip(c, 64) for c in clips])
     torch.testing.assert_close(got, want, rtol=0, atol=0)
 
@@ -45,10 +51,15 @@ def test_fast_path_normalises_with_the_official_arithmetic():
     torch.testing.assert_close(got.reshape(8, 3, 32, 32), (x - mean) / std, rtol=0, atol=0)
 
 
-class OomAboveTwo(Encoder):
+class ValueReader(Reader):
+    def prepare(self, path):
+        return Prepared(torch.tensor(float(path)))
+
+
+class OomAboveTwo(Model):
     """Raises CUDA's OutOfMemoryError for batches above two items; the embedding is the item's value."""
 
-    name, batch_size = "oom", 8
+    batch_size = 8
 
     def __init__(self) -> None:
         self.sizes: list[int] = []
@@ -56,31 +67,31 @@ class OomAboveTwo(Encoder):
     def load(self, device):
         pass
 
-    def prepare(self, path):
-        return float(path)
-
     def encode_async(self, batch):
         self.sizes.append(len(batch))
         if len(batch) > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-        return PendingOutput({"embedding": batch.numpy().astype(np.float32).reshape(-1, 1)})
+        return PendingOutput({"embedding": batch.stacked(CPU).numpy().astype(np.float32).reshape(-1, 1)})
 
-    def output_fields(self):
-        return [pa.field("embedding", pa.list_(pa.float32(), 1))]
 
-    def provenance(self):
-        return {"encoder": "oom"}
+def bundle(model: Model) -> Encoder:
+    return Encoder("oom", ValueReader(), model, OutputSpec([pa.field("embedding", pa.list_(pa.float32(), 1))], 1),
+                   describe=lambda: {"encoder": "oom"})
+
+
+def values(n: int) -> Batch:
+    return Batch(list(torch.arange(n, dtype=torch.float32)))
 
 
 def test_out_of_memory_halves_the_batch_and_loses_nothing(tmp_path):
-    enc = OomAboveTwo()
+    enc = bundle(OomAboveTwo())
     writer = ShardWriter(tmp_path / "parts", enc.output_fields(), "fp", save_every=100)
     sink = RowSink(writer)
     keys = [f"k{i}" for i in range(7)]
-    encode_or_split(enc, keys, torch.arange(7, dtype=torch.float32), sink)
+    encode_or_split(enc.model, keys, values(7), sink)
     sink.close()
     writer.flush()
-    assert enc.sizes[0] == 7 and max(s for s in enc.sizes if s <= 2) == 2
+    assert enc.model.sizes[0] == 7 and max(s for s in enc.model.sizes if s <= 2) == 2
     out = tmp_path / "out.parquet"
     rows, errors = writer.finalize(keys, out, tmp_path / "err.parquet", {})
     assert (rows, errors) == (7, 0)
@@ -102,7 +113,7 @@ def test_row_sink_raises_a_writer_failure_in_the_producer(tmp_path):
         sink.close()
 
 
-def test_batches_are_blocks_of_the_whole_shard_whatever_is_already_done(tiny_model):
+def test_batches_are_blocks_of_the_whole_shard_whatever_is_already_done():
     ordered = [f"k{i:02d}" for i in range(11)]
     assert plan_blocks(ordered, set(), 4) == [ordered[0:4], ordered[4:8], ordered[8:11]]
     # a resumed shard: done keys leave holes, never shift a file into another block's batch
@@ -112,38 +123,37 @@ def test_batches_are_blocks_of_the_whole_shard_whatever_is_already_done(tiny_mod
     chunks = loader_chunks([len(b) for b in blocks], 2)
     assert chunks == [[0, 1], [2], [3, 4], [5]]  # a loader chunk never spans two blocks
 
-    enc = VJEPA2Encoder(model="t", path=str(tiny_model), batch_size=4, device="cpu")
-    asm = BatchAssembler(enc, [len(b) for b in blocks])
+    asm = BatchAssembler([len(b) for b in blocks])
     keys = [k for b in blocks for k in b]
     out, ends = [], []
     for chunk in chunks:
         good = [keys[i] for i in chunk if keys[i] != "k09"]  # k09 failed to decode
         errors = [(keys[i], "E", "m") for i in chunk if keys[i] == "k09"]
-        if got := asm.add(Collated(good, torch.tensor([[float(keys.index(k))] for k in good]), errors)):
+        if got := asm.add(Collated(good, Batch([torch.tensor([float(keys.index(k))]) for k in good]), errors)):
             out.append(got)
         ends.append(asm.at_block_end)
     assert ends == [False, True, False, True]
     assert [k for k, _ in out] == [["k04", "k06", "k07"], ["k08", "k10"]]
-    assert [b.flatten().tolist() for _, b in out] == [[0.0, 1.0, 2.0], [3.0, 5.0]]
+    assert [b.stacked(CPU).flatten().tolist() for _, b in out] == [[0.0, 1.0, 2.0], [3.0, 5.0]]
     assert asm.take() is None
 
 
 def test_compiled_short_batch_is_padded_to_the_static_shape_without_changing_rows(tiny_model):
-    encoder = VJEPA2Encoder(model="tiny", path=str(tiny_model), batch_size=8, device="cpu")
-    encoder.ensure_loaded(torch.device("cpu"))
+    encoder = build_encoder("vjepa2", {"model": "tiny", "path": str(tiny_model), "batch_size": 8, "device": "cpu"})
+    encoder.model.ensure_loaded(torch.device("cpu"))
     shapes: list[tuple[int, ...]] = []
-    forward = encoder._forward
+    forward = encoder.model._forward
 
     def recording_forward(**kw):
         shapes.append(tuple(kw["pixel_values_videos"].shape))
         return forward(**kw)
 
-    clips = torch.randn(3, 16, 3, encoder.crop, encoder.crop)
-    plain = encoder.encode(clips)["embedding"]
-    encoder._forward, encoder.compile = recording_forward, True  # the padding path, without inductor
-    padded = encoder.encode(clips)["embedding"]
-    assert shapes == [(8, 16, 3, encoder.crop, encoder.crop)]
-    assert padded.shape == (3, encoder.dim)
+    clips = torch.randn(3, 16, 3, encoder.model.crop, encoder.model.crop)
+    plain = encoder.model.encode(Batch(list(clips)))["embedding"]
+    encoder.model._forward, encoder.model.compile = recording_forward, True  # the padding path, without inductor
+    padded = encoder.model.encode(Batch(list(clips)))["embedding"]
+    assert shapes == [(8, 16, 3, encoder.model.crop, encoder.model.crop)]
+    assert padded.shape == (3, encoder.output.width)
     np.testing.assert_allclose(padded, plain, rtol=1e-5, atol=1e-6)
 
 
@@ -163,18 +173,19 @@ class FailsOn(OomAboveTwo):
 
     def encode_async(self, batch):
         self.sizes.append(len(batch))
-        if self.bad is None or self.bad & set(batch.tolist()):
+        if self.bad is None or self.bad & set(batch.stacked(CPU).tolist()):
             raise ValueError("shapes cannot be multiplied")
-        return PendingOutput({"embedding": batch.numpy().astype(np.float32).reshape(-1, 1)})
+        return PendingOutput({"embedding": batch.stacked(CPU).numpy().astype(np.float32).reshape(-1, 1)})
 
 
-def encode_block(tmp_path, enc, n: int, encoded_before: int = 0):
+def encode_block(tmp_path, model: Model, n: int, encoded_before: int = 0):
+    enc = bundle(model)
     writer = ShardWriter(tmp_path / "parts", enc.output_fields(), "fp", save_every=100)
     sink = RowSink(writer)
     sink.encoded = encoded_before
     keys = [f"k{i}" for i in range(n)]
     try:
-        encode_or_split(enc, keys, torch.arange(n, dtype=torch.float32), sink)
+        encode_or_split(enc.model, keys, values(n), sink)
     finally:
         sink.close()
         writer.flush()
@@ -201,7 +212,7 @@ def test_a_lone_failing_file_is_an_error_row_only_once_the_model_has_worked(tmp_
 
 
 def test_facts_of_a_file_that_failed_at_encode_are_not_kept(tmp_path):
-    writer = ShardWriter(tmp_path / "parts", OomAboveTwo().output_fields(), "fp", save_every=100)
+    writer = ShardWriter(tmp_path / "parts", bundle(OomAboveTwo()).output_fields(), "fp", save_every=100)
     sink = RowSink(writer, ["frames_decoded"])
     sink.add_facts(["a", "b"], [{"frames_decoded": 1}, {"frames_decoded": 2}])
     sink.error("b", "encode", "ValueError", "x")

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from embedpipe.encoders import build_encoder
+from embedpipe.encoders.batch import Batch
 from embedpipe.readers.image import read_image
 from embedpipe.sidecar import read_tensor
 from tests.conftest import fixtures_dir, run_script
@@ -89,12 +90,12 @@ def test_image_rows_batched_equal_single_and_the_device_path(tiny_model):
     root = fixtures_dir("image")
     # fast: the transform the device split runs (CPU's default, official, resizes with OpenCV instead)
     enc = image_encoder(tiny_model, outputs=["mean", "tokens", "temporal", "spatial"], transform="fast")
-    enc.ensure_loaded(torch.device("cpu"))
-    samples = [enc.prepare(str(root / n)) for n in GOOD]
+    enc.model.ensure_loaded(torch.device("cpu"))
+    samples = [enc.reader.prepare(str(root / n)).sample for n in GOOD]
     assert samples[0].shape == (1, 3, 64, 64)  # one frame crosses to the model, not 16
-    batched = enc.encode(enc.collate(samples))
+    batched = enc.model.encode(Batch(samples))
     for i, s in enumerate(samples):
-        single = enc.encode(enc.collate([s]))
+        single = enc.model.encode(Batch([s]))
         for col in ("embedding", "temporal"):
             np.testing.assert_allclose(batched[col][i], single[col][0], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(batched["tokens"][i].astype(np.float32),
@@ -107,36 +108,36 @@ def test_image_rows_batched_equal_single_and_the_device_path(tiny_model):
     np.testing.assert_allclose(tokens.mean(axis=(2, 3)), batched["temporal"], atol=1e-3)
 
     # The GPU path's split (uint8 frames from the workers, resize on the device) gives the same input.
-    enc.preprocess_on_device = True
-    raw = [enc.prepare(str(root / n)) for n in GOOD]
+    enc.reader.preprocess_on_device = enc.model.preprocess_on_device = True
+    raw = [enc.reader.prepare(str(root / n)).sample for n in GOOD]
     assert raw[0].dtype == torch.uint8
-    on_device = enc.model_input(enc.collate(raw))
-    enc.preprocess_on_device = False
-    torch.testing.assert_close(on_device, enc.model_input(enc.collate(samples)), rtol=0, atol=0)
+    on_device = enc.model.model_input(Batch(raw))
+    enc.reader.preprocess_on_device = enc.model.preprocess_on_device = False
+    torch.testing.assert_close(on_device, enc.model.model_input(Batch(samples)), rtol=0, atol=0)
     assert on_device.shape == (4, 16, 3, 64, 64)
 
 
 def test_token_grid_puts_each_patch_where_the_model_computed_it(tmp_path):
     # Without transformer layers, token (t, i, j) sees only its own tubelet-patch of pixels: changing
     # that patch must change exactly grid[t, i, j].
-    from embedpipe.demo import make_tiny_vjepa2
+    from embedpipe_demo.video import make_tiny_vjepa2
 
     model = make_tiny_vjepa2(tmp_path / "flat", layers=0)
     enc = build_encoder("vjepa2", {"model": "tiny", "path": str(model), "device": "cpu", "num_frames": 8,
                                    "outputs": ["tokens"]})
-    enc.ensure_loaded(torch.device("cpu"))
+    enc.model.ensure_loaded(torch.device("cpu"))
     x = torch.randn(1, 8, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    base = enc.encode(x)["tokens"][0]
+    base = enc.model.encode(Batch(list(x)))["tokens"][0]
     assert base.shape == (4, 4, 4, 32)
     for t, i, j in [(0, 0, 0), (1, 2, 3), (3, 3, 0), (2, 0, 1)]:
         y = x.clone()
         y[0, 2 * t: 2 * t + 2, :, 16 * i: 16 * i + 16, 16 * j: 16 * j + 16] += 1.0
-        changed = np.argwhere(np.abs(enc.encode(y)["tokens"][0] - base).max(axis=-1) > 1e-3)
+        changed = np.argwhere(np.abs(enc.model.encode(Batch(list(y)))["tokens"][0] - base).max(axis=-1) > 1e-3)
         assert changed.tolist() == [[t, i, j]]
         # ... and the flat layout DeepEarth's [4608, 1408] uses is the same tensor, t-major
-        flat = enc.model.encoder(pixel_values_videos=y).last_hidden_state[0]
-        assert torch.allclose(flat[t * 16 + i * 4 + j].half().float(),
-                              torch.from_numpy(enc.encode(y)["tokens"][0][t, i, j]).float(), atol=1e-2)
+        flat = enc.model.network.encoder(pixel_values_videos=y).last_hidden_state[0]
+        stored = enc.model.encode(Batch(list(y)))["tokens"][0][t, i, j]
+        assert torch.allclose(flat[t * 16 + i * 4 + j].half().float(), torch.from_numpy(stored).float(), atol=1e-2)
 
 
 def test_image_frames_two_is_one_temporal_token_and_a_different_embedding(tiny_model):
@@ -144,8 +145,8 @@ def test_image_frames_two_is_one_temporal_token_and_a_different_embedding(tiny_m
     outs = {}
     for frames in (16, 2):
         enc = image_encoder(tiny_model, image_frames=frames, outputs=["temporal"])
-        enc.ensure_loaded(torch.device("cpu"))
-        outs[frames] = enc.encode(enc.collate([enc.prepare(path)]))
+        enc.model.ensure_loaded(torch.device("cpu"))
+        outs[frames] = enc.model.encode(Batch([enc.reader.prepare(path).sample]))
         assert enc.provenance()["image_frames"] == frames
         outs[f"fp{frames}"] = enc.fingerprint()
     assert outs["fp2"] != outs["fp16"]

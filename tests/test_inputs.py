@@ -18,8 +18,8 @@ import torch
 from conftest import fixtures_dir, metis_encoder, tiny_encoders, unprivileged
 
 from embedpipe.discover import read_manifest, scan_files, write_manifests
-from embedpipe.encoders.base import Encoder
-from embedpipe.encoders.vjepa2 import VJEPA2Encoder
+from embedpipe.encoders import build_encoder
+from embedpipe.encoders.roles import Encoder
 from embedpipe.extract import run_extract
 from embedpipe.writer import ShardWriter
 
@@ -32,7 +32,7 @@ MODALITIES = {"video": (".mp4", ".mkv", ".avi"), "audio": (".wav", ".mp3", ".fla
 def embed(encoder: Encoder, root: Path, keys: list[str], out: Path) -> tuple[dict, dict]:
     """One shard through the extract loop and assembly, in this process. Returns (rows, errors) by key."""
     writer = ShardWriter(out / "parts", encoder.output_fields(), encoder.fingerprint(),
-                         sidecar=encoder.sidecar_columns())
+                         sidecar=encoder.output.sidecar)
     run_extract(keys, root, encoder, writer, shard="s", device=torch.device("cpu"), num_workers=0)
     writer.finalize(keys, out / "s.parquet", out / "s.errors.parquet", {})
     rows = {r["key"]: r for r in pq.read_table(out / "s.parquet").to_pylist()}
@@ -146,7 +146,7 @@ def test_odd_names_links_permissions_and_wrong_contents(tiny_model, tmp_path):
     assert "p10/linked-folder/x.mp4" not in keys and "p10/link.mp4" in keys and "p10/dangling.mp4" in keys
     write_manifests({"p10": keys}, tmp_path / "manifests")
     assert read_manifest(tmp_path / "manifests" / "p10.txt") == keys  # spaces and non-ASCII round-trip
-    encoder = VJEPA2Encoder(model="t", path=str(tiny_model), batch_size=2, device="cpu")
+    encoder = build_encoder("vjepa2", {"model": "t", "path": str(tiny_model), "batch_size": 2, "device": "cpu"})
     with unprivileged():
         rows, errors = embed(encoder, root, keys, tmp_path / "out")
     assert set(rows) == {"p10/plain.mp4", "p10/with space.mp4", "p10/ñandú 日本語.mp4", "p10/link.mp4"}
@@ -156,7 +156,7 @@ def test_odd_names_links_permissions_and_wrong_contents(tiny_model, tmp_path):
 
 
 def test_an_empty_shard_gives_empty_outputs_with_the_full_schema(tiny_model, tmp_path):
-    encoder = VJEPA2Encoder(model="t", path=str(tiny_model), batch_size=2, device="cpu")
+    encoder = build_encoder("vjepa2", {"model": "t", "path": str(tiny_model), "batch_size": 2, "device": "cpu"})
     rows, errors = embed(encoder, tmp_path, [], tmp_path / "out")
     assert rows == errors == {}
     schema = pq.read_schema(tmp_path / "out" / "s.parquet")

@@ -16,8 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import REPO, fill, run_script, snakemake
 
+from embedpipe.footer import META_KEY
 from embedpipe.validate import ValidationConfig, validate_dataset
-from embedpipe.writer import META_KEY, ShardWriter
+from embedpipe.writer import ShardWriter
 
 DIM = 4
 PAGE = 4096

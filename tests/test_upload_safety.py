@@ -15,10 +15,11 @@ from conftest import REPO, run_script, snakemake
 from hub_standin import Repo
 
 from embedpipe.card import identifying_section
+from embedpipe.footer import read_provenance
 from embedpipe.metadata import DeepEarthNames, EchoMetadata, KeyOnly
 from embedpipe.parquet import write_dataset_shard
 from embedpipe.upload import UploadRefused, plan_upload, read_file_list, write_file_list
-from embedpipe.writer import ShardWriter, read_embedpipe_metadata
+from embedpipe.writer import ShardWriter
 
 ECHO_COLUMNS = ["acquisition_datetime", "dicom_id", "file_path", "note_charttime", "note_id", "note_seq",
                 "study_datetime", "study_id", "subject_id"]
@@ -180,7 +181,7 @@ def test_dataset_files_record_the_columns_that_identify_people(tmp_path):
     plain = dataset_file(tmp_path, tmp_path / "audio.parquet", KeyOnly(), ["speaker1/p10/s1/a.wav"])
     photos = dataset_file(tmp_path, tmp_path / "photos.parquet", DeepEarthNames(),
                           ["taxon_1/gbif_1_taxon_1_Aa_bb_img_1.jpg"])
-    recorded = {p.stem: sorted(read_embedpipe_metadata(p)["identifying_columns"])
+    recorded = {p.stem: sorted(read_provenance(p)["identifying_columns"])
                 for p in (echo, mimic_keys, plain, photos)}
     assert recorded == {"echo": ECHO_COLUMNS, "ecg": ["key"], "audio": [], "photos": []}
     assert set(ECHO_COLUMNS) == {f.name for f in EchoMetadata.fields}  # every echo metadata column

@@ -10,8 +10,8 @@ import torch
 from conftest import fixtures_dir
 from PIL import Image
 
-from embedpipe import transforms
 from embedpipe.encoders import build_encoder
+from embedpipe.encoders.vjepa2 import transforms
 from embedpipe.readers.image import read_image
 from embedpipe.readers.video import read_video_frames
 
@@ -42,7 +42,7 @@ def test_official_video_path_is_the_eval_transform_exactly(tiny_model):
     reader = decord.VideoReader(str(path))
     frames = reader.get_batch(np.linspace(0, len(reader) - 1, 16).astype(int)).asnumpy()
     enc = vjepa2(tiny_model, transform="official")
-    got = enc.prepare(str(path)).sample
+    got = enc.reader.prepare(str(path)).sample
     assert got.shape == (16, 3, 64, 64) and got.is_contiguous()
     torch.testing.assert_close(got, by_hand(frames, 64), rtol=0, atol=0)
 
@@ -51,16 +51,16 @@ def test_official_image_path_reads_the_full_image_without_reduction(tiny_model):
     path = fixtures_dir("image") / "skimage_camera_gray.png"  # 512x512 grey, 7x the 73-pixel short side
     full = np.asarray(Image.open(path).convert("RGB"))
     enc = vjepa2(tiny_model, media="image", transform="official")
-    torch.testing.assert_close(enc.prepare(str(path)), by_hand(full[None], 64), rtol=0, atol=0)
+    torch.testing.assert_close(enc.reader.prepare(str(path)).sample, by_hand(full[None], 64), rtol=0, atol=0)
     assert "no reduction" in enc.provenance()["preprocessing"]["reader"]
     # the fast transform keeps its pre-reduction of big photos: a 7x box reduce, ceil(512 / 7) = 74
     fast = vjepa2(tiny_model, media="image", transform="fast")
-    assert read_image(str(path), fast.reduce_to).shape == (74, 74, 3)
+    assert read_image(str(path), fast.reader.reduce_to).shape == (74, 74, 3)
 
 
 def test_auto_is_official_on_the_cpu_and_fast_on_cuda(tiny_model):
     cpu, cuda = vjepa2(tiny_model), vjepa2(tiny_model, device="cuda")  # neither loads a model
-    assert (cpu.transform, cuda.transform) == ("official", "fast")
+    assert (cpu.reader.transform, cuda.reader.transform) == ("official", "fast")
     assert cpu.provenance()["preprocessing"]["transform"] == "official"
     assert "cv2.resize" in cpu.provenance()["preprocessing"]["resize"]
     # parts made with one transform are not taken for the other's
@@ -71,11 +71,11 @@ def test_auto_is_official_on_the_cpu_and_fast_on_cuda(tiny_model):
 def test_official_on_cuda_leaves_the_resize_to_the_workers(tiny_model, monkeypatch):
     enc = vjepa2(tiny_model, device="cuda", transform="official")
     monkeypatch.setattr(torch.nn.Module, "to", lambda self, *a, **k: self)  # "load" on CUDA without one
-    enc.load(torch.device("cuda"))
-    assert not enc.preprocess_on_device
+    enc.model.load(torch.device("cuda"))
+    assert not enc.reader.preprocess_on_device and not enc.model.preprocess_on_device
     fast = vjepa2(tiny_model, device="cuda")
-    fast.load(torch.device("cuda"))
-    assert fast.preprocess_on_device
+    fast.model.load(torch.device("cuda"))
+    assert fast.reader.preprocess_on_device and fast.model.preprocess_on_device
 
 
 def test_an_unknown_transform_names_the_config_key(tiny_model):

@@ -8,7 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from embedpipe.writer import ShardWriter, read_embedpipe_metadata
+from embedpipe.footer import read_provenance
+from embedpipe.writer import ShardWriter
 
 FIELDS = [pa.field("embedding", pa.list_(pa.float32(), 3))]
 
@@ -42,7 +43,7 @@ def test_finalize_orders_by_manifest_and_splits_errors(tmp_path):
     assert pq.read_table(tmp_path / "s.errors.parquet").to_pylist() == [
         {"key": "b", "stage": "decode", "error_type": "RuntimeError", "message": "moov atom not found"}
     ]
-    assert read_embedpipe_metadata(tmp_path / "s.parquet") == {"model": "m"}
+    assert read_provenance(tmp_path / "s.parquet") == {"model": "m"}
 
 
 def test_finalize_refuses_an_incomplete_shard(tmp_path):
@@ -109,7 +110,7 @@ def test_streaming_assembly_equals_manifest_order_across_parts_and_row_groups(tm
     errors = pq.read_table(tmp_path / "e.parquet")
     assert errors.column("key").to_pylist() == [keys[i] for i in range(50) if i % 9 == 4]
     assert errors.column("message").to_pylist()[0] == "bad 4"
-    assert read_embedpipe_metadata(tmp_path / "s.parquet") == {"run": "x"}
+    assert read_provenance(tmp_path / "s.parquet") == {"run": "x"}
 
 
 def test_a_killed_safetensors_write_leaves_nothing_after_the_next_start(tmp_path):

@@ -9,7 +9,6 @@ a shard of 10,000 images is 124 GB on disk and a few hundred MB in memory while 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,35 +18,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from embedpipe.atomic import atomic_path
+from embedpipe.footer import with_provenance
+from embedpipe.parquet_io import parquet_options, write_parquet
 
-ROW_GROUP_BYTES = 64 << 20  # Parquet row groups of about this many (uncompressed) bytes
 CHUNK_BYTES = 128 << 20  # rows gathered in memory before they are written to the shard file
 ERROR_COLUMNS = ("stage", "error_type", "message")
-META_KEY = b"embedpipe"
 ERROR_SCHEMA = pa.schema([("key", pa.string())] + [(n, pa.string()) for n in ERROR_COLUMNS])
-
-
-def write_parquet(table: pa.Table, where: Any, writer: pq.ParquetWriter | None = None) -> None:
-    """One table as bounded row groups; dictionaries and statistics only for the string columns
-    (on float vectors they cost most of the write time and are never used)."""
-    groups = rows_per_group(table.nbytes, table.num_rows)
-    if writer is not None:
-        writer.write_table(table, row_group_size=groups)
-    else:
-        pq.write_table(table, where, row_group_size=groups, **parquet_options(table.schema))
-
-
-def parquet_options(schema: pa.Schema) -> dict[str, Any]:
-    strings = [f.name for f in schema if pa.types.is_string(f.type)]
-    return {"use_dictionary": strings, "write_statistics": strings}
-
-
-def rows_per_group(num_bytes: int, num_rows: int, target: int = ROW_GROUP_BYTES) -> int:
-    """Rows per Parquet row group so a group holds about `target` bytes (one row at least)."""
-    if num_rows <= 0:
-        return 1
-    per_row = max(num_bytes / num_rows, 1.0)
-    return max(1, min(num_rows, int(target // per_row)))
 
 
 @dataclass
@@ -154,7 +130,7 @@ def assemble_shard(
     part_columns = part_columns or {}
     fields = [pa.field("key", pa.string(), nullable=False), *value_fields,
               *(pa.field(n, pa.string(), nullable=False) for n in part_columns)]
-    schema = pa.schema(fields, metadata={META_KEY: json.dumps(metadata, sort_keys=True).encode()})
+    schema = with_provenance(fields, metadata)
     keys_of = {loc: key for key, loc in where.items()}
     reader = PartReader(list(part_paths), [f.name for f in value_fields])
     with atomic_path(embeddings_path) as tmp, pq.ParquetWriter(tmp, schema, **parquet_options(schema)) as out:

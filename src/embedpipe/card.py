@@ -10,9 +10,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
+from embedpipe.footer import read_provenance
 from embedpipe.identifying import recorded_identifying
 from embedpipe.sidecar import FILE_SUFFIX
-from embedpipe.writer import read_embedpipe_metadata
 
 SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
                    (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
@@ -127,7 +127,7 @@ def card_body(files: list[Path], metrics: dict[str, Any], dataset: dict[str, Any
     totals = metrics["totals"]
     emb = metrics.get("embedding", {})
     # A shard whose files all failed has no dataset file (a 0-row Parquet file breaks load_dataset).
-    file_of = {read_embedpipe_metadata(f).get("shard"): f.name for f in files}
+    file_of = {read_provenance(f).get("shard"): f.name for f in files}
     shards = _md_table(
         ["shard", "file", "files", "rows", "errors"],
         [[s["shard"], file_of.get(s["shard"], "none (no rows)"), s["files"], s["rows"], s["errors"]]
@@ -206,7 +206,7 @@ def build_card(files: list[Path], metrics: dict[str, Any], dataset: dict[str, An
     """README.md text; it is parsed back through huggingface_hub before it is returned."""
     from huggingface_hub import DatasetCard
 
-    provenance = read_embedpipe_metadata(files[0])
+    provenance = read_provenance(files[0])
     header = card_header(files, metrics["totals"]["rows"], dataset, provenance)
     text = "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n" + card_body(
         files, metrics, dataset, provenance, load_name, exclusions)

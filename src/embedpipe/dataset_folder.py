@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from embedpipe.atomic import remove_staged_leftovers, staged_dir
-from embedpipe.presets import dataset_file_name
+from embedpipe.dataset_names import dataset_file_name
 from embedpipe.sidecar import publish, referenced_files
 
 log = logging.getLogger(__name__)

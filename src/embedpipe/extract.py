@@ -26,7 +26,8 @@ from embedpipe.decode_guard import (
     die_with_parent,
     timeout_error,
 )
-from embedpipe.encoders.base import Encoder, Prepared
+from embedpipe.encoders.batch import Batch
+from embedpipe.encoders.roles import Encoder, Model, Reader
 from embedpipe.model_files import ModelLoadError
 from embedpipe.sink import RowSink
 from embedpipe.stop import StopRequest, next_or_stop
@@ -52,8 +53,8 @@ class FileDataset(Dataset):
 
     A file whose opening or decoding takes over `timeout_s` is a DecodeTimeout error (decode_guard.py)."""
 
-    def __init__(self, keys: list[str], root: Path, encoder: Encoder, timeout_s: float | None = None) -> None:
-        self.keys, self.root, self.encoder, self.timeout_s = keys, root, encoder, timeout_s
+    def __init__(self, keys: list[str], root: Path, reader: Reader, timeout_s: float | None = None) -> None:
+        self.keys, self.root, self.reader, self.timeout_s = keys, root, reader, timeout_s
         self.slots: WorkerSlots | None = None  # set by GuardedLoader: what each worker decodes, for its watchdog
         self.timed_out: set[int] = set()  # files that hung a worker: not opened again
 
@@ -69,39 +70,33 @@ class FileDataset(Dataset):
             self.slots.begin(i)
         try:
             with deadline:
-                out = self.encoder.prepare(str(self.root / key))
+                out = self.reader.prepare(str(self.root / key))
         except (Exception, DecodeTimeout) as exc:  # any decoder failure is data, not a crash
             return key, None, timeout_error(self.timeout_s) if deadline.fired else error_fields(exc), {}
         finally:
             if self.slots is not None:
                 self.slots.end()
-        if isinstance(out, Prepared):
-            return key, out.sample, None, out.facts
-        return key, out, None, {}
+        return key, out.sample, None, out.facts
 
 
 @dataclass
 class Collated:
     keys: list[str]
-    batch: Any
+    batch: Batch | None
     errors: list[tuple[str, str, str]]
     facts: list[dict[str, Any]] = field(default_factory=list)  # per key in `keys` (empty: none)
 
     def pin_memory(self) -> Collated:
         """Called by the DataLoader's pinning thread (pin_memory=True on CUDA)."""
-        pinned = self.batch.pin_memory() if hasattr(self.batch, "pin_memory") else self.batch
+        pinned = self.batch.pin_memory() if self.batch is not None else None
         return Collated(self.keys, pinned, self.errors, self.facts)
 
 
-class Collator:
-    def __init__(self, encoder: Encoder) -> None:
-        self.encoder = encoder
-
-    def __call__(self, items: list[Item]) -> Collated:
-        ok = [(k, s, f) for k, s, e, f in items if e is None]
-        errors = [(k, *e) for k, _, e, _ in items if e is not None]
-        batch = self.encoder.collate([s for _, s, _ in ok]) if ok else None
-        return Collated([k for k, _, _ in ok], batch, errors, [f for _, _, f in ok])
+def collate(items: list[Item]) -> Collated:
+    ok = [(k, s, f) for k, s, e, f in items if e is None]
+    errors = [(k, *e) for k, _, e, _ in items if e is not None]
+    batch = Batch([s for _, s, _ in ok]) if ok else None
+    return Collated([k for k, _, _ in ok], batch, errors, [f for _, _, f in ok])
 
 
 def auto_workers(threads: int | None = None) -> int:
@@ -130,7 +125,7 @@ class ModelFailure(RuntimeError):
     """The model failed on a whole batch, not on one file of it: a bug, a broken model or device."""
 
 
-def encode_or_split(encoder: Encoder, keys: list[str], batch: Any, sink: RowSink) -> None:
+def encode_or_split(model: Model, keys: list[str], batch: Batch, sink: RowSink) -> None:
     """Encode a batch; when it fails, encode it in halves, so that CUDA out-of-memory costs no file
     and a file the model fails on becomes one `encode` error row.
 
@@ -140,7 +135,7 @@ def encode_or_split(encoder: Encoder, keys: list[str], batch: Any, sink: RowSink
     file into an error row."""
     failed: list[tuple[str, BaseException]] = []
     before = sink.encoded
-    _encode_in_halves(encoder, keys, batch, sink, failed)
+    _encode_in_halves(model, keys, batch, sink, failed)
     if not failed:
         return
     other = [exc for _, exc in failed if not isinstance(exc, torch.cuda.OutOfMemoryError)]
@@ -152,10 +147,10 @@ def encode_or_split(encoder: Encoder, keys: list[str], batch: Any, sink: RowSink
         sink.error(key, "encode", *error_fields(exc))
 
 
-def _encode_in_halves(encoder: Encoder, keys: list[str], batch: Any, sink: RowSink,
+def _encode_in_halves(model: Model, keys: list[str], batch: Batch, sink: RowSink,
                       failed: list[tuple[str, BaseException]]) -> None:
     try:
-        pending = encoder.encode_async(batch)
+        pending = model.encode_async(batch)
     except Exception as exc:
         if isinstance(exc, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()
@@ -168,7 +163,7 @@ def _encode_in_halves(encoder: Encoder, keys: list[str], batch: Any, sink: RowSi
         return
     half = len(keys) // 2
     for lo, hi in ((0, half), (half, len(keys))):
-        _encode_in_halves(encoder, keys[lo:hi], encoder.subset(batch, lo, hi), sink, failed)
+        _encode_in_halves(model, keys[lo:hi], batch.subset(lo, hi), sink, failed)
 
 
 def plan_blocks(ordered: list[str], done: set[str], batch_size: int) -> list[list[str]]:
@@ -194,15 +189,14 @@ def loader_chunks(block_sizes: list[int], chunk: int) -> list[list[int]]:
 class BatchAssembler:
     """Loader chunks → one model batch per block (files that failed to decode left out)."""
 
-    def __init__(self, encoder: Encoder, block_sizes: list[int]) -> None:
-        self.encoder = encoder
+    def __init__(self, block_sizes: list[int]) -> None:
         self.ends = deque(itertools.accumulate(block_sizes))
         self.arrived = 0
         self.at_block_end = False  # the last add() completed a block
         self.keys: list[str] = []
-        self.parts: list[Any] = []
+        self.parts: list[Batch] = []
 
-    def add(self, item: Collated) -> tuple[list[str], Any] | None:
+    def add(self, item: Collated) -> tuple[list[str], Batch] | None:
         """Returns the block's batch when `item` completes it (None if all of it failed to decode)."""
         self.arrived += len(item.keys) + len(item.errors)
         if item.keys:
@@ -214,19 +208,19 @@ class BatchAssembler:
         self.ends.popleft()
         return self.take()
 
-    def take(self) -> tuple[list[str], Any] | None:
+    def take(self) -> tuple[list[str], Batch] | None:
         if not self.keys:
             return None
-        keys, batch = self.keys, self.encoder.concat(self.parts)
+        keys, batch = self.keys, Batch.concat(self.parts)
         self.keys, self.parts = [], []
         return keys, batch
 
 
-def file_loader(blocks: list[list[str]], input_root: Path, encoder: Encoder, num_workers: int,
-                timeout_s: float | None = None) -> DataLoader:
+def file_loader(blocks: list[list[str]], input_root: Path, reader: Reader, num_workers: int,
+                timeout_s: float | None = None, pin: bool = False) -> DataLoader:
     """Decode workers over the files of the planned blocks, in their order; yields Collated chunks."""
-    dataset = FileDataset([k for block in blocks for k in block], input_root, encoder, timeout_s)
-    return chunk_loader(dataset, block_chunks(blocks), num_workers)
+    dataset = FileDataset([k for block in blocks for k in block], input_root, reader, timeout_s)
+    return chunk_loader(dataset, block_chunks(blocks), num_workers, pin)
 
 
 def block_chunks(blocks: list[list[str]]) -> list[list[int]]:
@@ -235,15 +229,15 @@ def block_chunks(blocks: list[list[str]]) -> list[list[int]]:
     return loader_chunks([len(b) for b in blocks], LOADER_CHUNK)
 
 
-def chunk_loader(dataset: FileDataset, chunks: list[list[int]], num_workers: int) -> DataLoader:
-    encoder = dataset.encoder
+def chunk_loader(dataset: FileDataset, chunks: list[list[int]], num_workers: int, pin: bool) -> DataLoader:
+    """`pin`: pinned host memory (a CUDA model), so that copies to the device are asynchronous."""
     return DataLoader(
         dataset,
         batch_sampler=chunks,
         num_workers=num_workers,
-        collate_fn=Collator(encoder),
+        collate_fn=collate,
         worker_init_fn=_worker_init if num_workers else None,
-        pin_memory=encoder.device.type == "cuda",
+        pin_memory=pin,
         prefetch_factor=2 if num_workers else None,
         persistent_workers=False,
     )
@@ -264,24 +258,25 @@ def run_extract(
 ) -> int:
     """Embed the keys no part holds yet. Returns the number processed in this run."""
     done = writer.completed_keys()
-    blocks = plan_blocks(encoder.order(keys, input_root), done, encoder.batch_size)
+    blocks = plan_blocks(encoder.reader.order(keys, input_root), done, encoder.batch_size)
     todo = [k for block in blocks for k in block]
     log.info("%s: %d files, %d already in parts, %d to embed", shard, len(keys), len(keys) - len(todo), len(todo))
     if not todo:
         return 0
     try:
-        encoder.ensure_loaded(device)
+        encoder.model.ensure_loaded(device)
     except Exception as exc:
         raise ModelLoadError(str(exc)) from exc  # the script says it in one line
     stop = StopRequest() if stop is None else stop  # not `or`: an unset StopRequest is falsy
     start = time.monotonic()
     processed = errors = step = 0
     bar = tqdm(total=len(todo), desc=shard, unit="file", file=sys.stderr, mininterval=5.0, dynamic_ncols=True)
-    sink = RowSink(writer, [f.name for f in encoder.fact_fields()])
-    assembler = BatchAssembler(encoder, [len(b) for b in blocks])
-    dataset = FileDataset(todo, input_root, encoder, decode_timeout_s)
+    sink = RowSink(writer, [f.name for f in encoder.reader.fact_fields()])
+    assembler = BatchAssembler([len(b) for b in blocks])
+    dataset = FileDataset(todo, input_root, encoder.reader, decode_timeout_s)
+    pin = device.type == "cuda"
     items = GuardedLoader(dataset, block_chunks(blocks), num_workers, decode_timeout_s,
-                          lambda chunks: chunk_loader(dataset, chunks, num_workers))
+                          lambda chunks: chunk_loader(dataset, chunks, num_workers, pin))
     try:
         while (item := next_or_stop(items, stop)) is not None:
             for key, etype, msg in item.errors:
@@ -291,12 +286,12 @@ def run_extract(
             sink.add_facts(item.keys, item.facts)
             bar.update(len(item.errors))
             if (block := assembler.add(item)) is not None:
-                encode_or_split(encoder, *block, sink)
+                encode_or_split(encoder.model, *block, sink)
                 processed += len(block[0])
                 bar.update(len(block[0]))
                 step += 1
                 if step % log_every == 0:
-                    log_throughput(shard, processed, len(todo), errors, start, encoder.device)
+                    log_throughput(shard, processed, len(todo), errors, start, device)
             if assembler.at_block_end:
                 sink.block_done()  # parts end on block boundaries, so a resume rebuilds the same batches
             if stop:
@@ -308,7 +303,7 @@ def run_extract(
         bar.close()
         sink.close()
         writer.flush()
-    log_throughput(shard, processed, len(todo), errors, start, encoder.device)
+    log_throughput(shard, processed, len(todo), errors, start, device)
     return processed
 
 

@@ -40,12 +40,12 @@ def refusal(columns: list[str]) -> str:
 def recorded_identifying(files: Iterable[str | os.PathLike]) -> tuple[list[str], list[str]]:
     """(the identifying columns the dataset files record, the files that record none: written before
     embedpipe kept the record)."""
-    from embedpipe.writer import read_embedpipe_metadata
+    from embedpipe.footer import read_provenance
 
     found: set[str] = set()
     unrecorded = []
     for path in files:
-        columns = read_embedpipe_metadata(path).get("identifying_columns")
+        columns = read_provenance(path).get("identifying_columns")
         if columns is None:
             unrecorded.append(os.path.basename(path))
         else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 from pathlib import Path
@@ -12,11 +11,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from embedpipe.assemble import CHUNK_BYTES, parquet_options, rows_per_group, write_parquet
+from embedpipe.assemble import CHUNK_BYTES
 from embedpipe.atomic import atomic_path
+from embedpipe.footer import read_provenance, with_provenance
 from embedpipe.metadata import DeepEarthNames, EchoMetadata, KeyOnly
+from embedpipe.parquet_io import parquet_options, rows_per_group, write_parquet
 from embedpipe.sidecar import FILE_SUFFIX, publish
-from embedpipe.writer import META_KEY, read_embedpipe_metadata
 
 log = logging.getLogger(__name__)
 BATCH_ROWS = 8192
@@ -62,13 +62,11 @@ def write_dataset_shard(
 ) -> int:
     """Stream one shard's embeddings into a self-contained dataset file. Returns rows written."""
     source = pq.ParquetFile(embeddings_path)
-    provenance = read_embedpipe_metadata(embeddings_path)
+    provenance = read_provenance(embeddings_path)
     value_fields = [f for f in source.schema_arrow if f.name != "key"]
     meta = {**provenance, **extra, "key_column": joiner.key_column,
             "identifying_columns": joiner.identifying_in(source)}
-    schema = pa.schema(
-        list(joiner.fields) + value_fields, metadata={META_KEY: json.dumps(meta, sort_keys=True).encode()}
-    )
+    schema = with_provenance(list(joiner.fields) + value_fields, meta)
     rows = 0
     sidecars = SidecarLinks(embeddings_path.parent, out_path)
     with atomic_path(out_path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd",

@@ -6,7 +6,7 @@ import queue
 import threading
 from typing import Any
 
-from embedpipe.encoders.base import PendingOutput
+from embedpipe.encoders.pending import PendingOutput
 from embedpipe.writer import ShardWriter
 
 _CLOSE = object()

@@ -36,9 +36,14 @@ class StopRequest:
 
     def install(self) -> StopRequest:
         self._pid = os.getpid()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
         return self
+
+    def restore(self) -> None:
+        """The handlers from before `install` (a step run inside a longer-lived process)."""
+        for sig, handler in getattr(self, "_previous", {}).items():
+            signal.signal(sig, handler)
+        self._previous = {}
 
     def _handle(self, signum: int, _frame: Any) -> None:
         # A process forked from this one (a decode worker before its init sets SIG_IGN) inherits this

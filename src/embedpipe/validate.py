@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from embedpipe.discover import read_manifest
+from embedpipe.footer import read_provenance
 from embedpipe.stats import EmbeddingStats, effective_rank, summarise
-from embedpipe.writer import read_embedpipe_metadata
 
 log = logging.getLogger(__name__)
 BATCH_ROWS = 8192
@@ -113,7 +113,7 @@ class ValidationResult:
 def scan_dataset_file(path: Path, counts: ShardCounts, seen: dict[str, str], duplicates: list[str],
                       stats_for: Any, column: str = "embedding") -> str:
     """Stream one dataset file into the counts and the statistics; returns the value type."""
-    meta = read_embedpipe_metadata(path)
+    meta = read_provenance(path)
     key_column = meta.get("key_column", "key")
     if "embedding_dim" in meta:
         counts.declared_dims.add(int(meta["embedding_dim"]))

@@ -6,9 +6,7 @@ exactly the keys that no part holds yet: no row lost, none written twice.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +16,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from embedpipe.assemble import ERROR_COLUMNS, META_KEY, assemble_shard, write_parquet
+from embedpipe.assemble import ERROR_COLUMNS, assemble_shard
 from embedpipe.atomic import atomic_path, remove_stale_tmp, remove_stale_tmp_of
+from embedpipe.footer import read_fingerprint, with_fingerprint
+from embedpipe.parquet_io import write_parquet
 from embedpipe.sidecar import file_column, publish, remove_orphans, remove_sidecars, sidecar_path, write_sidecar
 
 log = logging.getLogger(__name__)
 
-FINGERPRINT_KEY = b"embedpipe.fingerprint"
 PART_BYTES = 512 << 20  # a part is flushed at save_every rows or this many bytes, whichever comes first
 PART_RE = re.compile(r"^part-(\d{6})\.parquet$")
 
@@ -48,11 +47,6 @@ def _nbytes(values: np.ndarray | list[Any]) -> int:
     return values.nbytes if isinstance(values, np.ndarray) else sum(getattr(v, "nbytes", 0) for v in values)
 
 
-def read_embedpipe_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    meta = pq.read_schema(path).metadata or {}
-    return json.loads(meta[META_KEY]) if META_KEY in meta else {}
-
-
 @dataclass
 class ShardWriter:
     parts_dir: Path
@@ -72,11 +66,11 @@ class ShardWriter:
         if removed := remove_stale_tmp(self.parts_dir):
             log.info("removed %d half-written part(s) left by an earlier run", removed)
         self.row_fields = [f for f in self.output_fields if f.name not in self.sidecar]
-        self.part_schema = pa.schema(
+        self.part_schema = with_fingerprint(
             [pa.field("key", pa.string(), nullable=False)]
             + [f.with_nullable(True) for f in self.row_fields]
             + [pa.field(n, pa.string()) for n in ERROR_COLUMNS],
-            metadata={FINGERPRINT_KEY: self.fingerprint.encode()},
+            self.fingerprint,
         )
         self._drop_foreign_parts()
         if removed := remove_orphans(self.parts_dir, {p.name for p in self.part_paths()}):
@@ -88,8 +82,7 @@ class ShardWriter:
     def _drop_foreign_parts(self) -> None:
         # Parts made by another model or preprocessing must not be mixed into this output.
         for p in self.part_paths():
-            meta = pq.read_schema(p).metadata or {}
-            if meta.get(FINGERPRINT_KEY) != self.fingerprint.encode():
+            if read_fingerprint(p) != self.fingerprint:
                 log.warning("discarding %s: written with a different model or preprocessing", p.name)
                 p.unlink()
                 for column in self.sidecar:

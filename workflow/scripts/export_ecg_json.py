@@ -7,29 +7,9 @@ Each JSON is `{"embedding": [[...]], "shape": [T, C], "description": ..., "modal
 the recording's own frames. The folder is written beside the target and renamed into place.
 """
 
-from __future__ import annotations
-
-import argparse
-import logging
 import sys
-from pathlib import Path
 
-from embedpipe.export import export_ecgfounder_json
-from embedpipe.runinfo import setup_logging
-
-log = logging.getLogger("export_ecg_json")
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("shards", nargs="+", help="shard outputs (<shard>.parquet) of an ecgfounder run")
-    p.add_argument("--out_dir", required=True)
-    args = p.parse_args(argv)
-    setup_logging()
-    n = export_ecgfounder_json([Path(s) for s in args.shards], Path(args.out_dir))
-    log.info("%d JSON files -> %s", n, args.out_dir)
-    return 0
-
+from export import main  # workflow/scripts/export.py, beside this file
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(target='export_ecg_json', doc=__doc__))

@@ -8,29 +8,9 @@ Each file holds `features` ([4608, 1408] float16 for vitg-384 at 16 frames), `sh
 `source_chunk` and `image_id`, as DeepEarth's loaders expect. Needs `tokens` in encoder.outputs.
 """
 
-from __future__ import annotations
-
-import argparse
-import logging
 import sys
-from pathlib import Path
 
-from embedpipe.export import export_deepearth_pt
-from embedpipe.runinfo import setup_logging
-
-log = logging.getLogger("export_pt")
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("shard", help="one shard output (<shard>.parquet) of a vjepa2 image run with tokens")
-    p.add_argument("--out_dir", required=True)
-    args = p.parse_args(argv)
-    setup_logging()
-    n = export_deepearth_pt(Path(args.shard), Path(args.out_dir))
-    log.info("%d .pt files -> %s", n, args.out_dir)
-    return 0
-
+from export import main  # workflow/scripts/export.py, beside this file
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(target='export_pt', doc=__doc__))

@@ -11,11 +11,11 @@ import json
 import sys
 from pathlib import Path
 
-from embedpipe.demo import make_demo_data, make_tiny_vjepa2
-from embedpipe.demo_audio import make_demo_audio, make_tiny_metis
-from embedpipe.demo_ecg import make_demo_ecg, make_tiny_ecg_models
-from embedpipe.demo_image import make_image_demo
 from embedpipe.runinfo import setup_logging
+from embedpipe_demo.audio import make_demo_audio, make_tiny_metis
+from embedpipe_demo.ecg import make_demo_ecg, make_tiny_ecg_models
+from embedpipe_demo.image import make_image_demo
+from embedpipe_demo.video import make_demo_data, make_tiny_vjepa2
 
 # command: (what it writes, the function; data makers take folders and per_folder, model makers do not)
 DATA = {

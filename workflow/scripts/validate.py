@@ -15,10 +15,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from embedpipe.footer import read_provenance
 from embedpipe.report import write_report
 from embedpipe.runinfo import setup_logging
 from embedpipe.validate import ValidationConfig, validate_dataset
-from embedpipe.writer import read_embedpipe_metadata
 
 log = logging.getLogger("validate")
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     for check in result.metrics["checks"]:
         log.info("%s %s: %s", "PASS" if check["passed"] else "FAIL", check["name"], check["detail"])
     out_dir = Path(args.out_dir)
-    provenance = read_embedpipe_metadata(args.dataset_files[0])
+    provenance = read_provenance(args.dataset_files[0])
     if not result.passed:
         paths = write_report(result, out_dir / "failed", provenance, args.title, config.max_mean_cosine)
         log.error("validation failed; report in %s", paths["report"])

@@ -1,40 +1,49 @@
-"""Encoders: one small interface, one module per model family, chosen by name in the config."""
+"""Encoder families: one package each under encoders/<family>/, registered here by one line.
+
+A family package exports `FAMILY` (family.py): its options schema, start-up checks, builder, output
+width and exports. Nothing here imports torch; building an encoder does.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from embedpipe.encoders.base import Encoder, resolve_device
+from embedpipe.encoders.family import Export, Family, OptionError
 
-ENCODERS = ("vjepa2", "metis", "ecgfounder", "ecg_jepa")
+if TYPE_CHECKING:
+    import torch
 
+    from embedpipe.encoders.roles import Encoder
 
-def build_encoder(name: str, options: dict[str, Any]) -> Encoder:
-    """The encoder `name` configured with `options` (the config's `encoder` block, minus `name`)."""
-    if name == "vjepa2":
-        media = options.get("media", "video")
-        if media == "image":
-            from embedpipe.encoders.vjepa2_image import VJEPA2ImageEncoder
-
-            return VJEPA2ImageEncoder.from_options(options)
-        if media != "video":
-            raise ValueError(f"encoder.media: {media!r} is not video or image")
-        from embedpipe.encoders.vjepa2 import VJEPA2Encoder
-
-        return VJEPA2Encoder.from_options(options)
-    if name == "metis":
-        from embedpipe.encoders.metis import MetisEncoder
-
-        return MetisEncoder.from_options(options)
-    if name == "ecgfounder":
-        from embedpipe.encoders.ecgfounder import EcgFounderEncoder
-
-        return EcgFounderEncoder.from_options(options)
-    if name == "ecg_jepa":
-        from embedpipe.encoders.ecg_jepa import EcgJepaEncoder
-
-        return EcgJepaEncoder.from_options(options)
-    raise ValueError(f"encoder.name: unknown encoder {name!r}; known: {', '.join(ENCODERS)}")
+# The registry: family name → its package.
+FAMILIES = {
+    "vjepa2": "embedpipe.encoders.vjepa2",
+    "metis": "embedpipe.encoders.metis",
+    "ecgfounder": "embedpipe.encoders.ecgfounder",
+    "ecg_jepa": "embedpipe.encoders.ecg_jepa",
+}
+ENCODERS = tuple(FAMILIES)
 
 
-__all__ = ["ENCODERS", "Encoder", "build_encoder", "resolve_device"]
+def family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise OptionError("encoder.name", f"unknown encoder {name!r}; known: {', '.join(FAMILIES)}")
+    return importlib.import_module(FAMILIES[name]).FAMILY
+
+
+def all_exports() -> list[tuple[Family, Export]]:
+    return [(f, e) for f in map(family, FAMILIES) for e in f.exports]
+
+
+def build_encoder(name: str, options: dict[str, Any], device: torch.device | None = None) -> Encoder:
+    """The encoder `name` configured with `options` (the config's `encoder` block, `name` optional),
+    for `device` (default: the options' `device`, resolved now)."""
+    from embedpipe.encoders.device import resolve_device
+
+    fam = family(name)
+    opts = fam.check(fam.options({k: v for k, v in options.items() if k != "name"}))
+    return fam.build(opts, resolve_device(opts.get("device", "auto")) if device is None else device)
+
+
+__all__ = ["ENCODERS", "FAMILIES", "Export", "Family", "OptionError", "all_exports", "build_encoder", "family"]

@@ -9,15 +9,18 @@ mean/std (MIMIC-IV-ECG), clipped to ±5, then non-overlapping crops of the confi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import torch
 
-from embedpipe.encoders.base import PendingOutput
-from embedpipe.encoders.ecg import EcgBatch, EcgEncoder, EcgSample, by_length, zscore
-from embedpipe.encoders.ecg_vit import EcgViT, read_checkpoint
+from embedpipe.encoders.batch import Batch, group_by_shape
+from embedpipe.encoders.ecg import EcgModel, EcgReader, zscore
+from embedpipe.encoders.ecg_jepa.vit import EcgViT, read_checkpoint
+from embedpipe.encoders.pending import PendingOutput
+from embedpipe.encoders.roles import OutputSpec, Prepared
 from embedpipe.readers.ecg import LEADS, TARGET_RATE, TARGET_SAMPLES, canonical_lead
 
 # data/datasets/mimic_iv_ecg.py of ECG-JEPA: per-lead statistics of MIMIC-IV-ECG in mV, used as
@@ -28,20 +31,41 @@ MIMIC_IV_ECG_STATS = {
     "V3": (0.002, 0.284), "V4": (0.017, 0.253), "V5": (0.022, 0.222), "V6": (0.022, 0.197),
 }
 CLIP = 5.0
-NORMALISATIONS = ("mimic_iv_ecg", "record")
 
 
-class EcgJepaEncoder(EcgEncoder):
+@dataclass
+class EcgJepaReader(EcgReader):
+    normalisation: str = "mimic_iv_ecg"  # or record
+    patch: int = 25  # a record shorter than one patch cannot be embedded
+
+    def normalise(self, signal: np.ndarray) -> np.ndarray:
+        if self.normalisation == "record":
+            return zscore(signal)
+        names = [LEADS[i] for i in self.lead_index]
+        mean = np.array([MIMIC_IV_ECG_STATS[n][0] for n in names], np.float16).astype(np.float32)[:, None]
+        std = np.array([MIMIC_IV_ECG_STATS[n][1] for n in names], np.float16).astype(np.float32)[:, None]
+        return np.clip((signal.astype(np.float32) - mean) / std, -CLIP, CLIP)
+
+    def prepare(self, path: str) -> Prepared:
+        prepared = super().prepare(path)
+        if prepared.sample.shape[-1] < self.patch:
+            raise ValueError(f"{prepared.sample.shape[-1]} samples: shorter than one {self.patch}-sample patch")
+        return prepared
+
+    def describe(self) -> dict[str, str]:
+        return super().describe() | {"normalise": (
+            "per-record z-score" if self.normalisation == "record"
+            else f"MIMIC-IV-ECG per-lead mean/std (ECG-JEPA's, float16), clipped to ±{CLIP}")}
+
+
+class EcgJepaModel(EcgModel):
     name = "ecg_jepa"
-    DEFAULTS = {"length": "full", "resample": "fft", "nan": "interpolate"}
-    EXTRA_OPTIONS = ("num_heads", "normalise")
 
-    def __init__(self, num_heads: int | None = None, normalise: str = "mimic_iv_ecg", **options: Any) -> None:
-        super().__init__(**options)
-        if normalise not in NORMALISATIONS:
-            raise ValueError(f"encoder.normalise: {normalise!r} is not one of {list(NORMALISATIONS)}")
-        self.normalisation = normalise
-        checkpoint = read_checkpoint(self._checkpoint(), self.path)
+    def __init__(self, path: str, batch_size: int, precision: str, device: torch.device, mode: str,
+                 lead_index: list[int], num_heads: int | None) -> None:
+        super().__init__(path, batch_size, precision, device)
+        self.mode, self.lead_index = mode, lead_index
+        checkpoint = read_checkpoint(self.checkpoint(), path)
         # The width is needed for the output schema before the model loads: read it off the checkpoint.
         self.geometry = EcgViT.geometry(checkpoint.state)
         self.dim = self.geometry["dim"]
@@ -86,29 +110,22 @@ class EcgJepaEncoder(EcgEncoder):
                 raise ValueError(f"encoder.mode: 1lead, but {where} channels are {channels}")
             self.lead_index = [LEADS.index(lead) for lead in leads]  # the model's own lead order
 
-    def normalise(self, signal: np.ndarray) -> np.ndarray:
-        if self.normalisation == "record":
-            return zscore(signal)
-        names = [LEADS[i] for i in self.lead_index]
-        mean = np.array([MIMIC_IV_ECG_STATS[n][0] for n in names], np.float16).astype(np.float32)[:, None]
-        std = np.array([MIMIC_IV_ECG_STATS[n][1] for n in names], np.float16).astype(np.float32)[:, None]
-        return np.clip((signal.astype(np.float32) - mean) / std, -CLIP, CLIP)
-
-    def prepare(self, path: str) -> EcgSample:
-        sample = super().prepare(path)
-        if sample.signal.shape[-1] < self.geometry["patch"]:
-            raise ValueError(f"{sample.signal.shape[-1]} samples: shorter than one "
-                             f"{self.geometry['patch']}-sample patch")
-        return sample
+    def columns(self) -> OutputSpec:
+        fields = [pa.field("embedding", pa.list_(pa.float32(), self.dim))]
+        if self.geometry["registers"]:
+            fields.append(pa.field("register", pa.list_(pa.float32(), self.dim)))
+        fields += [pa.field("crop_embeddings", pa.list_(pa.list_(pa.float32(), self.dim))),
+                   pa.field("n_crops", pa.int32())]  # 0: shorter than one crop, embedded at its own length
+        return OutputSpec(fields, self.dim)
 
     def load(self, device: torch.device) -> None:
-        state = read_checkpoint(self._checkpoint(), self.path).state
+        state = read_checkpoint(self.checkpoint(), self.path).state
         if self.geometry["leads"] != len(self.lead_index):
             raise ValueError(f"{self.path} takes {self.geometry['leads']} lead(s); encoder.mode {self.mode!r} "
                              f"gives {len(self.lead_index)}")
-        model = EcgViT(length=self.crop, **self.geometry)
-        model.load_state_dict(state, strict=True)
-        self._place(model, device)
+        network = EcgViT(length=self.crop, **self.geometry)
+        network.load_state_dict(state, strict=True)
+        self.place(network, device)
 
     def windows(self, signal: torch.Tensor) -> list[torch.Tensor]:
         """EvalTransformECG's crops: non-overlapping `crop`-sample windows from sample 0 (the rest
@@ -119,18 +136,19 @@ class EcgJepaEncoder(EcgEncoder):
             return list(signal[:, : k * self.crop].reshape(signal.shape[0], k, self.crop).transpose(0, 1).unbind(0))
         return [signal[:, : n // self.geometry["patch"] * self.geometry["patch"]]]
 
-    def encode_async(self, batch: EcgBatch) -> PendingOutput:
-        assert self.model is not None, "load() first"
+    def encode_async(self, batch: Batch) -> PendingOutput:
+        assert self.network is not None, "load() first"
         windows, owner = [], []
-        for i, signal in enumerate(batch.signals):
+        for i, signal in enumerate(batch.items):
             crops = self.windows(signal.to(self.device, non_blocking=True))
             windows += crops
             owner += [i] * len(crops)
+        crops_batch = Batch(windows)
         with torch.inference_mode():
             crop_means = torch.empty((len(windows), self.dim), device=self.device)
             crop_registers = torch.empty((len(windows), self.dim), device=self.device)
-            for indices in by_length(windows).values():  # one pass per window length: all crops are one length
-                registers, tokens = self.model(self._stack([windows[w] for w in indices]))
+            for indices in group_by_shape(windows).values():  # one pass per window length: all crops are one length
+                registers, tokens = self.network(self.stack(crops_batch, indices))
                 index = torch.tensor(indices, device=self.device)
                 crop_means[index] = tokens.float().mean(1)
                 if registers.shape[1]:
@@ -145,35 +163,12 @@ class EcgJepaEncoder(EcgEncoder):
             arrays = {"embedding": mean_per_record(crop_means), "crop_embeddings": crop_means}
             if self.geometry["registers"]:
                 arrays["register"] = mean_per_record(crop_registers)
-        records = batch.records
-        n_crops = [s.shape[-1] // self.crop for s in batch.signals]
+        n_crops = [s.shape[-1] // self.crop for s in batch.items]
         bounds = np.cumsum([0, *np.bincount(owner, minlength=len(batch))])
 
         def finish(out: dict[str, np.ndarray]) -> dict[str, Any]:
             crops = out.pop("crop_embeddings")
-            return {**out, "crop_embeddings": [crops[bounds[i]:bounds[i + 1]] for i in range(len(records))],
-                    "n_crops": np.array(n_crops, np.int32), **self._record_columns(records)}
+            return {**out, "crop_embeddings": [crops[bounds[i]:bounds[i + 1]] for i in range(len(batch))],
+                    "n_crops": np.array(n_crops, np.int32)}
 
         return PendingOutput.from_device(arrays, finish)
-
-    def output_fields(self) -> list[pa.Field]:
-        fields = [pa.field("embedding", pa.list_(pa.float32(), self.dim))]
-        if self.geometry["registers"]:
-            fields.append(pa.field("register", pa.list_(pa.float32(), self.dim)))
-        fields += [pa.field("crop_embeddings", pa.list_(pa.list_(pa.float32(), self.dim))),
-                   pa.field("n_crops", pa.int32())]  # 0: shorter than one crop, embedded at its own length
-        return fields + self._record_fields()
-
-    def provenance(self) -> dict[str, Any]:
-        prov = super().provenance()
-        prov["preprocessing"]["normalise"] = (
-            "per-record z-score" if self.normalisation == "record"
-            else f"MIMIC-IV-ECG per-lead mean/std (ECG-JEPA's, float16), clipped to ±{CLIP}")
-        prov["preprocessing"]["crops"] = f"non-overlapping {self.crop}-sample crops from sample 0"
-        return prov | {
-            "embedding_dim": self.dim,
-            "architecture": self.geometry,
-            "checkpoint_entry": self.source,
-            "pooling": "mean of the patch tokens per crop (`crop_embeddings`), then the mean over crops; "
-                       "`register`: the first register token, averaged over crops",
-        }

@@ -133,8 +133,8 @@ def make_demo_ecg(out: Path, folders: list[str], per_folder: int, seed: int) -> 
 def make_tiny_ecg_models(out: Path, seed: int) -> None:
     """`ecgfounder.pth` ({'state_dict'}, a narrow Net1D) and `ecg_jepa.pt` (a narrow bias-free ViT in
     ECG-JEPA's pretrain.py layout: {'model': encoder.* and target_encoder.*, 'config', 'step'})."""
-    from embedpipe.encoders.ecg_vit import EcgViT
-    from embedpipe.encoders.net1d import Net1D
+    from embedpipe.encoders.ecg_jepa.vit import EcgViT
+    from embedpipe.encoders.ecgfounder.net1d import Net1D
 
     torch.manual_seed(seed)
     out.mkdir(parents=True, exist_ok=True)

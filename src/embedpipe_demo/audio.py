@@ -76,7 +76,7 @@ def make_tiny_metis(out: Path, seed: int) -> None:
     from safetensors.torch import save_file
     from transformers import SeamlessM4TFeatureExtractor, Wav2Vec2BertConfig, Wav2Vec2BertModel
 
-    from embedpipe.encoders.repcodec import SemanticCodecEncoder
+    from embedpipe.encoders.metis.repcodec import SemanticCodecEncoder
 
     torch.manual_seed(seed)
     cfg = Wav2Vec2BertConfig(hidden_size=32, num_hidden_layers=TINY_SSL_LAYERS, num_attention_heads=2,

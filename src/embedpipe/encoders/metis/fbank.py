@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from embedpipe.encoders.pooling import length_mask, masked_mean
+
 FRAME, HOP, FFT = 400, 160, 512
 PREEMPHASIS = 0.97
 MEL_FLOOR = 1.192092955078125e-07
@@ -61,10 +63,9 @@ class KaldiFbank(nn.Module):
 
         n_frames = torch.div(n_samples - FRAME, HOP, rounding_mode="floor") + 1
         n_frames = torch.where(n_samples < FRAME, torch.zeros_like(n_frames), n_frames)
-        steps = torch.arange(logmel.shape[1], device=logmel.device)
-        valid = (steps[None, :] < n_frames[:, None]).unsqueeze(-1).to(logmel.dtype)  # [B, F, 1]
+        valid = length_mask(n_frames, logmel.shape[1]).unsqueeze(-1).to(logmel.dtype)  # [B, F, 1]
         count = n_frames.to(logmel.dtype)[:, None, None]
-        mean = (logmel * valid).sum(1, keepdim=True) / count
+        mean = masked_mean(logmel, n_frames, keepdim=True)
         var = (((logmel - mean) * valid) ** 2).sum(1, keepdim=True) / (count - 1)  # ddof=1, as the extractor
         feats = ((logmel - mean) / torch.sqrt(var + 1e-7) * valid).to(torch.float32)
 

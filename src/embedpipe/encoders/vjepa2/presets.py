@@ -1,4 +1,4 @@
-"""Model presets and output names: plain data, importable by the Snakefile without torch."""
+"""V-JEPA 2 presets: plain data, importable by the Snakefile without torch."""
 
 from __future__ import annotations
 
@@ -20,8 +20,3 @@ VJEPA2_PRESETS: dict[str, ModelPreset] = {
     "vitg": ModelPreset("facebook/vjepa2-vitg-fpc64-256", 1408, 256, 64),
     "vitg-384": ModelPreset("facebook/vjepa2-vitg-fpc64-384", 1408, 384, 16),
 }
-
-
-def dataset_file_name(index: int, total: int, split: str = "train") -> str:
-    """Hugging Face's shard naming: train-00000-of-00010.parquet."""
-    return f"{split}-{index:05d}-of-{total:05d}.parquet"

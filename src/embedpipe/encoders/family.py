@@ -1,0 +1,108 @@
+"""A family: one encoder package's options, start-up checks, builder, output width and exports.
+
+Importable without torch (the Snakefile reads families when it builds the DAG); `build` imports the
+family's model code only when a job runs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jsonschema
+import yaml
+
+if TYPE_CHECKING:
+    import torch
+
+    from embedpipe.encoders.roles import Encoder
+
+Options = dict[str, Any]
+
+
+class OptionError(ValueError):
+    """A config value the family cannot use; `key` is the config key (`encoder.<option>`)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key, self.reason = key, message
+        super().__init__(f"{key}: {message}")
+
+
+@dataclass(frozen=True)
+class Export:
+    """`snakemake <target>`: a file (or, per shard, a folder) under `<run>/export/` in the format of
+    the script the family replaces. `writer` is "module:function", called as
+    function(shard files, out) — or (one shard file, out) when `per_shard`."""
+
+    target: str
+    output: str
+    writer: str
+    directory: bool = False
+    per_shard: bool = False
+    # Why this run's options leave nothing to export: (config key, message), or None.
+    unavailable: Callable[[Options], tuple[str, str] | None] = lambda options: None
+
+    def write(self, shards: list[Path], out: Path) -> int:
+        module, function = self.writer.split(":")
+        export = getattr(importlib.import_module(module), function)
+        return export(shards[0], out) if self.per_shard else export(shards, out)
+
+
+def no_checks(options: Options, files: bool) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    schema_file: Path  # the family's options: JSON Schema in YAML, with their defaults
+    builder: str  # "module:function", called as function(options, device) -> Encoder
+    # Start-up checks beyond the schema; `files`: also check that the files the options name exist
+    # (false for a demo, whose files a rule makes). Raise OptionError.
+    checks: Callable[[Options, bool], None] = no_checks
+    # The embedding width the options fix before any model file is read (validate checks it), or None.
+    width: Callable[[Options], int | None] = lambda options: None
+    exports: tuple[Export, ...] = field(default_factory=tuple)
+
+    @cached_property
+    def schema(self) -> dict[str, Any]:
+        """The schema file; `x-shared` names a file of properties it shares with other families
+        (its own entries are merged over them)."""
+        schema = yaml.safe_load(self.schema_file.read_text(encoding="utf-8"))
+        if shared := schema.pop("x-shared", None):
+            common = yaml.safe_load((self.schema_file.parent / shared).read_text(encoding="utf-8"))["properties"]
+            own = schema["properties"]
+            schema["properties"] = {k: common.get(k, {}) | own.get(k, {}) for k in [*common, *own]}
+        return schema
+
+    def options(self, given: Options) -> Options:
+        """`given` (the config's `encoder` block) checked against the family's schema, with its
+        defaults filled in; a null value means the default. Unknown options are errors."""
+        known = self.schema["properties"]
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            names = ", ".join(f"encoder.{k}" for k in unknown)
+            which = "is not an option" if len(unknown) == 1 else f"{names} are not options"
+            raise OptionError(f"encoder.{unknown[0]}",
+                              f"{which} of {self.name} (its options: {', '.join(sorted(known))})")
+        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(self.schema).iter_errors(given))
+        if error is not None:
+            key = ".".join(["encoder", *map(str, error.absolute_path)])
+            raise OptionError(key, error.message)
+        options = {k: spec["default"] for k, spec in known.items() if "default" in spec}
+        options |= {k: v for k, v in given.items() if v is not None or k not in options}
+        options["name"] = self.name
+        return options
+
+    def check(self, options: Options, files: bool = True) -> Options:
+        """Options (as `options()` returns them) that pass the family's start-up checks."""
+        self.checks(options, files)
+        return options
+
+    def build(self, options: Options, device: torch.device) -> Encoder:
+        module, function = self.builder.split(":")
+        return getattr(importlib.import_module(module), function)(options, device)

@@ -1,0 +1,41 @@
+"""DeepEarth's one `.pt` per image, streamed from a shard's token sidecars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from embedpipe.atomic import staged_dir
+
+
+def export_deepearth_pt(shard: Path, out_dir: Path, column: str = "tokens") -> int:
+    """One `.pt` per image as the DeepEarth extractor saved it, for one shard (a taxon folder):
+    `<out_dir>/<stem>_features.pt` = `{"features": [T'·H'·W', D] float16, "shape", "dtype", "source_chunk",
+    "image_id"}`, `features` flattened t-major as DeepEarth's `[4608, 1408]`.
+
+    Streams: one image's tokens in memory at a time, read from the shard's safetensors beside it. The
+    folder appears complete or not at all (written beside, renamed into place). Returns the files written.
+    """
+    import torch
+    from safetensors import safe_open
+
+    source = pq.ParquetFile(shard)
+    file_col = f"{column}_file"
+    if file_col not in source.schema_arrow.names:
+        raise ValueError(f"{shard} has no {column!r}: run with encoder.outputs including {column!r}")
+    n, opened = 0, {}
+    with staged_dir(out_dir) as staging:
+        for batch in source.iter_batches(batch_size=256, columns=["key", file_col]):
+            for key, rel in zip(batch.column("key").to_pylist(), batch.column(file_col).to_pylist(), strict=True):
+                if rel not in opened:
+                    opened.clear()  # rows come in part order: one file open at a time
+                    opened[rel] = safe_open(str(shard.parent / rel), "pt")
+                grid = opened[rel].get_tensor(key)
+                features = grid.reshape(-1, grid.shape[-1]).contiguous()
+                stem = Path(key).name.split(".")[0]
+                torch.save({"features": features, "shape": features.shape, "dtype": "float16",
+                            "source_chunk": Path(rel).name, "image_id": stem},
+                           staging / f"{stem}_features.pt")
+                n += 1
+    return n

@@ -1,0 +1,145 @@
+"""Encoder families as packages: each owns its options (unknown ones are errors naming them), its
+defaults, start-up checks, validation width and exports; the registry is one line per family."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from conftest import REPO, snakemake
+
+from embedpipe.encoders import FAMILIES, OptionError, all_exports, build_encoder, family
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_every_registered_family_is_a_package_with_its_own_schema(name):
+    fam = family(name)
+    assert fam.name == name
+    assert fam.schema_file.parent == REPO / "src" / "embedpipe" / "encoders" / name
+    assert fam.schema["properties"]["name"] == {"const": name}
+    assert fam.options({})["name"] == name  # every option has a default or may be left out
+
+
+def test_unknown_options_are_errors_that_name_them(tiny_ecg):
+    """`encoder.compile` used to be ignored silently by every family but V-JEPA 2."""
+    with pytest.raises(OptionError, match=r"encoder\.compile: is not an option of ecgfounder"):
+        build_encoder("ecgfounder", {"path": str(tiny_ecg / "ecgfounder.pth"), "compile": True})
+    with pytest.raises(OptionError) as err:
+        family("metis").options({"stats_path": "s.pt", "num_frames": 16, "media": "video"})
+    assert err.value.key == "encoder.media" and "encoder.media, encoder.num_frames are not options" in str(err.value)
+    with pytest.raises(OptionError, match="unknown encoder 'clip'"):
+        family("clip")
+
+
+def test_defaults_are_each_familys_own():
+    founder, jepa = family("ecgfounder").options({}), family("ecg_jepa").options({})
+    assert (founder["resample"], founder["nan"]) == ("polyphase", "zero")  # the ECGFounder script's
+    assert (jepa["resample"], jepa["nan"], jepa["normalise"]) == ("fft", "interpolate", "mimic_iv_ecg")
+    assert family("ecgfounder").options({"resample": None})["resample"] == "polyphase"  # null = the default
+    assert family("vjepa2").options({})["model"] == "vitl"
+
+
+def test_start_up_checks_and_widths_come_from_the_family():
+    with pytest.raises(OptionError, match="encoder.stats_path"):
+        family("metis").check(family("metis").options({}), files=False)
+    with pytest.raises(OptionError, match="encoder.notch_hz"):
+        family("ecg_jepa").check(family("ecg_jepa").options({"path": "x.pt", "notch_hz": 60}), files=False)
+    assert family("metis").width(family("metis").options({})) == 8
+    assert family("vjepa2").width(family("vjepa2").options({"model": "vith"})) == 1280
+    assert family("vjepa2").width(family("vjepa2").options({"model": "vith", "path": "/m"})) is None
+    assert {e.target: f.name for f, e in all_exports()} == {
+        "export_pt": "vjepa2", "export_json": "metis", "export_ecg_json": "ecgfounder"}
+
+
+def test_an_option_the_family_does_not_take_stops_the_run_before_any_job(tmp_path):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("encoder:\n  compile: true\n")
+    proc = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "demo_audio.yaml"), str(overlay),
+                     check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "config key 'encoder.compile': is not an option of metis" in out
+    assert "rule extract" not in out
+
+
+TOY_INIT = '''
+from pathlib import Path
+from embedpipe.encoders.family import Family
+FAMILY = Family(name="toy", schema_file=Path(__file__).with_name("schema.yaml"), builder="toyfam.build:build",
+                width=lambda options: 4)
+'''
+TOY_SCHEMA = '''
+type: object
+additionalProperties: false
+properties:
+  name: {const: toy}
+  model: {type: string, default: toy}
+  scale: {type: number, default: 2}
+  device: {type: string, default: cpu}
+'''
+TOY_BUILD = '''
+import pyarrow as pa
+import torch
+from embedpipe.encoders.pending import PendingOutput
+from embedpipe.encoders.roles import Encoder, Model, OutputSpec, Prepared, Reader
+
+class FirstBytes(Reader):
+    def prepare(self, path):
+        data = open(path, "rb").read()
+        if len(data) < 4:
+            raise ValueError(f"{len(data)} bytes: too short")
+        return Prepared(torch.tensor(list(data[:4]), dtype=torch.float32), {"size": len(data)})
+
+    def fact_fields(self):
+        return [pa.field("size", pa.int64())]
+
+class Scale(Model):
+    batch_size = 2
+
+    def __init__(self, scale):
+        self.scale = scale
+
+    def load(self, device):
+        self.device = device
+
+    def encode_async(self, batch):
+        return PendingOutput.from_device({"embedding": batch.stacked(self.device) * self.scale})
+
+def build(options, device):
+    model = Scale(options["scale"])
+    return Encoder("toy", FirstBytes(), model, OutputSpec([pa.field("embedding", pa.list_(pa.float32(), 4))], 4),
+                   lambda: {"encoder": "toy", "scale": options["scale"]})
+'''
+
+
+def test_a_new_family_is_its_own_folder_plus_one_registry_line(tmp_path, monkeypatch):
+    """A family written outside the library, registered by one entry, runs through the extract step."""
+    import pyarrow.parquet as pq
+
+    from embedpipe.extract_step import ExtractSettings, ExtractStep
+
+    package = tmp_path / "pkgs" / "toyfam"
+    package.mkdir(parents=True)
+    for name, text in (("__init__.py", TOY_INIT), ("schema.yaml", TOY_SCHEMA), ("build.py", TOY_BUILD)):
+        (package / name).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
+    monkeypatch.setitem(FAMILIES, "toy", "toyfam")  # the one registry line
+    shard = tmp_path / "in" / "s1"
+    shard.mkdir(parents=True)
+    for name, data in (("a.bin", b"\x01\x02\x03\x04\x05"), ("b.bin", b"\x0a\x0b\x0c\x0d"), ("c.bin", b"\x00")):
+        (shard / name).write_bytes(data)
+    with pytest.raises(OptionError, match="encoder.frames: is not an option of toy"):
+        build_encoder("toy", {"frames": 3})
+    out = tmp_path / "out"
+    before = signal.getsignal(signal.SIGINT)
+    status = ExtractStep(ExtractSettings(
+        encoder="toy", options={"name": "toy", "scale": 3}, input_dir=tmp_path / "in", shard="s1",
+        output=out / "s1.parquet", errors=out / "s1.errors.parquet", parts_dir=out / "parts" / "s1",
+        extensions=[".bin"], num_workers=0, gpu_slots="none")).run()
+    assert status == 0
+    rows = pq.read_table(out / "s1.parquet").to_pylist()
+    assert rows == [{"key": "s1/a.bin", "embedding": [3.0, 6.0, 9.0, 12.0], "size": 5},
+                    {"key": "s1/b.bin", "embedding": [30.0, 33.0, 36.0, 39.0], "size": 4}]
+    errors = pq.read_table(out / "s1.errors.parquet").to_pylist()
+    assert [(e["key"], e["stage"], e["message"]) for e in errors] == [("s1/c.bin", "decode", "1 bytes: too short")]
+    assert family("toy").width(family("toy").options({})) == 4
+    assert signal.getsignal(signal.SIGINT) is before  # the step's stop handlers are gone again
