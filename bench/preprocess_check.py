@@ -22,6 +22,7 @@ import torch
 from embedpipe.encoders.batch import Batch
 from embedpipe.encoders.vjepa2 import transforms
 from embedpipe.encoders.vjepa2.model import Geometry, VJEPA2Model
+from embedpipe.encoders.vjepa2.reader import VideoReader
 from embedpipe.readers.video import read_video_frames
 from embedpipe_demo.video import DemoVideo, render_frames, write_h264
 
@@ -46,8 +47,8 @@ def main() -> None:
     cpu = torch.stack([transforms.preprocess_clip(c, args.crop) for c in clips])
     cpu_s = time.perf_counter() - start
     # Only the model's input is made: no network is loaded (width, source and batch size do not matter).
-    model = VJEPA2Model("unused", None, Geometry(args.crop, 0, 2, 16, 16), (), args.n, "fp32", False,
-                        preprocess_on_device=True)
+    reader = VideoReader(16, args.crop, "fast", preprocess_on_device=True)
+    model = VJEPA2Model("unused", None, Geometry(args.crop, 0, 2, 16, 16), (), args.n, "fp32", False, reader)
     model.device = device
     batch = Batch(clips).pin_memory() if device.type == "cuda" else Batch(clips)
     model.model_input(batch)  # warm-up

@@ -25,7 +25,6 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-
 def vjepa2_model_only(encoder: Encoder, n: int, frames: int) -> float:
     """The ceiling: V-JEPA 2's forward pass on a batch of `frames`-frame clips already on the device,
     already preprocessed (so the fast path does not resize it again). Files/s."""
@@ -45,6 +44,7 @@ def vjepa2_model_only(encoder: Encoder, n: int, frames: int) -> float:
     finally:
         model.preprocess_on_device = on_device
     return steps * encoder.batch_size / (time.perf_counter() - start)
+
 
 def decode_only(keys: list[str], root: Path, encoder: Encoder, workers: int) -> float:
     """Files/s of the decode workers alone: the same ordering, blocks, loader and workers as run_extract,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 
 import pytest
-from conftest import REPO, snakemake
+from conftest import REPO, run_script, snakemake
 
 from embedpipe.encoders import FAMILIES, OptionError, all_exports, build_encoder, family
 
@@ -143,3 +143,31 @@ def test_a_new_family_is_its_own_folder_plus_one_registry_line(tmp_path, monkeyp
     assert [(e["key"], e["stage"], e["message"]) for e in errors] == [("s1/c.bin", "decode", "1 bytes: too short")]
     assert family("toy").width(family("toy").options({})) == 4
     assert signal.getsignal(signal.SIGINT) is before  # the step's stop handlers are gone again
+
+
+def test_schema_errors_name_the_option_and_null_means_the_default():
+    with pytest.raises(OptionError) as err:
+        family("vjepa2").options({"outputs": ["mean", "token"]})
+    assert err.value.key == "encoder.outputs"
+    assert family("metis").options({"layer": None, "batch_size": None})["layer"] == 17
+
+
+def test_a_bad_option_fails_the_job_before_it_waits_for_a_gpu(tmp_path, monkeypatch, caplog):
+    from embedpipe import gpu_slots
+    from embedpipe.extract_step import ExtractSettings, ExtractStep
+
+    monkeypatch.setattr(gpu_slots, "claim_gpu", lambda *a, **k: pytest.fail("claimed a GPU for a bad config"))
+    (tmp_path / "in" / "s1").mkdir(parents=True)
+    status = ExtractStep(ExtractSettings(
+        encoder="metis", options={"stats_path": "s.pt", "compile": True}, input_dir=tmp_path / "in", shard="s1",
+        output=tmp_path / "s1.parquet", errors=tmp_path / "s1.errors.parquet", parts_dir=tmp_path / "parts",
+        gpu_slots="0,1")).run()
+    assert status == 1 and "encoder.compile: is not an option of metis" in caplog.text
+    assert not (tmp_path / "parts").exists()
+
+
+def test_the_script_names_an_unknown_encoder_in_one_line(tmp_path):
+    proc = run_script("extract.py", "--encoder", "clip", "--input_dir", tmp_path, "--shard", "s1", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].endswith("encoder.name: unknown encoder 'clip'; known: "
+                                                         "vjepa2, metis, ecgfounder, ecg_jepa")

@@ -18,7 +18,7 @@ from embedpipe import gpu_slots
 from embedpipe.atomic import OutputWriteError
 from embedpipe.decode_guard import kill_leftover_children
 from embedpipe.discover import normalise_extensions, read_manifest, scan_files
-from embedpipe.encoders import OptionError, build_encoder
+from embedpipe.encoders import OptionError, build_encoder, family
 from embedpipe.encoders.device import resolve_device
 from embedpipe.encoders.roles import Encoder
 from embedpipe.extract import DECODE_TIMEOUT_S, ModelFailure, auto_workers, run_extract
@@ -70,6 +70,9 @@ class ExtractStep:
     def run(self) -> int:
         """The exit status: 0 done, 1 a one-line error (logged), 128 + signal when stopped."""
         try:
+            # The options first (no torch, no files): a bad one fails now, not after a wait for a GPU.
+            fam = family(self.s.encoder)
+            fam.check(fam.options(self.s.options))
             with shard_lock(self.s.parts_dir, self.s.shard):  # before anything reads or tidies the parts
                 return self._run(self.keys())
         except (ShardBusy, OptionError, ModelFileError, ModelFailure) as exc:

@@ -27,12 +27,13 @@ def main(argv: list[str] | None = None, target: str | None = None, doc: str | No
     p.add_argument("shards", nargs="+", help="shard outputs (<shard>.parquet); one for a per-shard export")
     p.add_argument("--target", default=target, required=target is None, choices=sorted(exports))
     p.add_argument("--out", "--out_dir", dest="out", required=True, help="the file or folder to write")
+    p.add_argument("--column", default=None, help="the column to export (default: the export's own)")
     args = p.parse_args(argv)
     setup_logging()
     export = exports[args.target]
     if export.per_shard and len(args.shards) != 1:
         p.error(f"{args.target} writes one shard's folder: give one shard file, not {len(args.shards)}")
-    n = export.write([Path(s) for s in args.shards], Path(args.out))
+    n = export.write([Path(s) for s in args.shards], Path(args.out), args.column)
     log.info("%s: %d files -> %s", args.target, n, args.out)
     return 0
 

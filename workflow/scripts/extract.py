@@ -21,10 +21,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
-from embedpipe.encoders import family
+from embedpipe.encoders import OptionError, family
 from embedpipe.extract import DECODE_TIMEOUT_S
 from embedpipe.extract_step import ExtractSettings, ExtractStep
 from embedpipe.runinfo import setup_logging
@@ -81,7 +82,11 @@ def positive(text: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging()
-    model = args.model or family(args.encoder).schema["properties"]["model"]["default"]
+    try:
+        model = args.model or family(args.encoder).options({})["model"]
+    except OptionError as exc:  # an unknown --encoder
+        logging.getLogger("extract").error("%s", exc)
+        return 1
     output = Path(args.output or f"results/{model}/embeddings/{args.shard}.parquet")
     flags = {"model": model, "path": args.model_path, "revision": args.revision, "num_frames": args.num_frames,
              "batch_size": args.batch_size, "device": args.device, "precision": args.precision,

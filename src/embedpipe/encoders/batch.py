@@ -46,9 +46,12 @@ class Batch:
     def stacked(self, device: torch.device, indices: Iterable[int] | None = None,
                 dtype: torch.dtype | None = None) -> torch.Tensor:
         """Items (all of them, or `indices`, of one shape) as one tensor on `device`, in `dtype`.
-        Copied item by item (asynchronously from pinned memory), stacked on the device."""
+        Each item is copied into its slot of one buffer there (asynchronously from pinned memory):
+        the input is on the device once, not as items and again as their stack."""
         chosen = self.items if indices is None else [self.items[i] for i in indices]
-        out = torch.stack([t.to(device, non_blocking=True) for t in chosen])
+        out = torch.empty((len(chosen), *chosen[0].shape), dtype=chosen[0].dtype, device=device)
+        for slot, item in zip(out, chosen, strict=True):
+            slot.copy_(item, non_blocking=True)
         return out if dtype is None else out.to(dtype)
 
     def padded(self, pin: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -46,10 +46,12 @@ class Export:
     # Why this run's options leave nothing to export: (config key, message), or None.
     unavailable: Callable[[Options], tuple[str, str] | None] = lambda options: None
 
-    def write(self, shards: list[Path], out: Path) -> int:
+    def write(self, shards: list[Path], out: Path, column: str | None = None) -> int:
+        """`column`: export another column than the function's default (the scripts' --column)."""
         module, function = self.writer.split(":")
         export = getattr(importlib.import_module(module), function)
-        return export(shards[0], out) if self.per_shard else export(shards, out)
+        chosen = {"column": column} if column else {}
+        return export(shards[0], out, **chosen) if self.per_shard else export(shards, out, **chosen)
 
 
 def no_checks(options: Options, files: bool) -> None:
@@ -87,14 +89,16 @@ class Family:
         if unknown:
             names = ", ".join(f"encoder.{k}" for k in unknown)
             which = "is not an option" if len(unknown) == 1 else f"{names} are not options"
-            raise OptionError(f"encoder.{unknown[0]}",
-                              f"{which} of {self.name} (its options: {', '.join(sorted(known))})")
+            listed = ", ".join(sorted(set(known) - {"name"}))
+            raise OptionError(f"encoder.{unknown[0]}", f"{which} of {self.name} (its options: {listed})")
+        defaults = {k: spec["default"] for k, spec in known.items() if "default" in spec}
+        given = {k: v for k, v in given.items() if v is not None or k not in defaults}
         error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(self.schema).iter_errors(given))
         if error is not None:
-            key = ".".join(["encoder", *map(str, error.absolute_path)])
+            # The option, not the item of it: `encoder.outputs`, not `encoder.outputs.1`.
+            key = f"encoder.{error.absolute_path[0]}" if error.absolute_path else "encoder"
             raise OptionError(key, error.message)
-        options = {k: spec["default"] for k, spec in known.items() if "default" in spec}
-        options |= {k: v for k, v in given.items() if v is not None or k not in options}
+        options = defaults | given
         options["name"] = self.name
         return options
 

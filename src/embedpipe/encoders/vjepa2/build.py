@@ -37,7 +37,7 @@ def build(options: dict[str, Any], device: torch.device) -> Encoder:
     image = options["media"] == "image"
     frames_key = "image_frames" if image else "num_frames"
     geometry = read_geometry(source, preset, options[frames_key])
-    for key in {"num_frames", frames_key}:
+    for key in dict.fromkeys(("num_frames", frames_key)):
         if options[key] < geometry.tubelet or options[key] % geometry.tubelet:
             raise ValueError(f"encoder.{key}: {options[key]} is not a positive multiple of tubelet size "
                              f"{geometry.tubelet}")
@@ -50,7 +50,7 @@ def build(options: dict[str, Any], device: torch.device) -> Encoder:
     reader = reader_type(options["num_frames"], geometry.crop, transform, on_device)
     batch_size = options["batch_size"] or (preset.batch_size if preset else DEFAULT_CUSTOM_BATCH)
     model = VJEPA2Model(source, options["revision"], geometry, outputs, batch_size, precision, options["compile"],
-                        on_device, repeat=options["image_frames"] if image else None)
+                        reader, repeat=options["image_frames"] if image else None)
     model.device = device
 
     def describe() -> dict[str, Any]:

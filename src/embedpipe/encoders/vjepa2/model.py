@@ -12,6 +12,7 @@ from embedpipe.encoders.batch import Batch
 from embedpipe.encoders.pending import PendingOutput
 from embedpipe.encoders.roles import Model, OutputSpec
 from embedpipe.encoders.vjepa2 import transforms
+from embedpipe.encoders.vjepa2.reader import VideoReader
 
 # Columns beside `embedding` (the mean of all tokens, always written): the patch tokens on their
 # grid, their mean per temporal position, and their mean over time per spatial position.
@@ -52,12 +53,21 @@ class VJEPA2Model(Model):
     resize, so neither the workers nor the host-to-device copy pay for the repetition)."""
 
     def __init__(self, source: str, revision: str | None, geometry: Geometry, outputs: tuple[str, ...],
-                 batch_size: int, precision: str, compile: bool, preprocess_on_device: bool,
+                 batch_size: int, precision: str, compile: bool, reader: VideoReader,
                  repeat: int | None = None) -> None:
         self.source, self.revision, self.geometry, self.outputs = source, revision, geometry, outputs
         self.batch_size, self.precision, self.compile = batch_size, precision, compile
-        self.preprocess_on_device, self.repeat = preprocess_on_device, repeat
+        self.reader, self.repeat = reader, repeat
         self.network: torch.nn.Module | None = None
+
+    @property
+    def preprocess_on_device(self) -> bool:
+        """What the reader hands over decides what the model does: uint8 frames are resized here."""
+        return self.reader.preprocess_on_device
+
+    @preprocess_on_device.setter
+    def preprocess_on_device(self, value: bool) -> None:
+        self.reader.preprocess_on_device = value
 
     @property
     def crop(self) -> int:
