@@ -70,9 +70,10 @@ class ExtractStep:
     def run(self) -> int:
         """The exit status: 0 done, 1 a one-line error (logged), 128 + signal when stopped."""
         try:
-            # The options first (no torch, no files): a bad one fails now, not after a wait for a GPU.
+            # The options first (no torch, no files: the model files are checked when it is built, by
+            # check_model_path, which says what the path holds): a bad one fails now, not after a GPU wait.
             fam = family(self.s.encoder)
-            fam.check(fam.options(self.s.options))
+            fam.check(fam.options(self.s.options), files=False)
             with shard_lock(self.s.parts_dir, self.s.shard):  # before anything reads or tidies the parts
                 return self._run(self.keys())
         except (ShardBusy, OptionError, ModelFileError, ModelFailure) as exc:
