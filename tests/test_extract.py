@@ -111,3 +111,15 @@ def test_the_script_makes_waiting_model_threads_sleep_before_torch_loads(given, 
     probe = TORCH_WATCH.replace("SCRIPT", repr(str(SCRIPTS / "extract.py")))
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == repr([expected])  # after the --help text
+
+
+def test_the_job_log_names_each_failed_file_once(tiny_model, tmp_path):
+    tree = tmp_path / "in"
+    (tree / "p10").mkdir(parents=True)
+    (tree / "p10" / "garbage.mp4").write_bytes(b"\x00not a video" * 100)
+    (tree / "p10" / "empty.mp4").write_bytes(b"")
+    proc = run_script("extract.py", *extract_args(tree, tiny_model, tmp_path, "--num_workers", "0"))
+    for name in ("p10/garbage.mp4", "p10/empty.mp4"):
+        named = [line for line in proc.stderr.splitlines() if f"{name}: decode failed: " in line]
+        assert len(named) == 1, proc.stderr[-2000:]
+    assert pq.read_table(tmp_path / "embeddings" / "p10.errors.parquet").num_rows == 2

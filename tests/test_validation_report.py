@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import run_script
@@ -13,6 +14,7 @@ from test_merge_metadata_validate import write_shard
 from embedpipe import validate as validate_mod
 from embedpipe.stats import EmbeddingStats, effective_rank
 from embedpipe.validate import ValidationConfig, validate_dataset
+from embedpipe.writer import ShardWriter
 
 
 def run(tmp_path, shards, **config):
@@ -133,3 +135,26 @@ def test_the_reports_cosine_histogram_is_the_sample_metrics_json_reports(tmp_pat
     cosine = result.metrics["embedding"]["cosine"]
     drawn = result.stats.random_pair_cosines(cosine["pairs"])  # what plot_cosine draws
     assert float(drawn.mean()) == cosine["mean"] and float(drawn.std()) == cosine["std"]
+
+
+def test_error_rows_are_listed_by_type_in_metrics_and_report(tmp_path):
+    """Count first, most frequent type first, then each file's key, shard, stage and message."""
+    rng = np.random.default_rng(5)
+    write_shard(tmp_path, "p10", [f"a{i}" for i in range(30)], rng.normal(size=(30, 4)), errors=["bad1", "bad2"])
+    w = ShardWriter(tmp_path / "parts" / "p11", [pa.field("embedding", pa.list_(pa.float32(), 4))], "fp")
+    w.add_rows([f"b{i}" for i in range(20)], {"embedding": rng.normal(size=(20, 4)).astype(np.float32)})
+    w.add_error("hung.mp4", "decode", "DecodeTimeout", "timed out after 300 s")
+    manifest = sorted([f"b{i}" for i in range(20)] + ["hung.mp4"])
+    (tmp_path / "p11.txt").write_text("".join(f"{k}\n" for k in manifest))
+    w.finalize(manifest, tmp_path / "p11.parquet", tmp_path / "p11.errors.parquet", {"embedding_dim": 4})
+    out = tmp_path / "validation"
+    run_script("validate.py", *script_args(tmp_path, ["p10", "p11"], out), "--max_error_fraction", "0.2")
+    groups = json.loads((out / "metrics.json").read_text())["errors_by_type"]
+    assert [(g["error_type"], g["count"]) for g in groups] == [("RuntimeError", 2), ("DecodeTimeout", 1)]
+    assert groups[1]["rows"] == [{"key": "hung.mp4", "shard": "p11", "stage": "decode",
+                                  "message": "timed out after 300 s"}]
+    page = (out / "report.html").read_text()
+    section = page[page.index("Error rows by type"):]
+    assert section.index("RuntimeError: 2 file(s)") < section.index("DecodeTimeout: 1 file(s)")
+    assert "<td>hung.mp4</td><td>p11</td><td>decode</td><td>timed out after 300 s</td>" in section
+    assert "<td>bad1</td><td>p10</td><td>decode</td><td>unreadable</td>" in section

@@ -118,6 +118,19 @@ def _img(path: Path, alt: str) -> str:
     return f'<figure><img alt="{alt}" src="data:image/png;base64,{data}"><figcaption>{alt}</figcaption></figure>'
 
 
+def _error_tables(groups: list[dict[str, Any]]) -> str:
+    """One table per error type, most frequent first: its count, then key, shard, stage and message."""
+    if not groups:
+        return "<p>none: every file is a row</p>"
+    parts = []
+    for g in groups:
+        shown = f" (the first {len(g['rows'])})" if len(g["rows"]) < g["count"] else ""
+        rows = [[r["key"], r["shard"], r["stage"], r["message"]] for r in g["rows"]]
+        parts.append(f"<h3>{html.escape(g['error_type'])}: {g['count']} file(s){shown}</h3>"
+                     + _table(["key", "shard", "stage", "message"], rows))
+    return "".join(parts)
+
+
 def render_html(result: ValidationResult, plots: dict[str, Path], provenance: dict[str, Any], title: str) -> str:
     m = result.metrics
     status = "PASSED" if m["passed"] else "FAILED"
@@ -145,6 +158,7 @@ def render_html(result: ValidationResult, plots: dict[str, Path], provenance: di
         ["identical embeddings under different keys", emb.get("duplicate_embeddings", "n/a")],
     ])
     figures = "".join(_img(plots[name], name.replace("_", " ")) for name in PLOTS)
+    failures = _error_tables(m.get("errors_by_type", []))
     prov = html.escape(json.dumps(provenance, indent=2, sort_keys=True, default=str))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} — validation</title>
@@ -163,6 +177,7 @@ pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.8em; }}
 <p><em>{html.escape(emb.get("sampling", ""))}</em></p>
 <h2>Plots</h2>{figures}
 <h2>Shards</h2>{shards}
+<h2>Error rows by type</h2>{failures}
 <h2>Provenance</h2><pre>{prov}</pre>
 </body></html>
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from embedpipe.encoders.pending import PendingOutput
 from embedpipe.writer import ShardWriter
 
+log = logging.getLogger(__name__)
 _CLOSE = object()
 
 
@@ -70,6 +72,8 @@ class RowSink:
         self.encoded += len(keys)
 
     def error(self, key: str, stage: str, error_type: str, message: str) -> None:
+        # Every failed file comes here once (decode, timeout or encode): the job log names each.
+        log.warning("%s: %s failed: %s: %s", key, stage, error_type, message)
         self._facts.pop(key, None)  # a file that failed at encode has no row to take its facts
         self._put(("error", (key, stage, error_type, message)))
 

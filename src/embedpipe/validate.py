@@ -21,6 +21,7 @@ from embedpipe.stats import EmbeddingStats, effective_rank, summarise
 
 log = logging.getLogger(__name__)
 BATCH_ROWS = 8192
+ERROR_ROWS_SHOWN = 100  # per error type, in metrics.json and the report; all are counted
 MIN_ROWS_FOR_SPREAD = 3
 EXAMPLES = 3  # keys quoted in a failed check's detail
 
@@ -164,19 +165,45 @@ def validate_dataset(
             holder.append(EmbeddingStats(dim, sample_size=config.sample_size, seed=config.seed))
         return holder[0]
 
+    failures = ErrorGroups()
     for shard in shards:
         manifest = read_manifest(manifests[shard])
         errors = pq.ParquetFile(error_files[shard])
         tally = KeyTally(manifest)
-        for batch in errors.iter_batches(batch_size=BATCH_ROWS, columns=["key"]):
+        for batch in errors.iter_batches(batch_size=BATCH_ROWS, columns=["key", "stage", "error_type", "message"]):
             tally.add(batch.column("key").to_pylist())
+            failures.add(shard, batch.to_pylist())
         counts = ShardCounts(shard, manifest=len(manifest), rows=0, errors=errors.metadata.num_rows, keys=tally)
         dtypes.add(scan_dataset_file(dataset_files[shard], counts, seen, duplicates, stats_for))
         per_shard.append(counts)
         log.info("%s: %d files, %d rows, %d errors", shard, counts.manifest, counts.rows, counts.errors)
     stats = holder[0] if holder else None
     metrics = assemble_metrics(per_shard, duplicates, dtypes, stats, config)
+    metrics["errors_by_type"] = failures.summary()
     return ValidationResult(metrics, stats, shards)
+
+
+class ErrorGroups:
+    """The error rows by error type: every row counted, the first `shown` of each type kept (a
+    corrupt batch of 50,000 files must not put 50,000 rows in memory or in the report)."""
+
+    def __init__(self, shown: int = ERROR_ROWS_SHOWN) -> None:
+        self.shown = shown
+        self.count: dict[str, int] = {}
+        self.rows: dict[str, list[dict[str, str]]] = {}
+
+    def add(self, shard: str, rows: list[dict[str, str]]) -> None:
+        for row in rows:
+            kind = row["error_type"] or "unknown"
+            self.count[kind] = self.count.get(kind, 0) + 1
+            kept = self.rows.setdefault(kind, [])
+            if len(kept) < self.shown:
+                kept.append({"key": row["key"], "shard": shard, "stage": row["stage"], "message": row["message"]})
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Most frequent type first: [{error_type, count, rows: [{key, shard, stage, message}, ...]}]."""
+        order = sorted(self.count, key=lambda kind: (-self.count[kind], kind))
+        return [{"error_type": kind, "count": self.count[kind], "rows": self.rows[kind]} for kind in order]
 
 
 def assemble_metrics(per_shard: list[ShardCounts], duplicates: list[str], dtypes: set[str],
