@@ -32,6 +32,7 @@ SUITES: dict[str, dict[str, tuple[str, list[str], str | None]]] = {
         "metis": (TP, ["--encoder", "metis", "--model", "tiny", "--n", "512", "--batch_size", "16"], "clips"),
         "video": (TP, ["--encoder", "vjepa2", "--model", "tiny", "--n", "256", "--batch_size", "8"], "videos"),
         "writer": ("writer.py", ["--image_frames", "2", "--rows", "1024", "--batch_size", "64"], None),
+        "dicom": ("dicom_decode.py", ["--n", "24", "--frames", "64"], None),
     },
     "gpu": {
         "vitl": (TP, ["--model", "vitl", "--n", "6144", "--batch_size", "256"], "videos"),
@@ -48,6 +49,7 @@ SUITES: dict[str, dict[str, tuple[str, list[str], str | None]]] = {
                            "--image_frames", "2"], "photos1024"),
         "writer_16f": ("writer.py", ["--image_frames", "16", "--rows", "512", "--batch_size", "16"], None),
         "writer_2f": ("writer.py", ["--image_frames", "2", "--rows", "2048", "--batch_size", "64"], None),
+        "dicom": ("dicom_decode.py", ["--n", "64", "--frames", "64"], None),
     },
 }
 

@@ -17,7 +17,8 @@ from embedpipe.discover import DiscoverError, Exclusions, ShardSpec, discover_sh
 
 def run_config(tmp_path: Path, data: Path, model: Path, **overrides) -> tuple[str, ...]:
     config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
-    config.update(run="r", input_dir=str(data), metadata={"kind": "none"}, shards={"by": "folder", "folders": []})
+    config.update(run="r", input_dir=str(data), extensions=[".mp4"], metadata={"kind": "none"},
+                  shards={"by": "folder", "folders": []})
     config["encoder"].update(path=str(model), batch_size=2)
     config["extract"].update(num_workers=0)
     config["validate"].update(max_error_fraction=0.5, min_effective_rank=1)

@@ -19,6 +19,17 @@ def test_scan_finds_configured_extensions_sorted_and_relative(tmp_path):
     assert scan_files(tmp_path, ["mp4"], subdir="p11") == ["p11/b.mp4"]
 
 
+def test_dicom_files_without_an_extension_are_found_by_their_preamble_when_dcm_is_asked_for(tmp_path):
+    preamble = bytes(128) + b"DICM" + b"\x02\x00"
+    make_tree(tmp_path, ["s1/a.dcm", "s1/notes", "s1/x.txt"])
+    for name in ("s1/1.2.840.113619.2.1", "s1/IM0001", "s1/DICOMDIR"):
+        (tmp_path / name).write_bytes(preamble)
+    (tmp_path / "s1/short").write_bytes(b"DICM")  # shorter than a preamble: not a DICOM
+    os.mkfifo(tmp_path / "s1/fifo")  # not opened: it would block the scan
+    assert scan_files(tmp_path, [".dcm"]) == ["s1/1.2.840.113619.2.1", "s1/IM0001", "s1/a.dcm"]
+    assert scan_files(tmp_path, [".mp4"]) == []  # only where the input is DICOM
+
+
 def test_folder_shards_and_files_outside_them(tmp_path):
     make_tree(tmp_path, ["p10/x/1.mp4", "p11/2.mp4", "p12/3.mp4", "loose.mp4"])
     spec = ShardSpec("folder", ("p10", "p11"))

@@ -20,7 +20,7 @@ from embedpipe_demo.ecg import MIMIC_ORDER, synthetic_ecg, write_mimic_record, w
 @pytest.fixture
 def ecg_tree(tmp_path):
     """The real Philips and WFDB fixtures, good and broken, linked into one shard folder (the GE MUSE,
-    HL7 aECG and DICOM ECG fixtures are for readers embedpipe does not have yet)."""
+    HL7 aECG and DICOM ECG fixtures are read in test_ecg_formats.py and test_inputs.py)."""
     ecg = fixtures_dir("ecg")
     shard = tmp_path / "in" / "real"
     shard.mkdir(parents=True)

@@ -6,6 +6,8 @@ header says is a row flagged `truncated`, not passed off as whole (see docs/reli
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -20,20 +22,52 @@ from conftest import fixtures_dir, metis_encoder, tiny_encoders, unprivileged
 from embedpipe.discover import read_manifest, scan_files, write_manifests
 from embedpipe.encoders import build_encoder
 from embedpipe.encoders.roles import Encoder
+from embedpipe.error_text import clean_message
 from embedpipe.extract import run_extract
 from embedpipe.writer import ShardWriter
 
 SAME_CONTENT = {"video/nasa_13013_nonutf8_title.mp4": "video/nasa_13013.mp4"}  # a Latin-1 title, nothing else
-PENDING_READERS = ("video/dicom/", "ecg/ge_muse_xml/", "ecg/hl7_aecg/", "ecg/dicom_waveform/")
-MODALITIES = {"video": (".mp4", ".mkv", ".avi"), "audio": (".wav", ".mp3", ".flac", ".ogg", ".aif"),
-              "image": (".png", ".jpg"), "ecg": (".xml", ".hea")}
+COMPANIONS = (".dat", ".atr", ".xyz")  # WFDB signal and annotation files, read through their .hea
+# What each real file holds, from SOURCES.md and the files' own headers (not from embedpipe's output).
+# Video: (frames in the file, frames per second, height, width); audio: seconds; ECG: (source rate,
+# leads found, leads derived, seconds).
+VIDEO_FACTS = {
+    "video/flipping_a_pancake.mkv": (310, 30.0, 240, 426), "video/mmaction2_test.avi": (164, 25.0, 240, 320),
+    "video/mmaction2_test.mp4": (300, 30.0, 256, 340), "video/nasa_13013.mp4": (390, 29.97, 270, 480),
+    "video/nasa_13013_nonutf8_title.mp4": (390, 29.97, 270, 480),
+    "video/dicom/dbdicom_us_echo_palette_rle_11f.dcm": (11, 1000 / 62.727272, 430, 600),
+    # no FrameTime: its FrameTimeVector gives each frame's time in ms
+    "video/dicom/dicomparser_us_acuson_ybr_jpeg_baseline_8f.dcm": (
+        8, 1000 / np.mean([33.333, 50.0, 33.333, 50.0, 50.0, 50.0, 33.333, 43.333]), 240, 320),
+    "video/dicom/dcmbench_us_esopecho_rgb_single.dcm": (1, None, 120, 256),
+    "video/dicom/pylibjpeg_us_acuson_ybr_jpeg_extended_single.dcm": (1, None, 576, 768),
+}
+AUDIO_SECONDS = {"audio/librispeech_198-209-0000_16k_mono.ogg": 13.91, "audio/pydub_party_44k1_mono.mp3": 6.58,
+                 "audio/sr_english_speech_44k1_mono.wav": 2.74, "audio/vosk_test_speech_16k_mono.wav": 8.31,
+                 "audio/whisper_jfk_44k1_stereo.flac": 11.0, "audio/phon_M1F1-int16C-AFsp_aifc_8k_stereo.aif": 2.94,
+                 "audio/broken/pydub_test1_empty_header_only.wav": None}
+LIMBS = ["III", "aVR", "aVL", "aVF"]
+ECG_FACTS = {
+    "ecg/sierra_xml/v1_03_129DYPRG.XML": (500, 12, [], 11.0),
+    "ecg/sierra_xml/v1_04_01_2020-5-18_15-48-11.xml": (500, 12, [], 11.0),
+    "ecg/sierra_xml/v1_04_3191723_ZZDEMOPTONLY_1-04_orig.xml": (500, 12, [], 11.0),
+    "ecg/wfdb/mitdb_100/100.hea": (360, 2, [], 650000 / 360),
+    "ecg/wfdb/ptbdb_s0010_re/s0010_re.hea": (1000, 12, [], 38.4),
+    "ecg/ge_muse_xml/braveheart_example1.xml": (500, 12, LIMBS, 10.0),
+    "ecg/ge_muse_xml/braveheart_example4.xml": (500, 12, LIMBS, 10.0),
+    "ecg/hl7_aecg/liryc_hl7aecg_example_mindray.xml": (100, 12, [], 10.0),  # the first of its two series
+    "ecg/dicom_waveform/dicomparser_wave_dfl_hemodynamic.dcm": (240, 12, [], 10.0),
+}
+NATIVE_NOISE = re.compile(r"\[\d{1,2}:\d{2}:\d{2}\]|\.(cc|cpp|c|h):\d+|/github/workspace")
 
 
-def embed(encoder: Encoder, root: Path, keys: list[str], out: Path) -> tuple[dict, dict]:
+def embed(encoder: Encoder, root: Path, keys: list[str], out: Path,
+          timeout_s: float | None = None) -> tuple[dict, dict]:
     """One shard through the extract loop and assembly, in this process. Returns (rows, errors) by key."""
     writer = ShardWriter(out / "parts", encoder.output_fields(), encoder.fingerprint(),
                          sidecar=encoder.output.sidecar)
-    run_extract(keys, root, encoder, writer, shard="s", device=torch.device("cpu"), num_workers=0)
+    run_extract(keys, root, encoder, writer, shard="s", device=torch.device("cpu"), num_workers=0,
+                **({"decode_timeout_s": timeout_s} if timeout_s else {}))
     writer.finalize(keys, out / "s.parquet", out / "s.errors.parquet", {})
     rows = {r["key"]: r for r in pq.read_table(out / "s.parquet").to_pylist()}
     errors = {r["key"]: r for r in pq.read_table(out / "s.errors.parquet").to_pylist()}
@@ -41,16 +75,31 @@ def embed(encoder: Encoder, root: Path, keys: list[str], out: Path) -> tuple[dic
     return rows, errors
 
 
+def check_facts(modality: str, rows: dict) -> None:
+    for key, row in rows.items():
+        if modality == "video":
+            frames, fps, height, width = VIDEO_FACTS[key]
+            assert (row["frames_decoded"], row["height"], row["width"]) == (frames, height, width), key
+            assert row["frame_rate"] == (None if fps is None else pytest.approx(fps, rel=1e-3)), key
+            assert (row["transfer_syntax"] is not None) == key.endswith(".dcm"), key
+        elif modality == "audio" and AUDIO_SECONDS[key] is not None:
+            assert row["duration_s"] == pytest.approx(AUDIO_SECONDS[key], abs=0.01), key
+        elif modality == "ecg":
+            rate, leads, derived, seconds = ECG_FACTS[key]
+            assert (row["source_rate"], len(row["leads_found"]), row["leads_derived"]) == (rate, leads, derived), key
+            assert row["n_samples"] == pytest.approx(seconds * 500, abs=1), key  # read whole, at 500 Hz
+
+
 def test_every_fixture_becomes_a_row_or_an_error_row(tiny_model, tiny_metis, tiny_ecg, tmp_path):
     root = fixtures_dir("")
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != "SOURCES.md")
-    # Formats whose readers are the real-inputs issue's work (DICOM cine, GE MUSE, HL7 aECG, DICOM
-    # waveforms): set aside here by folder, so that any other new fixture still fails the check below.
-    pending = {k for k in files if k.startswith(PENDING_READERS)}
-    files = [k for k in files if k not in pending]
-    by_modality = {m: [k for k in files if k.lower().endswith(ext)] for m, ext in MODALITIES.items()}
-    companions = {k for k in files if k.endswith((".dat", ".atr", ".xyz"))}  # read through their .hea
+    by_modality = {m: [k for k in files if k.startswith(f"{m}/") and not k.endswith(COMPANIONS)]
+                   for m in ("video", "audio", "image", "ecg")}
+    companions = {k for k in files if k.startswith("ecg/") and k.endswith(COMPANIONS)}
     assert {k for keys in by_modality.values() for k in keys} | companions == set(files), "a fixture no test reads"
+    whole = {k for keys in by_modality.values() for k in keys if "/broken/" not in k}
+    assert whole <= set(VIDEO_FACTS) | set(AUDIO_SECONDS) | set(ECG_FACTS) | set(by_modality["image"]), \
+        "a fixture whose facts this test does not know"
     for modality, encoder in tiny_encoders(tiny_model, tiny_metis, tiny_ecg).items():
         keys = by_modality[modality]
         rows, errors = embed(encoder, root, keys, tmp_path / modality)
@@ -59,15 +108,48 @@ def test_every_fixture_becomes_a_row_or_an_error_row(tiny_model, tiny_metis, tin
         # cut file still decodes (then its row says how much of it there is)
         assert set(rows) >= set(keys) - broken, (modality, errors)
         assert all(errors[k]["stage"] == "decode" and errors[k]["message"] for k in errors)
+        assert not [e["message"] for e in errors.values() if NATIVE_NOISE.search(e["message"])], modality
         for key, row in rows.items():
             assert np.isfinite(row["embedding"]).all(), key
             assert row.get("truncated") in (False, None), key  # the whole ones are not flagged
         assert set(errors) == broken, (modality, set(errors) ^ broken)
+        check_facts(modality, rows)
         for copy, original in SAME_CONTENT.items():  # the same frames under other container tags
             if copy in rows:
                 np.testing.assert_array_equal(rows[copy]["embedding"], rows[original]["embedding"])
         values = np.array([r["embedding"] for k, r in rows.items() if k not in SAME_CONTENT])
         assert np.linalg.matrix_rank(values) == len(values), modality  # different files, different rows
+
+
+def test_a_decoders_message_is_one_line_without_its_build_path_or_clock():
+    decord = ("[13:06:56] /github/workspace/src/video/ffmpeg/threaded_decoder.cc:292: [13:06:56] "
+              "/github/workspace/src/video/ffmpeg/threaded_decoder.cc:218: Check failed: "
+              "avcodec_send_packet(dec_ctx_.get(), pkt.get()) >= 0 (-1094995529 vs. 0)\n"
+              "Thread worker: Error sending packet.")
+    assert clean_message(decord) == ("Check failed: avcodec_send_packet(dec_ctx_.get(), pkt.get()) >= 0 "
+                                     "(invalid data found when processing input) Thread worker: Error sending packet.")
+    assert clean_message("  no frames in x.mp4\n") == "no frames in x.mp4"  # plain messages keep their words
+
+
+@pytest.mark.parametrize("modality,names", [("video", ["hang.mp4", "hang.dcm", "hang"]),
+                                            ("audio", ["hang.wav", "hang.aif"]), ("image", ["hang.png"]),
+                                            ("ecg", ["hang.xml", "hang.hea", "hang.dcm"])])
+def test_a_file_that_never_answers_is_a_timeout_error_row_in_every_reader(tiny_model, tiny_metis, tiny_ecg,
+                                                                          modality, names, tmp_path):
+    """A FIFO nobody writes to blocks the reader's first read, in whichever library it happens (decord,
+    pydicom, libsndfile, Pillow, the XML and WFDB parsers), as a hung mount or decoder would."""
+    root = tmp_path / "in"
+    root.mkdir()
+    for name in names:
+        os.mkfifo(root / name)
+    good = {"video": "video/mmaction2_test.avi", "audio": "audio/sr_english_speech_44k1_mono.wav",
+            "image": "image/skimage_camera_gray.png", "ecg": "ecg/sierra_xml/v1_03_129DYPRG.XML"}[modality]
+    shutil.copy(fixtures_dir("") / good, root / Path(good).name)
+    encoder = tiny_encoders(tiny_model, tiny_metis, tiny_ecg)[modality]
+    rows, errors = embed(encoder, root, sorted([*names, Path(good).name]), tmp_path / "out", timeout_s=1)
+    assert set(rows) == {Path(good).name}  # the shard goes on past every hung file
+    assert {k: (e["stage"], e["error_type"], e["message"]) for k, e in errors.items()} == \
+        dict.fromkeys(names, ("decode", "DecodeTimeout", "timed out after 1 s"))
 
 
 def cut(src: Path, dest: Path, fraction: float = 0.5) -> Path:
@@ -101,18 +183,23 @@ def test_files_cut_short_are_rows_flagged_truncated(tiny_model, tiny_metis, tiny
     cut(whole_mp3, root / "audio/cut.mp3")
     shutil.copy(whole_mp3, root / "audio/whole.mp3")
     cut(src / "audio/librispeech_198-209-0000_16k_mono.ogg", root / "audio/cut.ogg")  # OGG states no length
+    cut(src / "audio/phon_M1F1-int16C-AFsp_aifc_8k_stereo.aif", root / "audio/cut.aif")  # AIFF-C: COMM's frames
+    shutil.copy(src / "audio/phon_M1F1-int16C-AFsp_aifc_8k_stereo.aif", root / "audio/whole.aif")
     cut(src / "video/mmaction2_test.avi", root / "video/cut.avi")
     cut(src / "video/flipping_a_pancake.mkv", root / "video/cut.mkv")
     shutil.copy(src / "video/mmaction2_test.avi", root / "video/whole.avi")
     models = tiny_encoders(tiny_model, tiny_metis, tiny_ecg)
 
-    audio, audio_errors = embed(models["audio"], root, scan_files(root, [".wav", ".mp3", ".ogg"]), tmp_path / "a")
+    audio_keys = scan_files(root, [".wav", ".mp3", ".ogg", ".aif"])
+    audio, audio_errors = embed(models["audio"], root, audio_keys, tmp_path / "a")
     assert not audio_errors
     assert audio["audio/cut.wav"]["truncated"] is True
     assert audio["audio/cut.wav"]["declared_duration_s"] == pytest.approx(121052 / 44100)
     assert audio["audio/cut.wav"]["duration_s"] == pytest.approx(121052 / 44100 / 2, rel=0.01)
     assert audio["audio/cut.mp3"]["truncated"] is True and audio["audio/whole.mp3"]["truncated"] is False
     assert audio["audio/whole.mp3"]["declared_duration_s"] == pytest.approx(4.0)
+    assert audio["audio/cut.aif"]["truncated"] is True and audio["audio/whole.aif"]["truncated"] is False
+    assert audio["audio/cut.aif"]["declared_duration_s"] == pytest.approx(23493 / 8000)
     assert audio["audio/cut.ogg"]["truncated"] is None and audio["audio/cut.ogg"]["declared_duration_s"] is None
 
     video, video_errors = embed(models["video"], root, scan_files(root, [".avi", ".mkv"]), tmp_path / "v")

@@ -18,6 +18,7 @@ ECHO_COLUMNS = [
     "subject_id", "study_id", "dicom_id", "file_path", "acquisition_datetime", "study_datetime",
     "note_id", "note_seq", "note_charttime", "embedding",
     "frames_decoded", "frames_declared", "truncated",  # embedpipe's: was the whole file decoded
+    "frame_rate", "height", "width", "transfer_syntax",  # the source's, technical fields only
 ]
 
 
@@ -43,6 +44,28 @@ def test_demo_end_to_end_loads_with_datasets(demo_run):
     assert meta["model"] == "vjepa2-tiny" and meta["embedding_dim"] == 32
     assert meta["preprocessing"]["crop"] == "centre 64x64" and meta["compute_dtype"] == "float32"
     assert "torch" in meta["packages"] and "embedpipe" in meta["packages"]
+
+
+def test_demo_dicom_cines_are_rows_joined_like_mp4s_and_their_patient_appears_nowhere(demo_run):
+    import datasets
+
+    from embedpipe_demo.dicom import DEMO_PATIENT
+
+    out = demo_run / "results" / "demo"
+    ds = datasets.load_dataset("parquet", data_dir=str(out / "parquet"), split="train").to_pandas()
+    dicom = ds[ds["file_path"].str.endswith(".dcm")]
+    assert len(dicom) == 6 and (ds["transfer_syntax"].notna() == ds["file_path"].str.endswith(".dcm")).all()
+    assert set(dicom["transfer_syntax"]) == {"RLE Lossless", "Explicit VR Little Endian"}
+    assert dicom["acquisition_datetime"].notna().all()  # the record list's .dcm paths meet .dcm keys
+    stills = dicom[dicom["frames_decoded"] == 1]
+    assert len(stills) == 2 and (dicom[dicom["frames_decoded"] > 1]["frame_rate"] == 25.0).all()
+    # The generated DICOMs carry a patient's name, ID and birth date: none of them leaves the input.
+    leaked = []
+    for root in (out, demo_run / "logs"):
+        for path in (p for p in root.rglob("*") if p.is_file() and not p.is_relative_to(out / "data")):
+            data = path.read_bytes()
+            leaked += [(path, v) for v in DEMO_PATIENT.values() if v.encode() in data or v.encode("utf-16-le") in data]
+    assert not leaked
 
 
 def test_merge_all_matches_the_shards(demo_run):

@@ -138,3 +138,13 @@ def save_large_safetensors(path) -> None:
     from safetensors.numpy import save_file
 
     save_file({"tokens": np.ones((1024, 1024, 256), dtype=np.uint8)}, str(path))  # 256 MiB: long enough to catch
+
+
+def test_a_list_column_whose_every_item_is_empty_keeps_its_type():
+    from embedpipe.writer import to_arrow
+
+    for typ in (pa.list_(pa.string()), pa.list_(pa.float32())):
+        column = to_arrow([[], []], typ)
+        assert column.type == typ and column.to_pylist() == [[], []]
+    mixed = to_arrow([[], ["III", "aVR"]], pa.list_(pa.string()))
+    assert mixed.to_pylist() == [[], ["III", "aVR"]]

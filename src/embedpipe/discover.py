@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from embedpipe.atomic import write_text_if_changed
+from embedpipe.readers.sniff import has_dicom_preamble
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ def list_top_folders(input_dir: str | os.PathLike) -> list[str]:
     if not root.is_dir():
         raise FileNotFoundError(f"input_dir {str(root)!r} is not a directory")
     return sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+
+
+DICOM_EXTENSION = ".dcm"
 
 
 def normalise_extensions(extensions: list[str]) -> tuple[str, ...]:
@@ -113,6 +117,7 @@ def scan_tree(root: str | os.PathLike, extensions: list[str], subdir: str | None
     twice). A folder that cannot be read stops the scan: its files would fall out of every count."""
     root = Path(root)
     exts = normalise_extensions(extensions)
+    dicom = DICOM_EXTENSION in exts  # then files with no extension are DICOM if their content says so
     out = exclusions if exclusions is not None else Exclusions()
     if subdir:
         starts = [root / subdir]
@@ -135,7 +140,7 @@ def scan_tree(root: str | os.PathLike, extensions: list[str], subdir: str | None
                     out.linked_folders.append(rel)
             dirnames[:] = entered
             for name in filenames:
-                if not name.lower().endswith(exts):
+                if not name.lower().endswith(exts) and not (dicom and is_unnamed_dicom(here / name)):
                     out.by_extension[os.path.splitext(name)[1].lower()] += 1
                     continue
                 key = (here / name).relative_to(root).as_posix()
@@ -146,6 +151,16 @@ def scan_tree(root: str | os.PathLike, extensions: list[str], subdir: str | None
     for names in (out.hidden, out.line_breaks, out.not_utf8, out.hidden_folders, out.linked_folders):
         names.sort()
     return sorted(keys)
+
+
+def is_unnamed_dicom(path: Path) -> bool:
+    """A file without an extension (or named by a bare UID, `1.2.840.….320`) that holds a DICOM
+    file's preamble ("DICM" at byte 128): scanners and PACS exports name DICOMs so. DICOMDIR, the
+    index of a DICOM medium, is not an image and stays out."""
+    suffix = os.path.splitext(path.name)[1]
+    if (suffix and not suffix[1:].isdigit()) or path.name.upper() == "DICOMDIR":
+        return False
+    return has_dicom_preamble(path, block=False)  # a FIFO must not block the scan: only regular files are read
 
 
 def _unreadable(err: OSError) -> None:

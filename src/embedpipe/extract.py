@@ -28,21 +28,15 @@ from embedpipe.decode_guard import (
 )
 from embedpipe.encoders.batch import Batch
 from embedpipe.encoders.roles import Encoder, Model, Reader
+from embedpipe.error_text import error_fields
 from embedpipe.model_files import ModelLoadError
 from embedpipe.sink import RowSink
 from embedpipe.stop import StopRequest, next_or_stop
 from embedpipe.writer import ShardWriter
 
 log = logging.getLogger(__name__)
-MAX_MESSAGE = 2000
 LOADER_CHUNK = 16
 DECODE_TIMEOUT_S = 300.0  # extract.decode_timeout_s: longer than any sane file takes to open and decode
-
-
-def error_fields(exc: BaseException) -> tuple[str, str]:
-    message = str(exc).strip().splitlines()
-    text = " ".join(line.strip() for line in message)[:MAX_MESSAGE]
-    return type(exc).__name__, text or repr(exc)[:MAX_MESSAGE]
 
 
 Item = tuple[str, Any, tuple[str, str] | None, dict[str, Any]]

@@ -34,7 +34,9 @@ def to_arrow(values: np.ndarray | list[np.ndarray], typ: pa.DataType) -> pa.Arra
     if pa.types.is_list(typ):
         lengths = np.array([len(v) for v in values], dtype=np.int32)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-        flat = np.concatenate(values) if len(values) else np.zeros((0,), np.float32)
+        if not lengths.sum():  # every item empty: numpy would make them float64, whatever the column holds
+            return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array([], typ.value_type))
+        flat = np.concatenate([np.asarray(v) for v in values])
         return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), to_arrow(flat, typ.value_type))
     if pa.types.is_fixed_size_list(typ):
         inner = to_arrow(values.reshape(values.shape[0] * typ.list_size, *values.shape[2:]), typ.value_type)

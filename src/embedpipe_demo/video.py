@@ -1,4 +1,5 @@
-"""The embedded demo: a small MIMIC-IV-Echo-shaped tree of real H.264 videos and a tiny V-JEPA 2.
+"""The embedded demo: a small MIMIC-IV-Echo-shaped tree of real H.264 videos and DICOM cines, and a
+tiny V-JEPA 2.
 
 Everything is generated from a seed, so the demo needs nothing but the installed packages.
 """
@@ -28,9 +29,14 @@ class DemoVideo:
     frames: int
     height: int
     width: int
+    dicom: str | None = None  # rle | native | still: written as a DICOM file, as MIMIC-IV-Echo ships them
 
 
-def plan_videos(folders: list[str], per_folder: int, seed: int) -> list[DemoVideo]:
+DICOM_KINDS = ("rle", "native", "still")
+
+
+def plan_videos(folders: list[str], per_folder: int, seed: int, dicom_every: int = 0) -> list[DemoVideo]:
+    """`dicom_every` > 0: every such clip of a folder is a DICOM cine (RLE, uncompressed, or a one-frame still)."""
     rng = np.random.default_rng(seed)
     videos = []
     for fi, folder in enumerate(folders):
@@ -41,8 +47,12 @@ def plan_videos(folders: list[str], per_folder: int, seed: int) -> list[DemoVide
             dicom_id = f"{study}_{i + 1:04d}"
             h, w = SHAPES[(fi + i) % len(SHAPES)]
             frames = int(rng.integers(10, 48))
-            key = f"{folder}/p{subject}/s{study}/{dicom_id}.mp4"
-            videos.append(DemoVideo(key, subject, study, dicom_id, frames, h, w))
+            dicom = None
+            if dicom_every and i % dicom_every == dicom_every - 1:
+                dicom = DICOM_KINDS[(fi + i // dicom_every) % len(DICOM_KINDS)]
+                frames = 1 if dicom == "still" else frames
+            key = f"{folder}/p{subject}/s{study}/{dicom_id}.{'dcm' if dicom else 'mp4'}"
+            videos.append(DemoVideo(key, subject, study, dicom_id, frames, h, w, dicom))
     return videos
 
 
@@ -81,20 +91,29 @@ def write_h264(path: Path, frames: np.ndarray, fps: int = 25) -> None:
 
 
 def make_demo_data(out_dir: Path, folders: list[str], per_folder: int, seed: int = 0) -> dict[str, int]:
-    """Videos under out_dir/mp4/, two corrupt files, and the two MIMIC-IV-Echo CSVs."""
+    """Videos under out_dir/mp4/ (every fourth one a DICOM cine), two corrupt files, and the two
+    MIMIC-IV-Echo CSVs."""
+    from embedpipe_demo.dicom import write_dicom_cine
+
     mp4_root = out_dir / "mp4"
-    videos = plan_videos(folders, per_folder, seed)
+    videos = plan_videos(folders, per_folder, seed, dicom_every=4)
     for i, video in enumerate(videos):
-        write_h264(mp4_root / video.key, render_frames(video, seed * 1000 + i))
+        frames = render_frames(video, seed * 1000 + i)
+        if video.dicom:
+            write_dicom_cine(mp4_root / video.key, frames, 25.0, video.dicom == "rle", video.key)
+        else:
+            write_h264(mp4_root / video.key, frames)
     # Two corrupt inputs: a truncated MP4 (its moov atom is lost, as in an interrupted copy) and
     # a text file with an .mp4 name.
-    victim = videos[per_folder + 1]
+    mp4s = [v for v in videos if not v.dicom]  # the two corrupt files stay MP4s whatever per_folder is
+    victim = next(v for v in videos[per_folder + 1:] + mp4s if not v.dicom)
     data = (mp4_root / victim.key).read_bytes()
     (mp4_root / victim.key).write_bytes(data[: len(data) // 3])
-    bogus = videos[-1]
+    bogus = mp4s[-1]
     (mp4_root / bogus.key).write_text("this is not a video\n")
     write_echo_csvs(out_dir, videos, seed)
-    log.info("demo data: %d videos (2 corrupt) in %s", len(videos), mp4_root)
+    log.info("demo data: %d videos (%d DICOM, 2 corrupt) in %s", len(videos), sum(bool(v.dicom) for v in videos),
+             mp4_root)
     return {"videos": len(videos), "corrupt": 2}
 
 

@@ -1,4 +1,4 @@
-"""What both ECG families share: the reader (XML or WFDB → 12 leads at 500 Hz, filtered if asked,
+"""What both ECG families share: the reader (XML, DICOM or WFDB → 12 leads at 500 Hz, filtered if asked,
 normalised), the model's placement and batching, and the provenance of the preprocessing.
 
 Records are never zero-padded for the model: a batch runs one forward pass per distinct length, so
@@ -79,12 +79,14 @@ class EcgReader(Reader):
             signal = ecgfounder_filter(signal, self.notch_hz)
         signal = np.ascontiguousarray(self.normalise(signal), dtype=np.float32)
         facts = {"n_samples": record.n_samples, "source_rate": float(record.source_rate),
-                 "leads_found": list(record.leads_found), "nan_samples": record.nan_samples}
+                 "leads_found": list(record.leads_found), "nan_samples": record.nan_samples,
+                 "leads_derived": list(record.leads_derived), "source_format": record.source_format}
         return Prepared(torch.from_numpy(signal), facts)
 
     def fact_fields(self) -> list[pa.Field]:
         return [pa.field("n_samples", pa.int32()), pa.field("source_rate", pa.float64()),
-                pa.field("leads_found", pa.list_(pa.string())), pa.field("nan_samples", pa.int32())]
+                pa.field("leads_found", pa.list_(pa.string())), pa.field("nan_samples", pa.int32()),
+                pa.field("leads_derived", pa.list_(pa.string())), pa.field("source_format", pa.string())]
 
     def describe(self) -> dict[str, str]:
         return {

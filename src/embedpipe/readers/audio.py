@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,10 +105,14 @@ def read_audio(path: str, target_rate: int = TARGET_RATE) -> AudioClip:
 
 
 def audio_duration(path: str) -> float:
-    """Seconds from the header alone (0.0 when unreadable): used to sort a shard into length buckets."""
+    """Seconds from the header alone (0.0 when unreadable): used to sort a shard into length buckets.
+    Only regular files are opened: this runs in the job's own process, outside the decode deadline,
+    and a FIFO or device would block it (the decode workers time such a file out instead)."""
     import soundfile
 
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return 0.0
         info = soundfile.info(path)
         return info.frames / info.samplerate if info.samplerate else 0.0
     except Exception:

@@ -2,37 +2,54 @@
 
 libsndfile reports a truncated WAV's length from the bytes present, and FFmpeg reads a cut AVI or
 MKV up to the cut without an error, so "decoded without error" does not mean "whole". The header
-keeps the length the writer meant: a WAV's data chunk size, an MP3's Xing/Info/VBRI frame count,
-FLAC's STREAMINFO, a video stream's frame count or duration. Formats whose header states no length
-(OGG, MP3 without a VBR header) give None: unknown, not "whole".
+keeps the length the writer meant: a WAV's data chunk size, an AIFF/AIFC's COMM frame count, an
+MP3's Xing/Info/VBRI frame count, FLAC's STREAMINFO, a video stream's frame count or duration.
+Formats whose header states no length (OGG, MP3 without a VBR header) give None: unknown, not "whole".
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
+from typing import Any
 
 MP3_TAGS = (b"Xing", b"Info", b"VBRI")
 STREAMING_SIZES = (0, 0xFFFFFFFF)  # written by recorders that never went back to fill the size in
 
 
-def wav_data_frames(path: str) -> int | None:
-    """Frames the RIFF header's `data` chunk declares (None if absent or left unset)."""
+def _chunks(path: str, container: bytes, forms: tuple[bytes, ...], order: str) -> Iterator[tuple[bytes, int, Any]]:
+    """(tag, size, file positioned at the chunk's data) of each chunk of a RIFF (`<`) or IFF (`>`)
+    file whose header is `container` and form one of `forms`; chunks are padded to an even size.
+    A chunk the caller did not read is skipped."""
     with open(path, "rb") as fh:
         head = fh.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
-        block_align = 0
-        while chunk := fh.read(8):
-            if len(chunk) < 8:
-                return None
-            tag, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if tag == b"fmt ":
-                fmt = fh.read(size + (size & 1))
-                block_align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else 0
-            elif tag == b"data":
-                return size // block_align if block_align and size not in STREAMING_SIZES else None
-            else:
-                fh.seek(size + (size & 1), 1)
+        if len(head) < 12 or head[:4] != container or head[8:12] not in forms:
+            return
+        while len(chunk := fh.read(8)) == 8:
+            tag, size = chunk[:4], struct.unpack(f"{order}I", chunk[4:])[0]
+            start = fh.tell()
+            yield tag, size, fh
+            fh.seek(start + size + (size & 1))
+
+
+def wav_data_frames(path: str) -> int | None:
+    """Frames the RIFF header's `data` chunk declares (None if absent or left unset)."""
+    block_align = 0
+    for tag, size, fh in _chunks(path, b"RIFF", (b"WAVE",), "<"):
+        if tag == b"fmt ":
+            fmt = fh.read(size)
+            block_align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else 0
+        elif tag == b"data":
+            return size // block_align if block_align and size not in STREAMING_SIZES else None
+    return None
+
+
+def aiff_comm_frames(path: str) -> int | None:
+    """numSampleFrames of an AIFF or AIFF-C file's COMM chunk (big-endian)."""
+    for tag, _, fh in _chunks(path, b"FORM", (b"AIFF", b"AIFC"), ">"):
+        if tag == b"COMM":
+            comm = fh.read(6)
+            return struct.unpack(">I", comm[2:6])[0] if len(comm) == 6 else None
     return None
 
 
@@ -56,6 +73,8 @@ def audio_declared_frames(path: str, header_format: str, header_frames: int) -> 
     """Source frames the header declares, given libsndfile's format name and frame count."""
     if header_format == "WAV":
         return wav_data_frames(path)
+    if header_format == "AIFF":  # libsndfile's name for AIFF and AIFF-C; its frame count is the bytes present
+        return aiff_comm_frames(path)
     if header_format == "FLAC":
         return header_frames or None  # STREAMINFO's total samples; 0 means "not stated"
     if header_format == "MP3":

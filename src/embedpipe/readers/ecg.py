@@ -1,4 +1,5 @@
-"""ECG readers: Philips SierraECG XML and WFDB records → 12 standard leads at 500 Hz.
+"""ECG records → 12 standard leads at 500 Hz: WFDB here; Philips SierraECG, GE MUSE and HL7 aECG XML in
+`ecg_xml`, DICOM waveforms in `ecg_dicom`, chosen by the file's content (`read_ecg`).
 
 Leads are picked by name, never by position (MIMIC-IV-ECG stores aVF before aVL); a lead the file
 does not have is zeros and is missing from `leads_found`. Signals are in millivolts. A record is
@@ -7,15 +8,18 @@ kept whole or cut to its first 10 s; it is never padded (padding would reach the
 
 from __future__ import annotations
 
+import errno
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 
 from embedpipe.readers import wfdb_signal
+from embedpipe.readers.sniff import has_dicom_preamble
 
 LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 TARGET_RATE = 500
@@ -32,6 +36,7 @@ NAN_FILLS = ("zero", "interpolate")
 # with it, a record is resampled whole and cut after.
 CUT_MARGIN_S = 0.5
 MAX_SECONDS = 3600.0  # a whole record longer than this (a 24-h Holter: 4 GB as float64) is refused
+_TO_MV = {"uv": 1e-3, "microvolts": 1e-3, "mv": 1.0, "millivolts": 1.0, "v": 1e3, "volts": 1e3}
 _CANONICAL = {name.upper(): name for name in LEADS}
 # Modified limb leads of Holter/monitoring records (MIT-BIH's MLII) stand in for the limb lead.
 _ALIASES = {"MLI": "I", "MLII": "II", "MLIII": "III", "D1": "I", "D2": "II", "D3": "III"}
@@ -48,38 +53,27 @@ class EcgRecord:
     source_rate: float
     leads_found: list[str]
     nan_samples: int  # NaN samples, set to 0 or interpolated
+    leads_derived: list[str] = field(default_factory=list)  # computed from other leads (in leads_found too)
+    source_format: str = ""  # sierra | ge_muse | hl7_aecg | dicom_waveform | wfdb
+
+
+def mv_per_unit(unit: str | None) -> float | None:
+    """Millivolts per unit of an amplitude unit as ECG files spell it (UCUM `uV`, MUSE `MICROVOLTS`);
+    None for a unit that is not a voltage."""
+    return _TO_MV.get((unit or "").strip().lower().replace("µ", "u"))
+
+
+def to_mv(unit: str | None, where: str) -> float:
+    """`mv_per_unit`, or an error naming the unit."""
+    factor = mv_per_unit(unit)
+    if factor is None:
+        raise EcgReadError(f"{where}: amplitude unit {unit!r} is not a voltage (uV, mV, V)")
+    return factor
 
 
 def canonical_lead(name: str) -> str | None:
     key = re.sub(r"[\s_-]", "", name).upper()
     return _CANONICAL.get(_ALIASES.get(key, key))
-
-
-def _sierra_resolution_uv(path: str) -> float:
-    """µV per LSB: sierraecg does not return it. 1.04 has it on <parsedwaveforms resolution=...>,
-    1.03 in <signalcharacteristics><signalresolution>."""
-    from defusedxml import ElementTree
-
-    root = ElementTree.parse(path).getroot()
-    local = {el.tag.rsplit("}", 1)[-1]: el for el in root.iter()}
-    waveforms = local.get("parsedwaveforms")
-    if waveforms is not None and waveforms.get("resolution"):
-        return float(waveforms.get("resolution"))
-    for tag in ("signalresolution", "resolution"):
-        if tag in local and (local[tag].text or "").strip():
-            return float(local[tag].text)
-    raise EcgReadError(f"no amplitude resolution in {path}")
-
-
-def read_sierra(path: str) -> tuple[dict[str, np.ndarray], float]:
-    import sierraecg
-
-    ecg = sierraecg.read_file(path)
-    if not ecg.leads:
-        raise EcgReadError(f"no leads in {path}")
-    scale = _sierra_resolution_uv(path) / 1000.0
-    leads = {lead.label: np.asarray(lead.samples, dtype=np.float64) * scale for lead in ecg.leads}
-    return leads, float(ecg.leads[0].sampling_freq)
 
 
 def read_wfdb(path: str, seconds: float | None = TARGET_SAMPLES / TARGET_RATE,
@@ -182,17 +176,83 @@ def to_standard_leads(leads: dict[str, np.ndarray], rate: float, source: str,
     return EcgRecord(signal, n, rate, [lead for lead in LEADS if lead in picked], nans)
 
 
+def derive_limb_leads(leads: dict[str, np.ndarray]) -> list[str]:
+    """III, aVR, aVL, aVF from I and II (Einthoven, Goldberger), added to `leads` where absent; returns
+    those added. Devices that store 8 leads (GE MUSE always) store only these two limb leads: the
+    other four are sums of them, as ECG software shows them."""
+    by_name = {canonical_lead(name): values for name, values in leads.items()}
+    if by_name.get("I") is None or by_name.get("II") is None:
+        return []
+    n = min(len(by_name["I"]), len(by_name["II"]))
+    lead_1, lead_2 = by_name["I"][:n], by_name["II"][:n]
+    formulas = {"III": lambda: lead_2 - lead_1, "aVR": lambda: -(lead_1 + lead_2) / 2,
+                "aVL": lambda: lead_1 - lead_2 / 2, "aVF": lambda: lead_2 - lead_1 / 2}
+    derived = [name for name in formulas if name not in by_name]
+    for name in derived:
+        leads[name] = formulas[name]()
+    return derived
+
+
+def read_source(path: str, seconds: float | None = TARGET_SAMPLES / TARGET_RATE,
+                max_seconds: float = MAX_SECONDS) -> tuple[dict[str, np.ndarray], float, list[str], str]:
+    """Leads by name in mV at the source rate (missing limb leads derived from I and II, whatever the
+    format), the rate, the leads derived, and the format."""
+    leads, rate, source_format = _read_leads(path, seconds, max_seconds)
+    return leads, rate, derive_limb_leads(leads), source_format
+
+
+def _read_leads(path: str, seconds: float | None, max_seconds: float) -> tuple[dict[str, np.ndarray], float, str]:
+    """Chosen by content: a DICOM preamble, else the XML root element. A WFDB record is named by its
+    .hea/.dat or by its record name, as file lists give them."""
+    # Imported here: these modules import this one, and pydicom loads only for a DICOM file.
+    from embedpipe.readers import ecg_dicom, ecg_xml
+
+    source = Path(path)
+    if source.suffix.lower() in (".hea", ".dat"):
+        return *read_wfdb(path, seconds, max_seconds), "wfdb"
+    if source.exists() and not source.is_dir():  # a FIFO or a hung mount is opened: the decode deadline acts
+        if has_dicom_preamble(path):
+            return *ecg_dicom.read_dicom_ecg(path, seconds, max_seconds), "dicom_waveform"
+        root = _xml_root(path)
+        if root is not None:
+            kind = ecg_xml.XML_FORMATS.get(root)
+            if kind is None:
+                raise EcgReadError(f"{path}: XML root <{root}> is not an ECG format embedpipe reads "
+                                   f"({ecg_xml.SUPPORTED_XML})")
+            reader = {"sierra": ecg_xml.read_sierra, "ge_muse": ecg_xml.read_muse, "hl7_aecg": ecg_xml.read_hl7_aecg}
+            return *reader[kind](path), kind
+    if Path(f"{path}.hea").is_file():
+        return *read_wfdb(path, seconds, max_seconds), "wfdb"
+    if not source.exists():  # a list (a HF dataset's ecg_paths) can name a file that is not there
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+    raise EcgReadError(f"{path}: not an ECG file embedpipe reads (Philips, GE MUSE or HL7 aECG XML; "
+                       "DICOM ECG waveform; WFDB .hea/.dat)")
+
+
+def _xml_root(path: str) -> str | None:
+    """The root element's local name; None for a file that is not XML (and not named .xml)."""
+    from defusedxml import DefusedXmlException
+
+    from embedpipe.readers import ecg_xml
+
+    try:
+        return ecg_xml.xml_root_name(path)
+    except DefusedXmlException as e:
+        raise EcgReadError(f"{path}: XML refused ({e})") from None
+    except ElementTree.ParseError as e:
+        if Path(path).suffix.lower() == ".xml":
+            raise EcgReadError(f"{path}: not well-formed XML ({e})") from None
+        return None
+
+
 def read_ecg(path: str, seconds: float | None = TARGET_SAMPLES / TARGET_RATE, resample: str = "polyphase",
              nan: str = "zero", max_seconds: float = MAX_SECONDS) -> EcgRecord:
-    """A Philips XML (.xml) or a WFDB record (.hea or .dat) as 12 leads at 500 Hz: whole (`seconds`
-    None) or cut to its first `seconds`."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".xml":
-        leads, rate = read_sierra(path)
-    elif suffix in (".hea", ".dat") or Path(f"{path}.hea").is_file():  # a WFDB record name, as lists give them
-        leads, rate = read_wfdb(path, None if resample == "fft" else seconds, max_seconds)
-    else:
-        raise EcgReadError(f"{path}: not an ECG file embedpipe reads (.xml, .hea)")
+    """An ECG file (see `read_source`) as 12 leads at 500 Hz: whole (`seconds` None) or cut to its first
+    `seconds`."""
+    leads, rate, derived, source_format = read_source(path, None if resample == "fft" else seconds, max_seconds)
     if rate <= 0:
         raise EcgReadError(f"sampling rate {rate} in {path}")
-    return to_standard_leads(leads, rate, path, seconds, resample, nan)
+    record = to_standard_leads(leads, rate, path, seconds, resample, nan)
+    record.leads_derived = [lead for lead in record.leads_found if lead in derived]
+    record.source_format = source_format
+    return record

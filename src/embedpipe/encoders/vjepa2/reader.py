@@ -31,13 +31,19 @@ class VideoReader(Reader):
     def prepare(self, path: str) -> Prepared:
         clip = read_video(path, self.num_frames)
         facts = {"frames_decoded": clip.frames_decoded, "frames_declared": clip.frames_declared,
-                 "truncated": clip.truncated}
+                 "truncated": clip.truncated, "frame_rate": clip.frame_rate, "height": clip.height,
+                 "width": clip.width, "transfer_syntax": clip.transfer_syntax}
         return Prepared(self.sample(clip.frames), facts)
 
     def fact_fields(self) -> list[pa.Field]:
+        # one schema for MP4 and DICOM rows: a shard may hold both
         return [pa.field("frames_decoded", pa.int32()),  # in the whole file; `num_frames` of them are sampled
                 pa.field("frames_declared", pa.int32()),  # the container's; null where it states none
-                pa.field("truncated", pa.bool_())]  # decoded shorter than declared; null: unknown
+                pa.field("truncated", pa.bool_()),  # decoded shorter than declared; null: unknown
+                pa.field("frame_rate", pa.float64()),  # fps; null where the file states none
+                pa.field("height", pa.int32()),  # the source's rows and columns, before preprocessing
+                pa.field("width", pa.int32()),
+                pa.field("transfer_syntax", pa.string())]  # DICOM's transfer syntax name; null otherwise
 
 
 @dataclass
