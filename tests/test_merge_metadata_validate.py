@@ -126,6 +126,21 @@ def test_validate_catches_nan_zero_rows_duplicates_and_count_gaps(tmp_path):
     assert failed(m) == {"finite", "no_zero_rows", "unique_keys", "counts_reconcile", "keys_match_manifest"}
 
 
+def test_validate_fails_when_shard_files_differ_in_columns_naming_the_odd_one(tmp_path):
+    write_shard(tmp_path, "p10", ["a", "b"], np.eye(4)[:2])
+    write_shard(tmp_path, "p11", ["c", "d"], np.eye(4)[2:])
+    assert "same_columns" not in failed(run_validate(tmp_path, ["p10", "p11"]))
+    w = ShardWriter(tmp_path / "parts" / "p12", [pa.field("embedding", pa.list_(pa.float32(), 4)),
+                                                  pa.field("frame_rate", pa.float64())], "fp")
+    w.add_rows(["e"], {"embedding": np.ones((1, 4), np.float32), "frame_rate": np.array([25.0])})
+    (tmp_path / "p12.txt").write_text("e\n")
+    w.finalize(["e"], tmp_path / "p12.parquet", tmp_path / "p12.errors.parquet", {"embedding_dim": 4})
+    m = run_validate(tmp_path, ["p10", "p11", "p12"])
+    assert failed(m) == {"same_columns"}
+    detail = next(c["detail"] for c in m["checks"] if c["name"] == "same_columns")
+    assert "p12: lacks [], has ['frame_rate: double']" in detail and "--forcerun extract" in detail
+
+
 def test_validate_fails_on_too_many_errors_and_wrong_width(tmp_path):
     write_shard(tmp_path, "p10", ["a"], np.ones((1, 4)), errors=["b", "c", "d"])
     m = validate_dataset(["p10"], {"p10": tmp_path / "p10.txt"}, {"p10": tmp_path / "p10.parquet"},

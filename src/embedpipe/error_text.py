@@ -1,4 +1,5 @@
-"""An error row's type and message: one readable line, whatever the decoder printed.
+"""An error row's type and message: one readable line, whatever the decoder printed; and the error
+rows grouped by type, as the validation report lists them.
 
 Native decoders put their own build's source paths and a clock time in front of the reason
 (decord: `[13:06:56] /github/workspace/src/video/ffmpeg/threaded_decoder.cc:292: ...`, repeated once
@@ -9,8 +10,10 @@ equal failures would not group in the report), and FFmpeg's numeric error codes 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 MAX_MESSAGE = 2000
+ERROR_ROWS_SHOWN = 100  # per error type, in metrics.json and the report; all are counted
 _CLOCK = re.compile(r"\[\d{1,2}:\d{2}:\d{2}(?:\.\d+)?\]\s*")
 _SOURCE_LINE = re.compile(r"(?:[\w.~-]*/)+[\w.-]+\.(?:cc|cpp|cxx|c|h|hpp):\d+:\s*")
 # FFmpeg's AVERROR values as decord prints them inside "Check failed: ... (code vs. 0)"
@@ -31,3 +34,26 @@ def clean_message(text: str) -> str:
 def error_fields(exc: BaseException) -> tuple[str, str]:
     """(type name, message) of an exception, as an error row holds them."""
     return type(exc).__name__, clean_message(str(exc)) or repr(exc)[:MAX_MESSAGE]
+
+
+class ErrorGroups:
+    """The error rows by error type: every row counted, the first `shown` of each type kept (a
+    corrupt batch of 50,000 files must not put 50,000 rows in memory or in the report)."""
+
+    def __init__(self, shown: int = ERROR_ROWS_SHOWN) -> None:
+        self.shown = shown
+        self.count: dict[str, int] = {}
+        self.rows: dict[str, list[dict[str, str]]] = {}
+
+    def add(self, shard: str, rows: list[dict[str, str]]) -> None:
+        for row in rows:
+            kind = row["error_type"] or "unknown"
+            self.count[kind] = self.count.get(kind, 0) + 1
+            kept = self.rows.setdefault(kind, [])
+            if len(kept) < self.shown:
+                kept.append({"key": row["key"], "shard": shard, "stage": row["stage"], "message": row["message"]})
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Most frequent type first: [{error_type, count, rows: [{key, shard, stage, message}, ...]}]."""
+        order = sorted(self.count, key=lambda kind: (-self.count[kind], kind))
+        return [{"error_type": kind, "count": self.count[kind], "rows": self.rows[kind]} for kind in order]

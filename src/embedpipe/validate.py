@@ -16,12 +16,12 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from embedpipe.discover import read_manifest
+from embedpipe.error_text import ErrorGroups
 from embedpipe.footer import read_provenance
 from embedpipe.stats import EmbeddingStats, effective_rank, summarise
 
 log = logging.getLogger(__name__)
 BATCH_ROWS = 8192
-ERROR_ROWS_SHOWN = 100  # per error type, in metrics.json and the report; all are counted
 MIN_ROWS_FOR_SPREAD = 3
 EXAMPLES = 3  # keys quoted in a failed check's detail
 
@@ -57,6 +57,7 @@ class ShardCounts:
     nonfinite_rows: int = 0
     zero_rows: int = 0
     dims: set[int] = field(default_factory=set)
+    columns: tuple[str, ...] = ()  # "name: type" of the dataset file, in order
     declared_dims: set[int] = field(default_factory=set)  # the model's width, from provenance
     null_keys: list[str] = field(default_factory=list)  # rows whose embedding is null
     keys: KeyTally | None = None
@@ -119,6 +120,7 @@ def scan_dataset_file(path: Path, counts: ShardCounts, seen: dict[str, str], dup
     if "embedding_dim" in meta:
         counts.declared_dims.add(int(meta["embedding_dim"]))
     f = pq.ParquetFile(path)
+    counts.columns = tuple(f"{c.name}: {c.type}" for c in f.schema_arrow)
     dim = f.schema_arrow.field(column).type.list_size
     counts.dims.add(dim)
     stats: EmbeddingStats = stats_for(dim)
@@ -183,29 +185,6 @@ def validate_dataset(
     return ValidationResult(metrics, stats, shards)
 
 
-class ErrorGroups:
-    """The error rows by error type: every row counted, the first `shown` of each type kept (a
-    corrupt batch of 50,000 files must not put 50,000 rows in memory or in the report)."""
-
-    def __init__(self, shown: int = ERROR_ROWS_SHOWN) -> None:
-        self.shown = shown
-        self.count: dict[str, int] = {}
-        self.rows: dict[str, list[dict[str, str]]] = {}
-
-    def add(self, shard: str, rows: list[dict[str, str]]) -> None:
-        for row in rows:
-            kind = row["error_type"] or "unknown"
-            self.count[kind] = self.count.get(kind, 0) + 1
-            kept = self.rows.setdefault(kind, [])
-            if len(kept) < self.shown:
-                kept.append({"key": row["key"], "shard": shard, "stage": row["stage"], "message": row["message"]})
-
-    def summary(self) -> list[dict[str, Any]]:
-        """Most frequent type first: [{error_type, count, rows: [{key, shard, stage, message}, ...]}]."""
-        order = sorted(self.count, key=lambda kind: (-self.count[kind], kind))
-        return [{"error_type": kind, "count": self.count[kind], "rows": self.rows[kind]} for kind in order]
-
-
 def assemble_metrics(per_shard: list[ShardCounts], duplicates: list[str], dtypes: set[str],
                      stats: EmbeddingStats | None, config: ValidationConfig) -> dict[str, Any]:
     total_files = sum(c.manifest for c in per_shard)
@@ -230,6 +209,7 @@ def assemble_metrics(per_shard: list[ShardCounts], duplicates: list[str], dtypes
     judged = stats is not None and stats.count >= MIN_ROWS_FOR_SPREAD
     dup_pairs = stats.duplicate_pairs if stats is not None else []
     checks = [
+        same_columns(per_shard),
         Check("counts_reconcile", not bad_counts,
               "files = rows + errors in every shard" if not bad_counts else f"mismatch in {bad_counts}"),
         Check("keys_match_manifest", not bad_keys,
@@ -279,6 +259,21 @@ def assemble_metrics(per_shard: list[ShardCounts], duplicates: list[str], dtypes
         "embedding": embedding,
         "thresholds": asdict(config),
     }
+
+
+def same_columns(per_shard: list[ShardCounts]) -> Check:
+    """One table: `load_dataset` refuses a folder whose files differ in columns (shards written by two
+    embedpipe versions, or two configs, in one run folder)."""
+    kinds = [c.columns for c in per_shard]
+    common = max(set(kinds), key=kinds.count) if kinds else ()
+    odd = [c for c in per_shard if c.columns != common]
+    if not odd:
+        return Check("same_columns", True, f"{len(common)} columns in every shard file")
+    c = odd[0]
+    missing, extra = [x for x in common if x not in c.columns], [x for x in c.columns if x not in common]
+    return Check("same_columns", False, f"{len(odd)} shard files differ from the other shards' columns, e.g. "
+                 f"{c.shard}: lacks {missing[:EXAMPLES]}, has {extra[:EXAMPLES]}; shards written by another "
+                 "embedpipe version or config: re-extract them (snakemake --forcerun extract)")
 
 
 def embedding_metrics(stats: EmbeddingStats, config: ValidationConfig) -> dict[str, Any]:
