@@ -28,6 +28,7 @@ include: "rules/extract.smk"
 include: "rules/merge.smk"
 include: "rules/parquet.smk"
 include: "rules/validate.smk"
+include: "rules/evaluate.smk"
 include: "rules/dataset.smk"
 include: "rules/upload.smk"
 include: "rules/export.smk"
@@ -38,4 +39,5 @@ rule all:
         MERGED.values(),
         METRICS,
         DATASET_FILE_LIST,
+        EVALUATION_OUTPUTS,
     default_target: True

@@ -9,6 +9,7 @@ sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # the Snakefile itsel
 from embedpipe.discover import ShardSpec, list_top_folders  # noqa: E402
 from embedpipe.identifying import IDENTIFYING_BY_KIND, refusal, unacknowledged  # noqa: E402
 from embedpipe.encoders import OptionError, all_exports, family  # noqa: E402
+from embedpipe.evaluate.settings import PTBXL_FILES, config_problems  # noqa: E402
 
 from snakemake.exceptions import WorkflowError  # noqa: E402
 
@@ -138,6 +139,37 @@ if UPLOAD.get("public") and (
     missing := unacknowledged(IDENTIFYING_BY_KIND.get(config["metadata"]["kind"]) or (), UPLOAD_ACKNOWLEDGED)
 ):
     config_error("upload.public", refusal(missing))
+
+
+# The evaluation reads the staged dataset files validate reads (it runs beside validate, not after it);
+# `all` asks for its outputs only when evaluate.enabled, and `snakemake evaluate` works either way.
+EVALUATE = config.get("evaluate") or {"enabled": False}
+EVALUATION_DIR = f"{RUN_DIR}/evaluation"
+EVALUATION = {name: f"{EVALUATION_DIR}/{name}" for name in ("metrics.json", "roc.png", "report.html")}
+EVALUATION_OUTPUTS = list(EVALUATION.values()) if EVALUATE["enabled"] else []
+
+
+def check_evaluation():
+    for key, reason in config_problems(EVALUATE):
+        config_error(key, reason)
+
+
+if EVALUATE["enabled"]:
+    check_evaluation()
+
+
+def evaluation_inputs(wildcards):
+    """evaluate's labels: the table, or PTB-XL's two files. Checked here as well, so `snakemake
+    evaluate` with evaluate.enabled false names a missing key before any job."""
+    check_evaluation()
+    if EVALUATE.get("ptbxl_dir"):
+        return [os.path.join(EVALUATE["ptbxl_dir"], name) for name in PTBXL_FILES]
+    return [EVALUATE["labels"]]
+
+
+def evaluation_settings():
+    """The evaluate block for evaluate.py's --settings (paths as given: the jobs run where Snakemake does)."""
+    return json.dumps({k: v for k, v in EVALUATE.items() if k != "enabled"}, sort_keys=True)
 
 
 def input_dir_input():

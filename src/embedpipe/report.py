@@ -19,9 +19,14 @@ from embedpipe.validate import ValidationResult  # noqa: E402
 
 PLOTS = ("norms", "pca_spectrum", "pca_scatter", "cosine")
 MAX_SHARD_PANELS = 24
+PAGE_STYLE = """body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+figure { display: inline-block; margin: 0.5em; } img { max-width: 520px; }
+pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.8em; }"""
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def save_figure(fig: plt.Figure, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -44,7 +49,7 @@ def plot_norms(result: ValidationResult, path: Path) -> None:
         ax.tick_params(labelsize=7)
     more = f" (first {len(shards)} of {len(result.shards)} shards)" if len(result.shards) > len(shards) else ""
     fig.suptitle(f"L2 norm per shard{more}", fontsize=10, y=1.03)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_pca_spectrum(result: ValidationResult, path: Path) -> None:
@@ -60,7 +65,7 @@ def plot_pca_spectrum(result: ValidationResult, path: Path) -> None:
     ax.set_xlabel("principal component")
     ax.set_ylabel("explained variance ratio")
     ax.set_title(f"PCA spectrum (effective rank {pca.get('effective_rank', 'n/a')})", fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_pca_scatter(result: ValidationResult, path: Path) -> None:
@@ -80,7 +85,7 @@ def plot_pca_scatter(result: ValidationResult, path: Path) -> None:
         ax.set_title(f"2-D PCA of a sample of {len(sample)} rows, coloured by shard", fontsize=10)
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_cosine(result: ValidationResult, path: Path, max_mean_cosine: float) -> None:
@@ -94,7 +99,7 @@ def plot_cosine(result: ValidationResult, path: Path, max_mean_cosine: float) ->
     ax.axvline(max_mean_cosine, color="#c0392b", label=f"collapse threshold {max_mean_cosine}")
     ax.set_xlabel("cosine similarity of random pairs")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def write_plots(result: ValidationResult, out_dir: Path, max_mean_cosine: float) -> dict[str, Path]:
@@ -107,13 +112,13 @@ def write_plots(result: ValidationResult, out_dir: Path, max_mean_cosine: float)
     return paths
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
+def html_table(headers: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _img(path: Path, alt: str) -> str:
+def html_figure(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<figure><img alt="{alt}" src="data:image/png;base64,{data}"><figcaption>{alt}</figcaption></figure>'
 
@@ -127,7 +132,7 @@ def _error_tables(groups: list[dict[str, Any]]) -> str:
         shown = f" (the first {len(g['rows'])})" if len(g["rows"]) < g["count"] else ""
         rows = [[r["key"], r["shard"], r["stage"], r["message"]] for r in g["rows"]]
         parts.append(f"<h3>{html.escape(g['error_type'])}: {g['count']} file(s){shown}</h3>"
-                     + _table(["key", "shard", "stage", "message"], rows))
+                     + html_table(["key", "shard", "stage", "message"], rows))
     return "".join(parts)
 
 
@@ -135,9 +140,9 @@ def render_html(result: ValidationResult, plots: dict[str, Path], provenance: di
     m = result.metrics
     status = "PASSED" if m["passed"] else "FAILED"
     emb = m.get("embedding", {})
-    checks = _table(["check", "result", "detail"],
+    checks = html_table(["check", "result", "detail"],
                     [[c["name"], "pass" if c["passed"] else "FAIL", c["detail"]] for c in m["checks"]])
-    shards = _table(
+    shards = html_table(
         ["shard", "files", "rows", "errors", "reconciled", "NaN/Inf rows", "zero rows", "norm mean", "norm p01–p99"],
         [[s["shard"], s["files"], s["rows"], s["errors"], s["reconciled"], s["nonfinite_rows"], s["zero_rows"],
           f"{s['norm'].get('mean', float('nan')):.4g}",
@@ -146,7 +151,7 @@ def render_html(result: ValidationResult, plots: dict[str, Path], provenance: di
     )
     pca = emb.get("pca", {})
     cos = emb.get("cosine", {})
-    summary = _table(["measure", "value"], [
+    summary = html_table(["measure", "value"], [
         ["files / rows / errors", f"{m['totals']['files']} / {m['totals']['rows']} / {m['totals']['errors']}"],
         ["embedding width", emb.get("dim", "n/a")],
         ["norm mean ± std", f"{emb.get('norm', {}).get('mean', float('nan')):.4g} ± "
@@ -157,18 +162,14 @@ def render_html(result: ValidationResult, plots: dict[str, Path], provenance: di
                                                 f"pairs of {cos.get('sample_rows', 0)} rows"],
         ["identical embeddings under different keys", emb.get("duplicate_embeddings", "n/a")],
     ])
-    figures = "".join(_img(plots[name], name.replace("_", " ")) for name in PLOTS)
+    figures = "".join(html_figure(plots[name], name.replace("_", " ")) for name in PLOTS)
     failures = _error_tables(m.get("errors_by_type", []))
     prov = html.escape(json.dumps(provenance, indent=2, sort_keys=True, default=str))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} — validation</title>
 <style>
-body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }}
-td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }}
+{PAGE_STYLE}
 .status {{ font-size: 1.4em; font-weight: bold; color: {"#1e7d32" if m["passed"] else "#c0392b"}; }}
-figure {{ display: inline-block; margin: 0.5em; }} img {{ max-width: 520px; }}
-pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.8em; }}
 </style></head><body>
 <h1>{html.escape(title)}: validation report</h1>
 <p class="status">{status}</p>

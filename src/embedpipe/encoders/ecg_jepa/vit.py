@@ -98,9 +98,13 @@ class EcgViT(nn.Module):
                                     for _ in range(depth))
         self.norm = nn.LayerNorm(dim, eps=eps, bias=bias)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(register tokens, patch tokens). `keep [B, K]`: only those patches go through the blocks
+        (pretraining's context); positions are added first, so each kept token knows where it lies."""
         x = self.patch_embed(x)
         x = x + self.pos_embed[:, : x.shape[1]]
+        if keep is not None:
+            x = torch.gather(x, 1, keep.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
         r = 0
         if self.registers is not None:
             r = self.registers.shape[1]
