@@ -87,6 +87,7 @@ def dataset(tmp_path: Path) -> Path:
 
 def test_keys_equal_to_the_manifests_pass(dataset):
     as_dataset_file(dataset, "p10")
+    as_dataset_file(dataset, "p11")  # both shards as the parquet rule writes them: one table
     m = validate(dataset, ["p10", "p11"])
     assert m["passed"], m["checks"]
     assert check(m, "keys_match_manifest")["detail"] == "row and error keys equal the manifest's in every shard"
@@ -95,6 +96,7 @@ def test_keys_equal_to_the_manifests_pass(dataset):
 
 def test_a_renamed_key_fails_validation_naming_shard_and_keys(dataset):
     as_dataset_file(dataset, "p10", rename={"p10/c.mp4": "p10/BOGUS/c.mp4"})
+    as_dataset_file(dataset, "p11")  # both shards as the parquet rule writes them: one table
     m = validate(dataset, ["p10", "p11"])
     assert failed(m) == {"keys_match_manifest"}  # the counts still add up: only the keys tell
     assert check(m, "keys_match_manifest")["detail"] == (
@@ -125,6 +127,7 @@ def test_a_dropped_error_row_and_a_bogus_one_fail_validation(dataset):
 
 def test_a_null_embedding_is_a_failed_check_naming_shard_and_key_not_a_crash(dataset):
     as_dataset_file(dataset, "p10", null=("p10/b.mp4", "p10/e.mp4"))
+    as_dataset_file(dataset, "p11")  # both shards as the parquet rule writes them: one table
     m = validate(dataset, ["p10", "p11"])
     assert failed(m) == {"no_null_embeddings"}
     assert check(m, "no_null_embeddings")["detail"] == "2 rows with a null embedding; p10: ['p10/b.mp4', 'p10/e.mp4']"
