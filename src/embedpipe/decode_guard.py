@@ -80,6 +80,22 @@ class Deadline:
             signal.signal(signal.SIGALRM, self._previous)
 
 
+def settle_worker() -> None:
+    """What every DataLoader worker of a job does first: one compute thread (torch and numpy's BLAS:
+    the worker count is the parallelism; 15 workers × 16 BLAS threads each ran 20× slower), SIGTERM
+    and SIGINT ignored (the main process handles preemption and Ctrl-C and stops the workers itself:
+    a worker running the handler it was forked with on a terminal's SIGINT would die printing a
+    traceback), and death with the main process however that dies."""
+    import threadpoolctl
+    import torch
+
+    torch.set_num_threads(1)
+    threadpoolctl.threadpool_limits(1)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    die_with_parent()
+
+
 def die_with_parent() -> None:
     """In a worker: the kernel kills it when the main process dies, however that dies (a stuck worker
     ignores SIGTERM and never reaches torch's own check of its parent)."""

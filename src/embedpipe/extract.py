@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import signal
 import sys
 import time
 from collections import deque
@@ -13,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import threadpoolctl
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 from tqdm import tqdm
@@ -23,7 +21,7 @@ from embedpipe.decode_guard import (
     DecodeTimeout,
     GuardedLoader,
     WorkerSlots,
-    die_with_parent,
+    settle_worker,
     timeout_error,
 )
 from embedpipe.encoders.batch import Batch
@@ -101,16 +99,7 @@ def auto_workers(threads: int | None = None) -> int:
 
 
 def _worker_init(worker_id: int) -> None:
-    # Decoding threads per worker = 1: the worker count is the parallelism. numpy's BLAS too (the
-    # audio feature extractor multiplies matrices): 15 workers × 16 BLAS threads each ran 20× slower.
-    torch.set_num_threads(1)
-    threadpoolctl.threadpool_limits(1)
-    # The main process handles preemption and Ctrl-C, and stops the workers itself: a worker dying on
-    # SIGTERM would only lose its batch, and one that ran the StopRequest handler it was forked with
-    # on a terminal's SIGINT (sent to the whole process group) would die printing a traceback.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, signal.SIG_IGN)
-    die_with_parent()
+    settle_worker()
     if (slots := get_worker_info().dataset.slots) is not None:
         slots.enter_worker(worker_id)
 

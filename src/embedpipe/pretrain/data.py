@@ -15,17 +15,15 @@ error is reported with the batch.
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import threadpoolctl
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from embedpipe.decode_guard import Deadline, DecodeTimeout, die_with_parent, timeout_error
+from embedpipe.decode_guard import Deadline, DecodeTimeout, settle_worker, timeout_error
 from embedpipe.discover import read_manifest, scan_files
 from embedpipe.encoders import family
 from embedpipe.encoders.ecg import ecg_reader_options
@@ -190,10 +188,4 @@ class MaskCollate:
 
 
 def worker_init(worker_id: int) -> None:
-    # One thread per worker (the workers are the parallelism); the main process handles SIGTERM and
-    # Ctrl-C and stops the workers itself; a worker dies with the main process however that dies.
-    torch.set_num_threads(1)
-    threadpoolctl.threadpool_limits(1)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, signal.SIG_IGN)
-    die_with_parent()
+    settle_worker()
