@@ -23,6 +23,7 @@ demo: $(BIN)/.installed
 	$(BIN)/snakemake --cores 2 --configfile config/demo_ecg.yaml
 	$(BIN)/snakemake export_ecg_json --cores 2 --configfile config/demo_ecg.yaml
 	$(BIN)/snakemake --cores 2 --configfile config/demo_ecg_jepa.yaml
+	$(BIN)/snakemake --cores 2 --configfile config/demo_pretrain.yaml
 	$(BIN)/snakemake --cores 2 --configfile config/demo_image.yaml
 	$(BIN)/snakemake export_pt --cores 2 --configfile config/demo_image.yaml
 	@echo ""
@@ -30,6 +31,7 @@ demo: $(BIN)/.installed
 	@echo "  Audio (Metis)   : results/demo-audio/parquet/, results/demo-audio/export/semantic_audio_embeddings.json"
 	@echo "  ECG (ECGFounder): results/demo-ecg/parquet/, results/demo-ecg/export/ecgfounder_json/"
 	@echo "  ECG (ECG-JEPA)  : results/demo-ecg-jepa/parquet/"
+	@echo "  MyJEPA pretrain : results/demo-pretrain/pretrain/{final.pt,metrics.csv}, results/demo-pretrain/parquet/"
 	@echo "  Images (V-JEPA 2): results/demo-image/parquet/ (+ tokens/), results/demo-image/export/deepearth_pt/"
 	@echo "  Parquet dataset : results/demo/parquet/"
 	@echo "  merge_all       : results/demo/vjepa2-tiny_embeddings_all.{pt,npy,keys.txt}"

@@ -2,6 +2,7 @@
 #   snakemake --cores 2 --configfile config/demo.yaml                     (the video demo)
 #   snakemake --cores 2 --configfile config/demo_audio.yaml               (the audio demo)
 #   snakemake --cores 2 --configfile config/demo_ecg.yaml                 (the ECG demo; demo_ecg_jepa.yaml)
+#   snakemake --cores 2 --configfile config/demo_pretrain.yaml            (MyJEPA pretraining, then the ECG demo)
 #   snakemake --profile profiles/slurm --configfile config/examples/mimic_iv_echo.yaml
 from snakemake.utils import min_version, validate
 
@@ -24,6 +25,13 @@ if DEMO:
 
 
 include: "rules/discover.smk"
+
+
+if PRETRAIN["enabled"]:
+
+    include: "rules/pretrain.smk"
+
+
 include: "rules/extract.smk"
 include: "rules/merge.smk"
 include: "rules/parquet.smk"

@@ -38,11 +38,26 @@ if not workflow.deployment_settings.deployment_method:
 def script(name):
     """`python <workflow>/workflow/scripts/<name>`: what a rule runs, passed to it as a param."""
     return f"python {shlex.quote(os.path.join(workflow.basedir, 'workflow', 'scripts', name))}"
+# Pretraining (optional): its final.pt is the ecg_jepa encoder's checkpoint, so extract waits for it.
+PRETRAIN = config.get("pretrain") or {"enabled": False}
+PRETRAIN_DIR = f"{RUN_DIR}/pretrain"
+PRETRAIN_MODEL = f"{PRETRAIN_DIR}/final.pt"
+PRETRAIN_METRICS = f"{PRETRAIN_DIR}/metrics.csv"
+MADE_MODELS = [PRETRAIN_MODEL] if PRETRAIN["enabled"] else []
+if PRETRAIN["enabled"]:
+    if config["encoder"]["name"] != "ecg_jepa":
+        config_error("encoder.name", f"{config['encoder']['name']!r}: pretrain.enabled trains an ecg_jepa encoder; "
+                     "set encoder.name: ecg_jepa")
+    if config["encoder"].get("path") is None:
+        config["encoder"]["path"] = PRETRAIN_MODEL
+    elif os.path.abspath(config["encoder"]["path"]) != os.path.abspath(PRETRAIN_MODEL):
+        config_error("encoder.path", f"{config['encoder']['path']!r}, but pretrain.enabled makes {PRETRAIN_MODEL!r} "
+                     "the encoder; leave encoder.path null (or set it to that path), or set pretrain.enabled: false")
 try:
     # The encoder block against its family's own schema (encoders/<name>/schema.yaml), defaults
     # filled in, then the family's start-up checks (files are checked where no demo rule makes them).
     FAMILY = family(config["encoder"]["name"])
-    ENCODER = FAMILY.check(FAMILY.options(config["encoder"]), files=not DEMO)
+    ENCODER = FAMILY.check(FAMILY.options(config["encoder"]), files=not DEMO, made=MADE_MODELS)
 except OptionError as exc:
     config_error(exc.key, exc.reason)
 MODEL = ENCODER["model"]
@@ -67,7 +82,7 @@ check_output_dir("results_dir", RUN_DIR)
 check_output_dir("logs_dir", LOG_DIR)
 if not DEMO and not os.path.isdir(config["input_dir"]):
     config_error("input_dir", f"{config['input_dir']!r} is not a directory")
-if not DEMO and ENCODER.get("path") and not os.path.exists(ENCODER["path"]):
+if not DEMO and ENCODER.get("path") and ENCODER["path"] not in MADE_MODELS and not os.path.exists(ENCODER["path"]):
     config_error("encoder.path", f"{ENCODER['path']!r} does not exist")
 HF_DATASET = config.get("hf_dataset") or {}
 if HF_DATASET.get("path") and config["shards"]["by"] != "hash":
@@ -181,8 +196,41 @@ def input_dir_input():
 
 def model_inputs():
     """extract's inputs: the local model (file or folder) encoder.path names, ancient like the input
-    folder; none when the model comes from the hub."""
+    folder; none when the model comes from the hub. The pretrain output is not ancient: a newly
+    trained model is embedded again."""
+    if ENCODER.get("path") in MADE_MODELS:
+        return [ENCODER["path"]]
     return [ancient(ENCODER["path"])] if ENCODER.get("path") else []
+
+
+def pretrain_data():
+    """pretrain's --data: the pretrain.data dumps as given (`[name=]path`), else every shard's manifest."""
+    data = PRETRAIN.get("data")
+    if not data:
+        return expand(MANIFEST, shard=SHARDS)
+    return [data] if isinstance(data, str) else list(data)
+
+
+def pretrain_inputs():
+    """pretrain's inputs: the manifests (discover runs first), or the dumps' paths without a `name=`."""
+    if not PRETRAIN.get("data"):
+        return pretrain_data()
+    paths = [spec.split("=", 1)[1] if "=" in spec and not os.path.exists(spec) else spec for spec in pretrain_data()]
+    return [ancient(path) for path in paths]
+
+
+def pretrain_options():
+    """The pretrain block's settings for pretrain.py's --options (null: the config's value), with the
+    encoder's preprocessing, so pretraining sees the signals extract will."""
+    settings = {k: v for k, v in PRETRAIN.items() if k not in ("enabled", "config", "data") and v is not None}
+    preprocessing = {k: ENCODER[k] for k in ("normalise", "resample", "nan") if ENCODER.get(k) is not None}
+    return json.dumps(preprocessing | settings, sort_keys=True)
+
+
+def pretrain_threads():
+    """CPUs a pretrain job asks for: its decode workers plus the main process (ViTS_mimic's 4 when null)."""
+    workers = PRETRAIN.get("num_workers")
+    return (4 if workers is None else int(workers)) + 1
 
 
 def encoder_options():

@@ -48,17 +48,20 @@ else:
             " --per_folder={params.per_folder:q} --seed={params.seed:q} > {log:q} 2>&1"
 
 
-rule demo_model:
-    output:
-        ENCODER["path"] if DEMO_KIND == "ecg" else directory(ENCODER["path"]),
-    params:
-        run=script("make_demo.py"),
-        command=DEMO_MODEL_COMMAND,
-        out=lambda wc, output: os.path.dirname(output[0]) if DEMO_KIND == "ecg" else output[0],
-        seed=config["demo"]["seed"],
-    log:
-        f"{LOG_DIR}/demo_model.log",
-    conda:
-        "../envs/cpu.yaml"
-    shell:
-        "{params.run} {params.command} --out={params.out:q} --seed={params.seed:q} > {log:q} 2>&1"
+# With pretrain.enabled (config/demo_pretrain.yaml) the pretrain rule makes encoder.path instead.
+if not PRETRAIN["enabled"]:
+
+    rule demo_model:
+        output:
+            ENCODER["path"] if DEMO_KIND == "ecg" else directory(ENCODER["path"]),
+        params:
+            run=script("make_demo.py"),
+            command=DEMO_MODEL_COMMAND,
+            out=lambda wc, output: os.path.dirname(output[0]) if DEMO_KIND == "ecg" else output[0],
+            seed=config["demo"]["seed"],
+        log:
+            f"{LOG_DIR}/demo_model.log",
+        conda:
+            "../envs/cpu.yaml"
+        shell:
+            "{params.run} {params.command} --out={params.out:q} --seed={params.seed:q} > {log:q} 2>&1"

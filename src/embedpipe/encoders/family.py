@@ -7,7 +7,7 @@ family's model code only when a job runs it.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -102,9 +102,10 @@ class Family:
         options["name"] = self.name
         return options
 
-    def check(self, options: Options, files: bool = True) -> Options:
-        """Options (as `options()` returns them) that pass the family's start-up checks."""
-        self.checks(options, files)
+    def check(self, options: Options, files: bool = True, made: Collection[str] = ()) -> Options:
+        """Options (as `options()` returns them) that pass the family's start-up checks. `made`: model
+        files a rule of this run makes (pretrain's final.pt); an encoder.path among them is not looked for."""
+        self.checks(options, files and options.get("path") not in made)
         return options
 
     def build(self, options: Options, device: torch.device) -> Encoder:
