@@ -31,7 +31,7 @@ demo: $(BIN)/.installed
 	@echo "  Audio (Metis)   : results/demo-audio/parquet/, results/demo-audio/export/semantic_audio_embeddings.json"
 	@echo "  ECG (ECGFounder): results/demo-ecg/parquet/, results/demo-ecg/export/ecgfounder_json/"
 	@echo "  ECG (ECG-JEPA)  : results/demo-ecg-jepa/parquet/"
-	@echo "  MyJEPA pretrain : results/demo-pretrain/pretrain/{final.pt,metrics.csv}, results/demo-pretrain/parquet/"
+	@echo "  MyJEPA pretrain : results/demo-pretrain/pretrain/{final.pt,metrics.csv,loss.png}, results/demo-pretrain/{parquet,evaluation}/"
 	@echo "  Images (V-JEPA 2): results/demo-image/parquet/ (+ tokens/), results/demo-image/export/deepearth_pt/"
 	@echo "  Parquet dataset : results/demo/parquet/"
 	@echo "  merge_all       : results/demo/vjepa2-tiny_embeddings_all.{pt,npy,keys.txt}"
@@ -41,7 +41,7 @@ demo: $(BIN)/.installed
 	@echo "  Report          : $(abspath results/demo/validation/report.html)"
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -33,6 +33,8 @@ SUITES: dict[str, dict[str, tuple[str, list[str], str | None]]] = {
         "video": (TP, ["--encoder", "vjepa2", "--model", "tiny", "--n", "256", "--batch_size", "8"], "videos"),
         "writer": ("writer.py", ["--image_frames", "2", "--rows", "1024", "--batch_size", "64"], None),
         "dicom": ("dicom_decode.py", ["--n", "24", "--frames", "64"], None),
+        "pretraining": ("pretraining.py", ["--config", "tiny", "--records", "64", "--steps", "40", "--batch_size",
+                                           "16"], None),
     },
     "gpu": {
         "vitl": (TP, ["--model", "vitl", "--n", "6144", "--batch_size", "256"], "videos"),
@@ -50,6 +52,8 @@ SUITES: dict[str, dict[str, tuple[str, list[str], str | None]]] = {
         "writer_16f": ("writer.py", ["--image_frames", "16", "--rows", "512", "--batch_size", "16"], None),
         "writer_2f": ("writer.py", ["--image_frames", "2", "--rows", "2048", "--batch_size", "64"], None),
         "dicom": ("dicom_decode.py", ["--n", "64", "--frames", "64"], None),
+        "pretraining": ("pretraining.py", ["--config", "ViTS_mimic", "--records", "1024", "--steps", "30",
+                                           "--batch_size", "256", "--num_workers", "8", "--amp", "bfloat16"], None),
     },
 }
 

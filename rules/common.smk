@@ -38,11 +38,14 @@ if not workflow.deployment_settings.deployment_method:
 def script(name):
     """`python <workflow>/workflow/scripts/<name>`: what a rule runs, passed to it as a param."""
     return f"python {shlex.quote(os.path.join(workflow.basedir, 'workflow', 'scripts', name))}"
+
+
 # Pretraining (optional): its final.pt is the ecg_jepa encoder's checkpoint, so extract waits for it.
 PRETRAIN = config.get("pretrain") or {"enabled": False}
 PRETRAIN_DIR = f"{RUN_DIR}/pretrain"
 PRETRAIN_MODEL = f"{PRETRAIN_DIR}/final.pt"
 PRETRAIN_METRICS = f"{PRETRAIN_DIR}/metrics.csv"
+PRETRAIN_CURVES = f"{PRETRAIN_DIR}/loss.png"
 MADE_MODELS = [PRETRAIN_MODEL] if PRETRAIN["enabled"] else []
 if PRETRAIN["enabled"]:
     if config["encoder"]["name"] != "ecg_jepa":
@@ -88,6 +91,9 @@ HF_DATASET = config.get("hf_dataset") or {}
 if HF_DATASET.get("path") and config["shards"]["by"] != "hash":
     config_error("shards.by", "must be hash when hf_dataset.path lists the files (they need not share folders)")
 DEMO_KIND = config["demo"].get("kind", "video")
+DEMO_LABELS = [config["demo"]["labels"]] if DEMO and config["demo"].get("labels") else []
+if DEMO_LABELS and DEMO_KIND != "ecg":
+    config_error("demo.labels", "only the ECG demo (demo.kind: ecg) writes a labels table")
 if config["metadata"]["kind"] == "mimic_iv_echo":
     for key in ("record_list", "study_list"):
         if not config["metadata"].get(key):
@@ -156,8 +162,8 @@ if UPLOAD.get("public") and (
     config_error("upload.public", refusal(missing))
 
 
-# The evaluation reads the staged dataset files validate reads (it runs beside validate, not after it);
-# `all` asks for its outputs only when evaluate.enabled, and `snakemake evaluate` works either way.
+# The evaluation reads the staged dataset files validate reads, and runs before validate, whose report
+# holds its section; `all` asks for it only when evaluate.enabled, `snakemake evaluate` works either way.
 EVALUATE = config.get("evaluate") or {"enabled": False}
 EVALUATION_DIR = f"{RUN_DIR}/evaluation"
 EVALUATION = {name: f"{EVALUATION_DIR}/{name}" for name in ("metrics.json", "roc.png", "report.html")}
@@ -165,7 +171,8 @@ EVALUATION_OUTPUTS = list(EVALUATION.values()) if EVALUATE["enabled"] else []
 
 
 def check_evaluation():
-    for key, reason in config_problems(EVALUATE):
+    # the demo's labels table is made by its demo_files job, so it need not exist yet
+    for key, reason in config_problems(EVALUATE, exists=lambda path: path in DEMO_LABELS or os.path.exists(path)):
         config_error(key, reason)
 
 
@@ -222,15 +229,26 @@ def pretrain_inputs():
 def pretrain_options():
     """The pretrain block's settings for pretrain.py's --options (null: the config's value), with the
     encoder's preprocessing, so pretraining sees the signals extract will."""
-    settings = {k: v for k, v in PRETRAIN.items() if k not in ("enabled", "config", "data") and v is not None}
+    settings = {k: v for k, v in PRETRAIN.items() if k not in ("enabled", "config", "data", "gpus") and v is not None}
     preprocessing = {k: ENCODER[k] for k in ("normalise", "resample", "nan") if ENCODER.get(k) is not None}
     return json.dumps(preprocessing | settings, sort_keys=True)
 
 
 def pretrain_threads():
-    """CPUs a pretrain job asks for: its decode workers plus the main process (ViTS_mimic's 4 when null)."""
+    """CPUs a pretrain job asks for: per GPU its decode workers plus the process (ViTS_mimic's 4 when null)."""
     workers = PRETRAIN.get("num_workers")
-    return (4 if workers is None else int(workers)) + 1
+    return ((4 if workers is None else int(workers)) + 1) * PRETRAIN["gpus"]
+
+
+def pretrain_command():
+    """pretrain.py on one GPU, or under torchrun with one DDP process per GPU of the job."""
+    if PRETRAIN["gpus"] == 1:
+        return script("pretrain.py")
+    path = os.path.join(workflow.basedir, "workflow", "scripts", "pretrain.py")
+    # Snakemake sets OMP_NUM_THREADS to the job's threads and torchrun passes it on: each rank gets its share
+    per_rank = pretrain_threads() // PRETRAIN["gpus"]
+    return (f"OMP_NUM_THREADS={per_rank} torchrun --standalone --nproc_per_node={PRETRAIN['gpus']} "
+            f"{shlex.quote(path)}")
 
 
 def encoder_options():

@@ -32,20 +32,22 @@ else:
 
     rule demo_files:
         output:
-            directory(config["input_dir"]),
+            files=directory(config["input_dir"]),
+            labels=DEMO_LABELS,
         params:
             run=script("make_demo.py"),
             folders=json.dumps(SHARDS),
             command=DEMO_DATA_COMMAND,
             per_folder=config["demo"]["per_folder"],
             seed=config["demo"]["seed"],
+            labels=lambda wc, output: f"--labels={shlex.quote(output.labels[0])}" if DEMO_LABELS else "",
         log:
             f"{LOG_DIR}/demo_data.log",
         conda:
             "../envs/cpu.yaml"
         shell:
-            "{params.run} {params.command} --out={output:q} --folders={params.folders:q}"
-            " --per_folder={params.per_folder:q} --seed={params.seed:q} > {log:q} 2>&1"
+            "{params.run} {params.command} --out={output.files:q} --folders={params.folders:q}"
+            " --per_folder={params.per_folder:q} --seed={params.seed:q} {params.labels} > {log:q} 2>&1"
 
 
 # With pretrain.enabled (config/demo_pretrain.yaml) the pretrain rule makes encoder.path instead.

@@ -1,4 +1,5 @@
-# Checks and the validation report; a failed check fails this rule (and so `all` and `upload`).
+# Checks and the validation report (with the pretraining and evaluation sections when those steps
+# run); a failed check fails this rule (and so `all` and `upload`).
 
 
 rule validate:
@@ -6,6 +7,9 @@ rule validate:
         manifests=expand(MANIFEST, shard=SHARDS),
         dataset=STAGED_FILES,
         errors=expand(ERRORS, shard=SHARDS),
+        # the run's other steps, each a section of the report when enabled
+        pretraining=[PRETRAIN_METRICS, PRETRAIN_CURVES] if PRETRAIN["enabled"] else [],
+        evaluation=[EVALUATION["metrics.json"], EVALUATION["roc.png"]] if EVALUATE["enabled"] else [],
     output:
         metrics=report(METRICS, caption="../report/validate.rst", category="Validation"),
         html=report(f"{VALIDATION_DIR}/report.html", caption="../report/validate.rst", category="Validation"),
@@ -19,6 +23,8 @@ rule validate:
         out_dir=lambda wc, output: os.path.dirname(output.metrics),
         title=shlex.quote(DATASET_TITLE),
         thresholds=validate_args(),
+        sections=lambda wc, input: "".join(f" --{name} {shlex.join(input[name])}" for name in
+                                           ("pretraining", "evaluation") if input[name]),
     log:
         f"{LOG_DIR}/validate.log",
     conda:
@@ -26,4 +32,4 @@ rule validate:
     shell:
         "{params.run} --shards_json={params.shards:q} --manifests {input.manifests:q}"
         " --dataset_files {input.dataset:q} --error_files {input.errors:q} --out_dir {params.out_dir:q}"
-        " --title={params.title} {params.thresholds} > {log:q} 2>&1"
+        " --title={params.title} {params.thresholds}{params.sections} > {log:q} 2>&1"

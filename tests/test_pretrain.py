@@ -20,7 +20,7 @@ from conftest import REPO, run_env
 
 from embedpipe.pretrain import checkpoint
 from embedpipe.pretrain.config import build_settings, read_config
-from embedpipe.pretrain.data import BatchPlan, Key, MaskCollate, PretrainData, ecg_reader, open_sources
+from embedpipe.pretrain.data import BatchPlan, EmptyBatch, Key, MaskCollate, PretrainData, ecg_reader, open_sources
 from embedpipe.pretrain.masks import BlockMasks
 from embedpipe.pretrain.model import MyJepa, MyJepaConfig, encode_patches
 from embedpipe.pretrain.schedule import WarmupCosine
@@ -159,8 +159,12 @@ def test_ecg_files_go_through_the_ecg_jepa_reader(tmp_path):
         assert any(torch.equal(whole[:, s:s + 1000], item.signal) for s in range(whole.shape[1] - 999))
     assert "shorter than a 1000-sample crop" in items[str(short)].error
     assert "broken.xml" in items[str(tmp_path / "ecg" / "broken.xml")].error
-    batch = MaskCollate(BlockMasks(40, min_block=4), seed=0)(list(items.values()))
+    collate = MaskCollate(BlockMasks(40, min_block=4), seed=0)
+    batch = collate(list(items.values()))
     assert batch["x"].shape == (3, 12, 1000) and len(batch["errors"]) == 2
+    # one readable record is no batch (the projector's BatchNorm): one line naming a bad record
+    with pytest.raises(EmptyBatch, match=r"batch 0: 1 of its 3 records could be read.*shorter than"):
+        collate([items[str(good[0])], items[str(short)], items[str(tmp_path / "ecg" / "broken.xml")]])
     # The same run in a decode worker: the broken records are skipped and counted.
     out = tmp_path / "run"
     assert PretrainStep(settings(out, [str(tmp_path / "ecg")], steps=2, batch_size=5, num_workers=1)).run() == 0
@@ -393,3 +397,26 @@ def test_ddp_two_ranks_on_the_cpu(dump, tmp_path):
     assert [(r[0], r[-2]) for r in rows] == [("1", "8"), ("2", "8")]
     assert checkpoint.load(out / "final.pt")["world_size"] == 2
     assert child.stderr.count("step 1/2") == 1  # one progress log, not one per rank
+
+
+def test_the_script_with_decode_workers_ends_and_leaves_no_worker(tmp_path):
+    # The batch plan never ends, so nothing but the step stops the DataLoader's workers; they ignore
+    # SIGTERM, and one left alive hung the job in multiprocessing's exit handler (WFDB files: a
+    # reference cycle kept the iterator, and so its workers, alive to the end).
+    from embedpipe_demo.ecg import make_demo_ecg
+
+    make_demo_ecg(tmp_path / "ecgs", ["p1000"], 12, seed=0)
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(REPO / "workflow" / "scripts" / "pretrain.py"), "--data", str(tmp_path / "ecgs"),
+           "--out", str(out), "--config", "tiny", "--steps", "3", "--batch_size", "8", "--num_workers", "1"]
+    with subprocess.Popen(cmd, env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            _, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+            for pid in [*workers, str(proc.pid)]:
+                os.kill(int(pid), signal.SIGKILL)
+            pytest.fail(f"pretrain.py did not exit after its last step; its workers {workers} were still alive")
+    assert proc.returncode == 0, err[-3000:]
+    assert [int(r[0]) for r in curve(out)] == [1, 2, 3] and (out / "final.pt").is_file()
+    assert "still alive" not in err  # stopped by the step itself, not by the last-resort kill

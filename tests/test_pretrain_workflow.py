@@ -29,10 +29,11 @@ def test_pretrain_demo_trains_the_encoder_extract_embeds_with(tmp_path):
     encoder = build_encoder("ecg_jepa", {"path": str(final), "device": "cpu"})
     encoder.model.ensure_loaded(torch.device("cpu"))
     steps = [int(row["step"]) for row in csv.DictReader((run / "pretrain" / "metrics.csv").open())]
-    assert steps == list(range(1, 61))
+    assert steps == list(range(1, 201))
+    assert (run / "pretrain" / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     digest = hashlib.sha256(final.read_bytes()).hexdigest()[:16]
     files = sorted((run / "parquet").glob("*.parquet"))
-    assert files and sum(pq.read_metadata(f).num_rows for f in files) == 15  # 16 records, one truncated
+    assert files and sum(pq.read_metadata(f).num_rows for f in files) == 31  # 32 records, one truncated
     for f in files:
         footer = json.loads(pq.read_metadata(f).metadata[b"embedpipe"])
         assert footer["model_id"] == "results/demo-pretrain/pretrain/final.pt"
@@ -42,6 +43,21 @@ def test_pretrain_demo_trains_the_encoder_extract_embeds_with(tmp_path):
     again = encoder.model.encode(Batch([sample]))["embedding"][0]
     assert np.allclose(row["embedding"], again, atol=1e-4)
     assert json.loads((run / "validation" / "metrics.json").read_text())["passed"] is True
+    # evaluate probed the trained encoder's embeddings against the demo's own labels, joined by key:
+    # 32 labelled records, the truncated one without a row
+    labels = list(csv.DictReader((run / "data" / "labels.csv").open()))
+    assert len(labels) == 32 and {r["fast"] for r in labels} == {"0", "1"}
+    assert all((run / "data" / "files" / r["key"]).is_file() for r in labels)
+    assert all((float(r["heart_rate_bpm"]) >= 75) == (r["fast"] == "1") for r in labels)
+    evaluation = json.loads((run / "evaluation" / "metrics.json").read_text())
+    assert evaluation["classes"] == ["fast"] and evaluation["protocol"]["kind"] == "stratified k-fold"
+    assert evaluation["join"]["labels_without_row"] == 1 and evaluation["join"]["rows_without_label"] == 0
+    assert 0.0 <= evaluation["macro_auroc"]["value"] <= 1.0
+    # the validation report holds both steps' sections: their tables and figures
+    page = (run / "validation" / "report.html").read_text()
+    assert "<h2>Pretraining (MyJEPA)</h2>" in page and "<h2>Evaluation: labels table " in page
+    assert page.count("data:image/png;base64,") == 4 + 2  # the four validation plots, the loss, the ROC
+    assert f"<td>{evaluation['n_test']}</td>" in page or f" / {evaluation['n_test']}</td>" in page
 
 
 def real_config(tmp_path: Path, encoder: str = "{name: ecg_jepa, model: mine}",
@@ -56,11 +72,12 @@ def real_config(tmp_path: Path, encoder: str = "{name: ecg_jepa, model: mine}",
     return str(config)
 
 
-def test_pretrain_plans_before_extract_without_a_model_file(tmp_path):
-    dry = snakemake(tmp_path, "-np", "--profile", str(REPO / "profiles" / "slurm"), "--configfile",
-                    real_config(tmp_path, pretrain="{enabled: true, steps: 10, learning_rate: 1e-4}")).stdout
+def test_pretrain_plans_before_extract_without_a_model_file_on_two_gpus(tmp_path):
+    config = real_config(tmp_path, pretrain="{enabled: true, steps: 10, learning_rate: 1e-4, gpus: 2}")
+    dry = snakemake(tmp_path, "-np", "--profile", str(REPO / "profiles" / "slurm"), "--configfile", config).stdout
     assert dry.count("rule pretrain:") == 1 and dry.count("rule extract:") == 2
-    assert "gpu=1, gpu_model=l40s, cpus_per_gpu=9" in dry and "mem_mb=64000" in dry
+    assert "gpu=2" in dry and "gpu_model=l40s, cpus_per_gpu=9" in dry and "mem_mb=64000" in dry
+    assert "OMP_NUM_THREADS=5 torchrun --standalone --nproc_per_node=2 " in dry and '"gpus"' not in dry
     assert "--out=results/mine/pretrain " in dry and "--model=mine" in dry
     assert '"learning_rate": "1e-4"' in dry and '"steps": 10' in dry  # YAML's string 1e-4: pretrain.py reads a number
 

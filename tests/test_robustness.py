@@ -352,6 +352,36 @@ def test_a_killed_job_takes_its_stuck_worker_with_it_and_leaves_no_lock(jobs, tr
     assert_rows_equal_but_the_stuck_file(tmp_path, garbage_run)
 
 
+def _settled_worker(ready) -> None:
+    from embedpipe.decode_guard import settle_worker
+
+    settle_worker()
+    ready.set()
+    time.sleep(60)
+
+
+def test_a_decode_worker_has_no_share_in_its_runs_shard_lock(tmp_path):
+    # flock is shared by a fork until the child closes its copy: a worker still dying after its run
+    # was killed would otherwise refuse the rerun ("being extracted by PID ...").
+    import multiprocessing
+
+    from embedpipe.shard_lock import shard_lock
+
+    ctx = multiprocessing.get_context("fork")  # as torch's DataLoader starts workers on Linux
+    ready = ctx.Event()
+    with shard_lock(tmp_path / "parts" / "p10", "p10"):
+        worker = ctx.Process(target=_settled_worker, args=(ready,))
+        worker.start()
+        assert ready.wait(30)
+    try:
+        assert worker.is_alive()
+        with shard_lock(tmp_path / "parts" / "p10", "p10"):  # the run ended: the shard is free
+            pass
+    finally:
+        worker.kill()
+        worker.join(10)
+
+
 def test_a_second_run_on_a_shard_being_extracted_says_who_holds_it_and_touches_nothing(jobs, trees, tmp_path):
     first = jobs.start(trees["fifo"], tmp_path, "--num_workers", "1", "--decode_timeout_s", "600")
     stuck_workers(first)

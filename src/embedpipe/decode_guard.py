@@ -27,10 +27,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from torch.utils.data import DataLoader
 
+from embedpipe.error_text import error_fields
+from embedpipe.shard_lock import close_inherited_locks
 from embedpipe.stop import critical
 
 log = logging.getLogger(__name__)
@@ -80,15 +82,30 @@ class Deadline:
             signal.signal(signal.SIGALRM, self._previous)
 
 
+T = TypeVar("T")
+
+
+def read_within(read: Callable[[], T], timeout_s: float | None) -> tuple[T | None, tuple[str, str] | None]:
+    """(read(), None), or (None, (kind, message)) when it raised or ran past `timeout_s`: a file that
+    cannot be decoded is data (an error row, a dropped record), never a crash of the job."""
+    deadline = Deadline(timeout_s)
+    try:
+        with deadline:
+            return read(), None
+    except (Exception, DecodeTimeout) as exc:
+        return None, timeout_error(timeout_s) if deadline.fired else error_fields(exc)
+
+
 def settle_worker() -> None:
     """What every DataLoader worker of a job does first: one compute thread (torch and numpy's BLAS:
     the worker count is the parallelism; 15 workers × 16 BLAS threads each ran 20× slower), SIGTERM
     and SIGINT ignored (the main process handles preemption and Ctrl-C and stops the workers itself:
     a worker running the handler it was forked with on a terminal's SIGINT would die printing a
-    traceback), and death with the main process however that dies."""
+    traceback), death with the main process however that dies, and no share in its shard lock."""
     import threadpoolctl
     import torch
 
+    close_inherited_locks()
     torch.set_num_threads(1)
     threadpoolctl.threadpool_limits(1)
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -158,6 +175,20 @@ def _forget_worker_pids(it: Any) -> None:
 
         signal_handling._remove_worker_pids(id(it))
         it._worker_pids_set = False
+
+
+def stop_workers(it: Any) -> None:
+    """Stop a DataLoader iterator's workers now (nothing for one without workers). torch stops them
+    only when the iterator is exhausted or collected, and then with a SIGTERM our workers ignore; an
+    iterator still alive at exit (an endless sampler's) would hang multiprocessing's exit handler."""
+    if not getattr(it, "_workers", None):
+        return
+    _forget_worker_pids(it)
+    it._shutdown_workers()  # idle workers exit at once, the others after their batch
+    for w in it._workers:
+        if w.is_alive():
+            w.kill()
+            w.join(1)
 
 
 class GuardedLoader:
@@ -235,11 +266,7 @@ class GuardedLoader:
             if self.slots is not None:  # None: decoding in this process, no worker to stop
                 _forget_worker_pids(it)
                 self._kill_busy(it)
-                it._shutdown_workers()  # idle workers exit at once, the others after their chunk
-                for w in it._workers:
-                    if w.is_alive():
-                        w.kill()
-                        w.join(1)
+                stop_workers(it)
                 self.slots.clear()
             self._it = None
 

@@ -16,14 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 from tqdm import tqdm
 
-from embedpipe.decode_guard import (
-    Deadline,
-    DecodeTimeout,
-    GuardedLoader,
-    WorkerSlots,
-    settle_worker,
-    timeout_error,
-)
+from embedpipe.decode_guard import GuardedLoader, WorkerSlots, read_within, settle_worker, timeout_error
 from embedpipe.encoders.batch import Batch
 from embedpipe.encoders.roles import Encoder, Model, Reader
 from embedpipe.error_text import error_fields
@@ -57,18 +50,14 @@ class FileDataset(Dataset):
         key = self.keys[i]
         if i in self.timed_out:
             return key, None, timeout_error(self.timeout_s), {}
-        deadline = Deadline(self.timeout_s)
         if self.slots is not None:
             self.slots.begin(i)
         try:
-            with deadline:
-                out = self.reader.prepare(str(self.root / key))
-        except (Exception, DecodeTimeout) as exc:  # any decoder failure is data, not a crash
-            return key, None, timeout_error(self.timeout_s) if deadline.fired else error_fields(exc), {}
+            out, error = read_within(lambda: self.reader.prepare(str(self.root / key)), self.timeout_s)
         finally:
             if self.slots is not None:
                 self.slots.end()
-        return key, out.sample, None, out.facts
+        return (key, None, error, {}) if out is None else (key, out.sample, None, out.facts)
 
 
 @dataclass

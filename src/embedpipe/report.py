@@ -136,7 +136,9 @@ def _error_tables(groups: list[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-def render_html(result: ValidationResult, plots: dict[str, Path], provenance: dict[str, Any], title: str) -> str:
+def render_html(result: ValidationResult, plots: dict[str, Path], provenance: dict[str, Any], title: str,
+                sections: str = "") -> str:
+    """The page; `sections`: HTML fragments of the run's other steps (pretraining, evaluation), after the plots."""
     m = result.metrics
     status = "PASSED" if m["passed"] else "FAILED"
     emb = m.get("embedding", {})
@@ -177,6 +179,7 @@ def render_html(result: ValidationResult, plots: dict[str, Path], provenance: di
 <h2>Summary</h2>{summary}
 <p><em>{html.escape(emb.get("sampling", ""))}</em></p>
 <h2>Plots</h2>{figures}
+{sections}
 <h2>Shards</h2>{shards}
 <h2>Error rows by type</h2>{failures}
 <h2>Provenance</h2><pre>{prov}</pre>
@@ -185,11 +188,11 @@ def render_html(result: ValidationResult, plots: dict[str, Path], provenance: di
 
 
 def write_report(result: ValidationResult, out_dir: Path, provenance: dict[str, Any], title: str,
-                 max_mean_cosine: float) -> dict[str, Path]:
+                 max_mean_cosine: float, sections: str = "") -> dict[str, Path]:
     """metrics.json, the four plots and report.html into out_dir; returns their paths."""
     plots = write_plots(result, out_dir, max_mean_cosine)
     metrics = out_dir / "metrics.json"
     report = out_dir / "report.html"
-    write_text_atomic(report, render_html(result, plots, provenance, title))
+    write_text_atomic(report, render_html(result, plots, provenance, title, sections))
     write_text_atomic(metrics, json.dumps(result.metrics, indent=2))
     return {"metrics": metrics, "report": report, **plots}

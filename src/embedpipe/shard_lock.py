@@ -16,6 +16,19 @@ from pathlib import Path
 
 from embedpipe.atomic import OutputWriteError
 
+# The lock fds this process holds. A forked decode worker shares each flock until it closes its copy,
+# so settle_worker closes them first thing: the lock then ends with the run, not with its last worker
+# (one still dying after a SIGKILL of the run would refuse the rerun the shard).
+_HELD: set[int] = set()
+
+
+def close_inherited_locks() -> None:
+    """In a forked child: close the copies of the parent's shard-lock fds (the parent's lock stays)."""
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
 
 class ShardBusy(Exception):
     """Another live process holds the shard; str() is the log line."""
@@ -41,9 +54,11 @@ def shard_lock(parts_dir: Path, shard: str) -> Iterator[Path]:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise ShardBusy(f"shard {shard} is being extracted by PID {holder} (lock {path}); "
                             "wait for it or stop it") from None
+        _HELD.add(fd)
         with contextlib.suppress(OSError):  # the PID only informs a second run; a full disk is said later
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield path
     finally:
-        os.close(fd)  # releases the lock (forked decode workers share it until they exit)
+        _HELD.discard(fd)
+        os.close(fd)  # releases the lock

@@ -8,6 +8,7 @@ so `xli_encode` needs no dictionary: it writes the delta code and packs each byt
 from __future__ import annotations
 
 import base64
+import csv
 import logging
 from pathlib import Path
 
@@ -22,10 +23,13 @@ STANDARD = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5",
 _ANGLES = {"I": 0, "II": 60, "III": 120, "aVR": -150, "aVL": -30, "aVF": 90}
 
 
-def synthetic_ecg(seconds: float, rate: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """12 leads in mV: Gaussian P, QRS and T waves per beat projected onto each lead, plus noise."""
+def synthetic_ecg(seconds: float, rate: int, rng: np.random.Generator,
+                  bpm: float | None = None) -> dict[str, np.ndarray]:
+    """12 leads in mV: Gaussian P, QRS and T waves per beat projected onto each lead, plus noise.
+    The heart rate is `bpm`, else drawn from U[55, 95] (the same draw: a caller passing `bpm` drawn
+    just before leaves the generator's sequence, hence every demo's data, as it was)."""
     t = np.arange(int(seconds * rate)) / rate
-    rr = 60.0 / rng.uniform(55, 95)
+    rr = 60.0 / (rng.uniform(55, 95) if bpm is None else bpm)
     axis = np.deg2rad(rng.uniform(-10, 80))
     beat = np.zeros_like(t)
     for onset in np.arange(rng.uniform(0, rr), seconds, rr):
@@ -111,15 +115,24 @@ def write_mimic_record(root: Path, subject: int, study: int, leads_mv: dict[str,
     return folder / f"{study}.hea"
 
 
-def make_demo_ecg(out: Path, folders: list[str], per_folder: int, seed: int) -> None:
-    """WFDB records in the `pNNNN` folders, Philips XML in a `philips` folder, and one broken file of each."""
+FAST_BPM = 75.0  # the demo label: a heart rate at or above it is `fast`
+
+
+def make_demo_ecg(out: Path, folders: list[str], per_folder: int, seed: int, labels: Path | None = None) -> None:
+    """WFDB records in the `pNNNN` folders, Philips XML in a `philips` folder, and one broken file of each.
+    With `labels`, a CSV of every WFDB record's key (as discover names it), heart rate and `fast` (0/1)."""
     rng = np.random.default_rng(seed)
+    rows = []
     for fi, folder in enumerate(f for f in folders if f != "philips"):
         group = int(folder[1:])
         for i in range(per_folder):
             subject = group * 10_000 + 10 * fi + i
             seconds = 10.0 if i % 3 else float(rng.uniform(6, 9.5))  # some shorter than 10 s
-            write_mimic_record(out, subject, 40_000_000 + subject % 10_000_000, synthetic_ecg(seconds, 500, rng), 500)
+            bpm = float(rng.uniform(55, 95))
+            header = write_mimic_record(out, subject, 40_000_000 + subject % 10_000_000,
+                                        synthetic_ecg(seconds, 500, rng, bpm), 500)
+            shown = round(bpm, 1)  # the label follows the rate as written, so the table never contradicts itself
+            rows.append((header.relative_to(out).as_posix(), shown, int(shown >= FAST_BPM)))
     if "philips" in folders:
         for i in range(per_folder):
             version = ("1.04", "1.03", "1.04.01")[i % 3]
@@ -128,6 +141,13 @@ def make_demo_ecg(out: Path, folders: list[str], per_folder: int, seed: int) -> 
     broken = sorted(out.glob("p*/p*/s*/*.dat"))[0]
     broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 3])  # truncated signal file
     log.info("ECG demo under %s (one truncated WFDB record, one broken XML)", out)
+    if labels is not None:
+        labels.parent.mkdir(parents=True, exist_ok=True)
+        with labels.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["key", "heart_rate_bpm", "fast"])
+            writer.writerows(rows)
+        log.info("labels of %d records in %s (fast: >= %g bpm)", len(rows), labels, FAST_BPM)
 
 
 def make_tiny_ecg_models(out: Path, seed: int) -> None:

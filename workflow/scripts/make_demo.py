@@ -41,10 +41,13 @@ def main(argv: list[str] | None = None) -> int:
         if name in DATA:
             cmd.add_argument("--folders", type=json.loads, required=True, help="JSON list (any name, even '-x')")
             cmd.add_argument("--per_folder", type=int, default=10)
+        if name == "ecg-data":
+            cmd.add_argument("--labels", type=Path, default=None, help="also a labels CSV (key, heart rate, fast)")
     args = p.parse_args(argv)
     setup_logging()
     if args.what in DATA:
-        DATA[args.what][1](Path(args.out), args.folders, args.per_folder, args.seed)
+        labels = {"labels": args.labels} if getattr(args, "labels", None) else {}
+        DATA[args.what][1](Path(args.out), args.folders, args.per_folder, args.seed, **labels)
     else:
         MODELS[args.what][1](Path(args.out), args.seed)
     return 0

@@ -33,6 +33,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--error_files", nargs="+", required=True)
     p.add_argument("--out_dir", required=True, help="validation folder (metrics.json, report.html, plots)")
     p.add_argument("--title", default="embedpipe dataset")
+    p.add_argument("--evaluation", nargs=2, metavar=("METRICS_JSON", "ROC_PNG"),
+                   help="the evaluate step's outputs: its section of the report")
+    p.add_argument("--pretraining", nargs=2, metavar=("METRICS_CSV", "LOSS_PNG"),
+                   help="the pretrain step's outputs: its section of the report")
     for f in dataclasses.fields(ValidationConfig):
         kind = int if f.type in ("int", "int | None") else float
         p.add_argument(f"--{f.name}", type=kind, default=f.default)
@@ -42,6 +46,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not len(args.shards) == len(args.manifests) == len(args.dataset_files) == len(args.error_files):
         p.error("--shards, --manifests, --dataset_files and --error_files need one entry per shard")
     return args
+
+
+def other_sections(args: argparse.Namespace) -> str:
+    """The sections of the run's other steps; their modules load only when a run has those steps."""
+    parts = []
+    if args.pretraining:
+        from embedpipe.pretrain.curves import pretraining_section
+        from embedpipe.pretrain.metrics import MetricsCsv
+
+        parts.append(pretraining_section(MetricsCsv(Path(args.pretraining[0])).rows(), Path(args.pretraining[1])))
+    if args.evaluation:
+        from embedpipe.evaluate.report import evaluation_section
+
+        metrics = json.loads(Path(args.evaluation[0]).read_text(encoding="utf-8"))
+        parts.append(evaluation_section(metrics, Path(args.evaluation[1])))
+    return "".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,12 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s %s: %s", "PASS" if check["passed"] else "FAIL", check["name"], check["detail"])
     out_dir = Path(args.out_dir)
     provenance = read_provenance(args.dataset_files[0])
+    sections = other_sections(args)
     if not result.passed:
-        paths = write_report(result, out_dir / "failed", provenance, args.title, config.max_mean_cosine)
+        paths = write_report(result, out_dir / "failed", provenance, args.title, config.max_mean_cosine,
+                             sections)
         log.error("validation failed; report in %s", paths["report"])
         return 1
     shutil.rmtree(out_dir / "failed", ignore_errors=True)  # an earlier failure's report is stale now
-    paths = write_report(result, out_dir, provenance, args.title, config.max_mean_cosine)
+    paths = write_report(result, out_dir, provenance, args.title, config.max_mean_cosine, sections)
     totals = result.metrics["totals"]
     log.info("validation passed: %d rows, %d errors; report %s", totals["rows"], totals["errors"], paths["report"])
     return 0

@@ -23,12 +23,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from embedpipe.decode_guard import Deadline, DecodeTimeout, settle_worker, timeout_error
+from embedpipe.decode_guard import read_within, settle_worker
 from embedpipe.discover import read_manifest, scan_files
 from embedpipe.encoders import family
 from embedpipe.encoders.ecg import ecg_reader_options
 from embedpipe.encoders.ecg_jepa.model import EcgJepaReader
-from embedpipe.error_text import error_fields
 from embedpipe.pretrain.masks import BlockMasks
 from embedpipe.readers.ecg import LEADS
 
@@ -68,13 +67,13 @@ class EcgFiles:
         return self.paths[i]
 
     def load(self, i: int) -> torch.Tensor:
-        with Deadline(self.timeout_s):  # a FIFO or a hung mount must not stall the run
-            return self.reader.prepare(self.paths[i]).sample
+        return self.reader.prepare(self.paths[i]).sample
 
 
 class NpyDump:
     def __init__(self, path: str, reader: EcgJepaReader | None) -> None:
         self.path, self.reader = path, reader  # reader None: the dump is normalised already
+        self.timeout_s = None  # memory-mapped: nothing to hang on
         self.array = np.load(path, mmap_mode="r")
         if self.array.ndim != 3 or self.array.shape[1] != len(LEADS):
             raise ValueError(f"{path}: a dump is [N, {len(LEADS)}, samples], not {list(self.array.shape)}")
@@ -130,12 +129,10 @@ class PretrainData(Dataset):
     def __getitem__(self, key: Key) -> Item:
         which = int(np.searchsorted(self.starts, key.index, side="right")) - 1
         source, i = self.sources[which], key.index - int(self.starts[which])
-        try:
-            signal = source.load(i)
-        except (Exception, DecodeTimeout) as exc:  # a bad file is data: it is dropped and reported
-            timed_out = isinstance(exc, DecodeTimeout)
-            kind, message = timeout_error(getattr(source, "timeout_s", None)) if timed_out else error_fields(exc)
-            return Item(key, None, f"{source.name(i)}: {kind}: {message}")
+        # a FIFO or a hung mount must not stall the run; a bad file is dropped and reported
+        signal, error = read_within(lambda: source.load(i), source.timeout_s)
+        if signal is None:
+            return Item(key, None, f"{source.name(i)}: {error[0]}: {error[1]}")
         n = signal.shape[-1]
         if n < self.crop:
             return Item(key, None, f"{source.name(i)}: {n} samples, shorter than a {self.crop}-sample crop")
@@ -167,8 +164,11 @@ class BatchPlan(Sampler[list[Key]]):
                 batch += 1
 
 
+MIN_RECORDS = 2  # the projector's BatchNorm cannot train on one record
+
+
 class EmptyBatch(RuntimeError):
-    """Not one record of a batch could be read: the data, not one file, is broken."""
+    """Fewer than MIN_RECORDS of a batch could be read: the data, not one file, is broken."""
 
 
 class MaskCollate:
@@ -181,8 +181,9 @@ class MaskCollate:
         batch = items[0].key.batch
         kept = [item.signal for item in items if item.signal is not None]
         errors = [item.error for item in items if item.error is not None]
-        if not kept:
-            raise EmptyBatch(f"batch {batch}: no record of it could be read, e.g. {errors[0]}")
+        if len(kept) < MIN_RECORDS:
+            raise EmptyBatch(f"batch {batch}: {len(kept)} of its {len(items)} records could be read, fewer than the "
+                             f"{MIN_RECORDS} a step needs; e.g. {errors[0]}")
         context, target = self.masks(len(kept), np.random.default_rng([self.seed, batch, self.rank]))
         return {"x": torch.stack(kept), "context": context, "target": target, "batch": batch, "errors": errors}
 

@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from embedpipe.atomic import OutputWriteError
+from embedpipe.decode_guard import kill_leftover_children, stop_workers
 from embedpipe.pretrain import checkpoint
 from embedpipe.pretrain import data as pdata
 from embedpipe.pretrain.masks import BlockMasks
@@ -96,6 +98,9 @@ class PretrainStep:
                       self.ckpt_dir)
             return 1
         finally:
+            # A decode worker still alive here would be joined forever by multiprocessing at exit.
+            if left := kill_leftover_children():
+                log.warning("killed %d decode worker(s) still alive at the end of the run", left)
             self.stop.restore()
             if dist.is_initialized() and not initialised:
                 dist.destroy_process_group()
@@ -123,7 +128,7 @@ class PretrainStep:
         if ranks.world > 1:
             ids = [device] if device.type == "cuda" else None
             net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-        loader = self.loader(ranks, device, step)
+        loader = self.loader(ranks, device, step)  # a data problem is one line before anything is written
         metrics = MetricsCsv(s.out / "metrics.csv") if ranks.main else None
         try:
             wandb = Wandb(s.out, s.wandb_project, s.wandb_name, s.as_dict()) if s.wandb and ranks.main else None
@@ -131,9 +136,11 @@ class PretrainStep:
             raise PretrainError(WANDB_MISSING) from exc
         if metrics:
             metrics.start(step)
+        batches = iter(loader)
         try:
-            return self.train(net, model, optimizer, scheduler, loader, step, ranks, device, metrics, wandb)
+            return self.train(net, model, optimizer, scheduler, batches, step, ranks, device, metrics, wandb)
         finally:
+            stop_workers(batches)  # the sampler never ends: nothing else would stop the workers
             for sink in (metrics, wandb):
                 if sink is not None:
                     sink.close()
@@ -174,15 +181,15 @@ class PretrainStep:
                           pin_memory=device.type == "cuda")
 
     def train(self, net: torch.nn.Module, model: MyJepa, optimizer: torch.optim.Optimizer, scheduler: Any,
-              loader: DataLoader, step: int, ranks: Ranks, device: torch.device, metrics: MetricsCsv | None,
-              wandb: Wandb | None) -> int:
+              batches: Iterator[dict[str, Any]], step: int, ranks: Ranks, device: torch.device,
+              metrics: MetricsCsv | None, wandb: Wandb | None) -> int:
         s = self.s
         bf16 = s.amp == "bfloat16" and device.type == "cuda"
         if s.amp == "bfloat16" and not bf16:
             log.info("bfloat16 autocast is for CUDA only: training in float32 on %s", device)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else nullcontext()
         net.train()
-        batches, logged, last = iter(loader), set(), time.perf_counter()
+        logged, last = set(), time.perf_counter()
         while step < s.steps:
             t0 = time.perf_counter()
             try:
