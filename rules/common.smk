@@ -19,7 +19,11 @@ def config_error(key, message):
 
 
 DEMO = bool(config["demo"]["enabled"])
-RUN = config["run"]
+# A trial run (extract.limit: N, the EchoJEPA script's --limit) embeds the first N files of each shard
+# through the whole DAG, in a run folder of its own: it never mixes with the full run's outputs.
+LIMIT = (config.get("extract") or {}).get("limit")
+LIMIT = int(LIMIT) if LIMIT is not None else None
+RUN = f"{config['run']}-trial{LIMIT}" if LIMIT else config["run"]
 
 
 def safe_dir(path):
@@ -94,10 +98,12 @@ DEMO_KIND = config["demo"].get("kind", "video")
 DEMO_LABELS = [config["demo"]["labels"]] if DEMO and config["demo"].get("labels") else []
 if DEMO_LABELS and DEMO_KIND != "ecg":
     config_error("demo.labels", "only the ECG demo (demo.kind: ecg) writes a labels table")
-if config["metadata"]["kind"] == "mimic_iv_echo":
-    for key in ("record_list", "study_list"):
-        if not config["metadata"].get(key):
-            config_error(f"metadata.{key}", "required when metadata.kind is mimic_iv_echo")
+# The lists each metadata kind joins (parquet's inputs; the video demo's data rule makes the echo ones).
+METADATA_LISTS = {"mimic_iv_echo": ("record_list", "study_list"), "mimic_iv_ecg": ("record_list",)}.get(
+    config["metadata"]["kind"], ())
+for key in METADATA_LISTS:
+    if not config["metadata"].get(key):
+        config_error(f"metadata.{key}", f"required when metadata.kind is {config['metadata']['kind']}")
 
 if SHARDING["by"] == "folder":
     # Shard ids must be known when the DAG is built (no checkpoint), so listing the top-level
@@ -129,6 +135,7 @@ wildcard_constraints:
 
 MANIFEST = f"{RUN_DIR}/manifests/{{shard}}.txt"
 EXCLUSIONS = f"{RUN_DIR}/manifests/exclusions.json"
+HF_ROWS = [f"{RUN_DIR}/manifests/hf_rows.parquet"] if HF_DATASET.get("path") else []
 EMBEDDINGS = f"{RUN_DIR}/embeddings/{{shard}}.parquet"
 ERRORS = f"{RUN_DIR}/embeddings/{{shard}}.errors.parquet"
 PARTS = f"{RUN_DIR}/parts/{{shard}}"
@@ -144,6 +151,8 @@ MERGED = {
     "npy": f"{RUN_DIR}/{MODEL}_embeddings_all.npy",
     "index": f"{RUN_DIR}/{MODEL}_embeddings_all.keys.txt",
 }
+FOLDER_PT = f"{RUN_DIR}/export/folder_pt/{MODEL}_embeddings_{{shard}}.pt"
+FOLDER_PT_KEYS = (config.get("merge") or {}).get("folder_pt_keys", "input_dir")
 VALIDATION_DIR = f"{RUN_DIR}/validation"
 METRICS = f"{VALIDATION_DIR}/metrics.json"
 DATASET_INFO = {**config["dataset"], "pretty_name": config["dataset"].get("pretty_name") or RUN}
@@ -257,11 +266,12 @@ def encoder_options():
 
 
 def metadata_inputs():
-    """parquet's inputs besides the shard: the MIMIC-IV-Echo record and study lists it joins (the video
-    demo's data rule makes them in a demo run)."""
-    if config["metadata"]["kind"] != "mimic_iv_echo":
-        return []
-    return [config["metadata"]["record_list"], config["metadata"]["study_list"]]
+    """parquet's inputs besides the shard: the MIMIC record (and study) lists it joins."""
+    return [config["metadata"][key] for key in METADATA_LISTS]
+
+
+def metadata_flags():
+    return " ".join(f"--{key}={shlex.quote(config['metadata'][key])}" for key in METADATA_LISTS)
 
 
 def extract_threads():
@@ -285,11 +295,24 @@ def require_export(fam, export):
     return ""
 
 
+def folder_pt_prefix(wildcards):
+    """export_folder_pt's --strip_prefix: the shard's folder, when the keys are to be relative to it.
+    Evaluated only when the export is in the DAG: a hash-sharded run has no folders to be relative to."""
+    if FOLDER_PT_KEYS != "folder":
+        return ""
+    if SHARDING["by"] != "folder":
+        config_error("merge.folder_pt_keys", "folder needs shards.by: folder (hash shards are not folders)")
+    return f"--strip_prefix={shlex.quote(f'{wildcards.shard}/')}"
+
+
 def require_repo_id(wildcards):
     """Evaluated only when `upload` is in the DAG, so other targets do not need a repo id."""
     repo_id = UPLOAD.get("repo_id")
     if not repo_id or "/" not in repo_id:
         config_error("upload.repo_id", f"{repo_id!r}: `snakemake upload` needs '<user or org>/<name>'")
+    if LIMIT:
+        config_error("extract.limit", f"{LIMIT}: a trial run ({RUN_DIR}) is not published; unset extract.limit "
+                                      "and run the full dataset to upload it")
     return []
 
 

@@ -8,6 +8,7 @@ rule discover:
     output:
         manifests=expand(MANIFEST, shard=SHARDS),
         exclusions=EXCLUSIONS,
+        hf_rows=HF_ROWS,  # hf_dataset input: the dataset rows that listed each file
     params:
         run=script("discover.py"),
         input_dir=lambda wc, input: input[0],
@@ -17,9 +18,11 @@ rule discover:
         folders=json.dumps(SHARDS if SHARDING["by"] == "folder" else []),
         all_folders="--all_folders" if SHARDING["by"] == "folder" and not SHARDING.get("folders") else "",
         num_shards=len(SHARDS),
+        limit=f"--limit={LIMIT}" if LIMIT else "",
         hf=(
             f"--hf_dataset={shlex.quote(HF_DATASET['path'])} --hf_split={shlex.quote(HF_DATASET.get('split', 'train'))}"
             f" --hf_column={shlex.quote(HF_DATASET.get('column', 'ecg_paths'))}"
+            f" --hf_rows={shlex.quote(HF_ROWS[0])}"
             if HF_DATASET.get("path")
             else ""
         ),
@@ -31,4 +34,5 @@ rule discover:
         # The summary of what was left out goes to the log and, on stdout, to the console.
         "{params.run} --input_dir={params.input_dir:q} --manifest_dir={params.manifest_dir:q}"
         " --extensions {params.extensions:q} --by={params.by:q} --folders_json={params.folders:q} {params.all_folders}"
-        " --num_shards={params.num_shards:q} --exclusions={output.exclusions:q} {params.hf} 2> {log:q} | tee -a {log:q}"
+        " --num_shards={params.num_shards:q} --exclusions={output.exclusions:q} {params.limit} {params.hf}"
+        " 2> {log:q} | tee -a {log:q}"

@@ -5,6 +5,7 @@ rule parquet:
     input:
         embeddings=EMBEDDINGS,
         metadata=metadata_inputs(),
+        hf_rows=HF_ROWS,
     output:
         STAGED,
     params:
@@ -14,17 +15,13 @@ rule parquet:
         # successful, so the copy has served: drop it, so deleting an output later frees its space.
         finished=lambda wc: f"{PARTS.format(shard=wc.shard)}.finished",
         kind=config["metadata"]["kind"],
-        lists=(
-            f"--record_list={shlex.quote(config['metadata']['record_list'])}"
-            f" --study_list={shlex.quote(config['metadata']['study_list'])}"
-            if config["metadata"]["kind"] == "mimic_iv_echo"
-            else ""
-        ),
+        lists=metadata_flags(),
+        hf_rows=lambda wc, input: f"--hf_rows={shlex.quote(input.hf_rows[0])}" if input.hf_rows else "",
     log:
         f"{LOG_DIR}/parquet/{{shard}}.log",
     conda:
         "../envs/cpu.yaml"
     shell:
         "{params.run} --embeddings={input.embeddings:q} --output={output:q}"
-        " --shard={wildcards.shard:q} --metadata={params.kind:q} {params.lists} > {log:q} 2>&1"
+        " --shard={wildcards.shard:q} --metadata={params.kind:q} {params.lists} {params.hf_rows} > {log:q} 2>&1"
         " && rm -rf -- {params.finished:q}"

@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import REPO, fixtures_dir, run_script, snakemake
 
+from embedpipe.discover import read_manifest
 from embedpipe.encoders import build_encoder
 from embedpipe.encoders.batch import Batch
 from embedpipe.encoders.ecgfounder.net1d import Net1D, output_length
@@ -151,8 +152,10 @@ def test_one_lead_mode_needs_lead_one(tiny_ecg, tmp_path):
                                      "device": "cpu"}).model.load(torch.device("cpu"))
 
 
-def test_files_listed_by_a_hf_dataset_are_discovered(tmp_path):
+def test_files_listed_by_a_hf_dataset_are_discovered_and_rows_keep_their_dataset_rows(tmp_path, tiny_ecg):
     from datasets import Dataset
+
+    from embedpipe.source_rows import read_source_rows
 
     data = tmp_path / "cohort"
     leads = synthetic_ecg(10.0, 500, np.random.default_rng(3))
@@ -160,13 +163,36 @@ def test_files_listed_by_a_hf_dataset_are_discovered(tmp_path):
         write_sierra_xml(data / f"patient_{i:03d}" / f"ecg_{i}.xml", leads, 500)
     elsewhere = tmp_path / "elsewhere" / "ecg_x.xml"
     write_sierra_xml(elsewhere, leads, 500)
+    # row 3 lists ecg_1 again (a patient's ECG in two dataset rows): one key, both rows kept
     Dataset.from_dict({"ecg_paths": [["patient_000/ecg_0.xml", "patient_001/ecg_1.xml"],
-                                     [str(data / "patient_002" / "ecg_2.xml")], [str(elsewhere)]]}
+                                     [str(data / "patient_002" / "ecg_2.xml")], [str(elsewhere)],
+                                     ["patient_001/ecg_1.xml"]]}
                       ).save_to_disk(tmp_path / "hfds")
-    run_script("discover.py", "--input_dir", data, "--manifest_dir", tmp_path / "manifests", "--extensions", ".xml",
-               "--by", "hash", "--num_shards", "2", "--hf_dataset", tmp_path / "hfds")
-    keys = sorted(line for m in (tmp_path / "manifests").glob("*.txt") for line in m.read_text().split())
+    manifests = tmp_path / "manifests"
+    run_script("discover.py", "--input_dir", data, "--manifest_dir", manifests, "--extensions", ".xml",
+               "--by", "hash", "--num_shards", "2", "--hf_dataset", tmp_path / "hfds",
+               "--hf_rows", manifests / "hf_rows.parquet")
+    keys = sorted(line for m in manifests.glob("*.txt") for line in m.read_text().split())
     assert keys == sorted(["patient_000/ecg_0.xml", "patient_001/ecg_1.xml", "patient_002/ecg_2.xml", str(elsewhere)])
+    rows, split = read_source_rows(manifests / "hf_rows.parquet")
+    expected = {"patient_000/ecg_0.xml": [0], "patient_001/ecg_1.xml": [0, 3], "patient_002/ecg_2.xml": [1],
+                str(elsewhere): [2]}
+    assert rows == expected and split is None  # a saved Dataset has no split
+    # Through extract and the parquet step, each dataset row carries them: joined by key, not by position
+    got = {}
+    for manifest in sorted(manifests.glob("shard-*.txt")):
+        shard = manifest.stem
+        emb = tmp_path / "embeddings" / f"{shard}.parquet"
+        run_script("extract.py", "--encoder", "ecgfounder", "--model", "t", "--model_path",
+                   tiny_ecg / "ecgfounder.pth", "--input_dir", data, "--shard", shard, "--manifest", manifest,
+                   "--output", emb, "--device", "cpu", "--num_workers", "0")
+        out = tmp_path / "dataset" / f"{shard}.parquet"
+        run_script("parquet.py", "--embeddings", emb, "--output", out, "--shard", shard,
+                   "--hf_rows", manifests / "hf_rows.parquet")
+        table = pq.read_table(out)
+        assert table.column_names[:3] == ["key", "hf_row_indices", "hf_split"]
+        got |= {r["key"]: r["hf_row_indices"] for r in table.select(["key", "hf_row_indices"]).to_pylist()}
+    assert got == expected
 
 
 def test_ecg_demo_workflow_and_export_target(tmp_path):
@@ -181,6 +207,31 @@ def test_ecg_demo_workflow_and_export_target(tmp_path):
     snakemake(tmp_path, "export_ecg_json", "--cores", "1", "--configfile", config)
     assert len(list((run / "export" / "ecgfounder_json").glob("*.json"))) == 14
 
+    # A trial run beside it (extract.limit, as --config passes it: a string): the first 2 files of
+    # each shard through the whole DAG, in a folder of its own; the full run is not touched.
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    # 5 rows of a tiny random model: their raw cosine (0.9904) is over the demo's collapse threshold
+    loose = tmp_path / "loose.yaml"
+    loose.write_text("validate: {max_mean_cosine: 0.999}\n")
+    config = [config, str(loose)]
+    snakemake(tmp_path, "--cores", "2", "--configfile", *config, "--config", "extract={limit: 2}")
+    trial = tmp_path / "results" / "demo-ecg-trial2"
+    for shard in ("p1000", "p1001", "philips"):
+        first = read_manifest(run / "manifests" / f"{shard}.txt")[:2]
+        assert read_manifest(trial / "manifests" / f"{shard}.txt") == first
+        rows = pq.read_table(trial / "embeddings" / f"{shard}.parquet").column("key").to_pylist()
+        failed = pq.read_table(trial / "embeddings" / f"{shard}.errors.parquet").column("key").to_pylist()
+        assert sorted(rows + failed) == first  # every trial file is a row or an error row
+    exclusions = json.loads((trial / "manifests" / "exclusions.json").read_text())
+    assert exclusions["trial"] == {"limit": 2, "beyond_limit": {"p1000": 3, "p1001": 3, "philips": 4}}
+    assert "10 past the first 2 of each shard (a trial run, `extract.limit`)" in (trial / "parquet" / "README.md"
+                                                                                  ).read_text()
+    assert json.loads((trial / "validation" / "metrics.json").read_text())["totals"]["files"] == 6
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
+    refused = snakemake(tmp_path, "upload", "-n", "--configfile", *config, "--config", "extract={limit: 2}",
+                        "upload={repo_id: me/ecg}", check=False)
+    assert refused.returncode != 0 and "config key 'extract.limit'" in refused.stdout + refused.stderr
+
 
 def test_ecg_example_configs_plan_their_shards(tmp_path):
     checkpoint = tmp_path / "12_lead_ECGFounder.pth"
@@ -188,9 +239,13 @@ def test_ecg_example_configs_plan_their_shards(tmp_path):
     files = tmp_path / "files"
     for group in ("p1000", "p1001"):
         (files / group).mkdir(parents=True)
-    mimic = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "examples" / "mimic_iv_ecg.yaml"),
-                      "--config", f"input_dir={files}", f"encoder={{'path': '{checkpoint}'}}")
+    listing = tmp_path / "record list.csv"  # a space: the path reaches the shell quoted
+    listing.write_text("subject_id,study_id,file_name,ecg_time,path\n")
+    mimic = snakemake(tmp_path, "-np", "--configfile", str(REPO / "config" / "examples" / "mimic_iv_ecg.yaml"),
+                      "--config", f"input_dir={files}", f"encoder={{'path': '{checkpoint}'}}",
+                      f"metadata={{'kind': 'mimic_iv_ecg', 'record_list': '{listing}'}}")
     assert "wildcards: shard=p1000" in mimic.stdout and "wildcards: shard=p1001" in mimic.stdout
+    assert f"--metadata=mimic_iv_ecg --record_list='{listing}'" in mimic.stdout
     hf = snakemake(tmp_path, "-np", "--configfile", str(REPO / "config" / "examples" / "ecgfounder_hf_dataset.yaml"),
                    "--config", f"input_dir={files}", f"encoder={{'path': '{checkpoint}'}}")
     assert hf.stdout.count("rule extract:") + hf.stdout.count("localrule extract:") == 8

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from embedpipe.merge import load_merged, merge_all
-from embedpipe.metadata import AmbiguousJoin, EchoMetadata, parse_echo_path
+from embedpipe.metadata import AmbiguousJoin, EcgRecordList, EchoMetadata, parse_echo_path
 from embedpipe.validate import ValidationConfig, validate_dataset
 from embedpipe.writer import ShardWriter
 
@@ -148,3 +148,23 @@ def test_validate_fails_on_too_many_errors_and_wrong_width(tmp_path):
                          ValidationConfig(expected_dim=1024, max_error_fraction=0.1)).metrics
     assert failed(m) == {"error_fraction", "dimension"}
     assert pq.read_table(tmp_path / "p10.errors.parquet").num_rows == 3
+
+
+def test_mimic_iv_ecg_record_list_joins_by_path_as_physionet_ships_it(tmp_path):
+    # record_list.csv's columns and path form as in MIMIC-IV-ECG 1.0 (the ids are its documented example)
+    listing = tmp_path / "record_list.csv"
+    listing.write_text("subject_id,study_id,file_name,ecg_time,path\n"
+                       "10000032,40689238,40689238,2180-07-23 08:44:00,files/p1000/p10000032/s40689238/40689238\n"
+                       "10000032,44458630,44458630,2180-07-23 09:54:00,files/p1000/p10000032/s44458630/44458630\n")
+    meta = EcgRecordList(str(listing))
+    keys = ["p1000/p10000032/s40689238/40689238.hea",  # input_dir: files/
+            "p10000032/s44458630/44458630.hea",  # input_dir: files/p1000, joined by the path's tail
+            "p1001/p10010001/s49999999/49999999.hea"]  # no row: ids from the path, no time
+    assert meta.rows(keys) == {"subject_id": [10000032, 10000032, 10010001],
+                               "study_id": [40689238, 44458630, 49999999], "file_path": keys,
+                               "ecg_time": ["2180-07-23 08:44:00", "2180-07-23 09:54:00", None]}
+    assert meta.matched_records == 2
+    assert set(meta.identifying) == {"subject_id", "study_id", "file_path", "ecg_time"}
+    listing.write_text("subject_id,study_id,path\n1,2,files/p1/p1/s2/2\n")
+    with pytest.raises(ValueError, match=r"record_list.csv: missing columns \['ecg_time'\]"):
+        EcgRecordList(str(listing))

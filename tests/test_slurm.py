@@ -86,7 +86,11 @@ def test_failed_shard_is_retried_then_rerun_alone_and_the_run_equals_a_local_one
     before = last_job_id()
     failed = snakemake(work, "--profile", str(profile), "--configfile", DEMO, check=False)
     assert failed.returncode != 0
-    gpu_jobs = [j for j in sacct("JobID", "State", "AllocTRES", since_job=before) if "gres/gpu=1" in j["AllocTRES"]]
+    gpu_jobs = [j for j in sacct("JobID", "State", "AllocTRES", "JobName", "Comment", since_job=before)
+                if "gres/gpu=1" in j["AllocTRES"]]
+    # readable: the profile's name prefix, and the rule and shard in the comment
+    assert all(j["JobName"].startswith("embedpipe_") for j in gpu_jobs), gpu_jobs
+    assert {j["Comment"] for j in gpu_jobs} >= {f"rule_extract_wildcards_{s}" for s in ("p10", "p11", "p12")}
     attempts = [j for j in gpu_jobs if j["State"] == "FAILED"]
     assert len(attempts) == 3, f"expected the first try and 2 retries: {attempts}"
     assert len([j for j in gpu_jobs if j["State"] == "COMPLETED"]) == 2, gpu_jobs  # one GPU job per shard
@@ -109,7 +113,9 @@ def test_failed_shard_is_retried_then_rerun_alone_and_the_run_equals_a_local_one
         b = embedding_rows(emb / f"{shard}.parquet")
         assert [k for k, _ in a] == [k for k, _ in b]
         np.testing.assert_allclose([v for _, v in a], [v for _, v in b], atol=1e-5)
-    assert list((work / "logs" / "slurm" / "rule_extract").rglob("*.log"))
+    # one SLURM log per extract job, under its shard, named by its job id
+    logs = sorted((work / "logs" / "slurm" / "rule_extract").rglob("*.log"))
+    assert {p.parent.name for p in logs} == {"p10", "p11", "p12"} and all(p.stem.isdigit() for p in logs), logs
     reports = list(work.glob("efficiency_report*"))
     assert len(reports) == 1, reports
     lines = reports[0].read_text().splitlines()

@@ -13,6 +13,7 @@ import yaml
 from conftest import REPO, snakemake
 
 from embedpipe.discover import scan_files
+from embedpipe.merge import shard_pt
 
 ECHO_COLUMNS = [
     "subject_id", "study_id", "dicom_id", "file_path", "acquisition_datetime", "study_datetime",
@@ -79,6 +80,47 @@ def test_merge_all_matches_the_shards(demo_run):
         for key, emb in zip(t.column("key").to_pylist(), t.column("embedding").to_pylist(), strict=True):
             np.testing.assert_array_equal(merged[key].numpy(), np.array(emb, dtype=np.float32))
             np.testing.assert_array_equal(matrix[keys.index(key)], np.array(emb, dtype=np.float32))
+
+
+def test_export_folder_pt_writes_the_echojepa_per_folder_files(demo_run, tmp_path):
+    snakemake(demo_run, "export_folder_pt", "--cores", "2", "--configfile", str(REPO / "config" / "demo.yaml"))
+    out = demo_run / "results" / "demo"
+    for shard in ("p10", "p11", "p12"):
+        t = pq.read_table(out / "embeddings" / f"{shard}.parquet")
+        folder = torch.load(out / "export" / "folder_pt" / f"vjepa2-tiny_embeddings_{shard}.pt", weights_only=True)
+        assert list(folder) == t.column("key").to_pylist()
+        for key, emb in zip(t.column("key").to_pylist(), t.column("embedding").to_pylist(), strict=True):
+            np.testing.assert_array_equal(folder[key].numpy(), np.array(emb, dtype=np.float32))
+    # merge.folder_pt_keys: folder gives the keys as the script wrote them, relative to the folder
+    keys = pq.read_table(out / "embeddings" / "p10.parquet").column("key").to_pylist()
+    shard_pt(out / "embeddings" / "p10.parquet", tmp_path / "p10.pt", "p10/")
+    assert list(torch.load(tmp_path / "p10.pt", weights_only=True)) == [k.removeprefix("p10/") for k in keys]
+    with pytest.raises(ValueError, match="keys outside 'p11/'"):
+        shard_pt(out / "embeddings" / "p10.parquet", tmp_path / "p11.pt", "p11/")
+    assert not list(tmp_path.glob("p11.pt*"))  # nothing half-written under any name
+
+
+def test_embed_from_python_gives_the_workflows_embeddings(demo_run):
+    import embedpipe
+
+    out = demo_run / "results" / "demo"
+    encoder = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["encoder"]
+    table = pq.read_table(out / "embeddings" / "p10.parquet").slice(0, 3)
+    keys = table.column("key").to_pylist()
+    files = [str(demo_run / "results/demo/data/mp4" / k) for k in keys]
+    got = embedpipe.embed([files[0], str(demo_run / "no-such.mp4"), *files[1:]], encoder="vjepa2",
+                          **encoder | {"path": str(demo_run / encoder["path"])})
+    assert got.keys == files and list(got.errors) == [str(demo_run / "no-such.mp4")]
+    assert got.embedding.shape == (3, len(table.column("embedding")[0])) and got.embedding.dtype == np.float32
+    np.testing.assert_allclose(got.embedding, np.array(table.column("embedding").to_pylist()), atol=1e-5)
+
+
+def test_folder_keys_need_folder_shards(tmp_path):
+    args = example_args(tmp_path)
+    hashed = write_config(tmp_path, "shards:\n  by: hash\n  num_shards: 4\n")
+    proc = snakemake(tmp_path, "-n", "export_folder_pt", *args[:2], str(hashed), *args[2:],
+                     "merge={'folder_pt_keys': 'folder'}", check=False)
+    assert proc.returncode != 0 and "config key 'merge.folder_pt_keys'" in proc.stdout + proc.stderr
 
 
 def test_second_run_and_unchanged_rescan_do_nothing(demo_run):

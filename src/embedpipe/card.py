@@ -102,6 +102,9 @@ def exclusion_note(exclusions: dict[str, Any] | None) -> str:
     for key, what in (("hidden_folders", "hidden folders"), ("linked_folders", "links to folders below the top level")):
         if exclusions.get(key):
             parts.append(f"{len(exclusions[key])} {what}, not entered")
+    if trial := exclusions.get("trial"):
+        parts.append(f"{sum(trial['beyond_limit'].values())} past the first {trial['limit']} of each shard "
+                     "(a trial run, `extract.limit`)")
     if not parts:
         return ""
     return ("\n\nNot counted above, as the input scan left them out (listed in the run's "

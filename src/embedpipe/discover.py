@@ -5,12 +5,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from embedpipe.atomic import write_text_if_changed
+from embedpipe.exclusions import Exclusions
 from embedpipe.readers.sniff import has_dicom_preamble
 
 log = logging.getLogger(__name__)
@@ -59,54 +58,6 @@ def normalise_extensions(extensions: list[str]) -> tuple[str, ...]:
 
 class DiscoverError(ValueError):
     """The input does not match the configuration (a listed folder missing or empty, loose files)."""
-
-
-@dataclass
-class Exclusions:
-    """Every file the scan saw and did not put in a manifest, by the documented reason.
-
-    Files with another extension are only counted (an input tree holds many: notes, CSVs); files
-    that match an extension but are left out are listed by name, so none falls out of the count."""
-
-    by_extension: Counter[str] = field(default_factory=Counter)
-    hidden: list[str] = field(default_factory=list)  # dot-files: .DS_Store-like junk, AppleDouble `._x.mp4`
-    hidden_folders: list[str] = field(default_factory=list)  # not entered (.git, .snapshot)
-    line_breaks: list[str] = field(default_factory=list)  # a manifest holds one key per line
-    not_utf8: list[str] = field(default_factory=list)  # keys are UTF-8 text; shown with \x escapes
-    outside_shards: list[str] = field(default_factory=list)  # in folders not listed in shards.folders
-    linked_folders: list[str] = field(default_factory=list)  # links to folders below the top level: not entered
-
-    def listed(self) -> int:
-        return len(self.hidden) + len(self.line_breaks) + len(self.not_utf8) + len(self.outside_shards)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "skipped_by_extension": dict(sorted(self.by_extension.items())),
-            "excluded": {"hidden": self.hidden, "line_breaks": self.line_breaks, "not_utf8": self.not_utf8,
-                         "outside_shards": self.outside_shards},
-            "hidden_folders": self.hidden_folders,
-            "linked_folders": self.linked_folders,
-            "num_excluded": self.listed(),
-        }
-
-    def summary(self) -> list[str]:
-        """One console line per reason."""
-        lines = []
-        if n := sum(self.by_extension.values()):
-            counts = ", ".join(f"{ext or '(no extension)'} {k}" for ext, k in self.by_extension.most_common())
-            lines.append(f"skipped {n} files: {counts} — add them to `extensions` to embed them")
-        reasons = [(self.hidden, "dot-files (hidden)"), (self.line_breaks, "names with a line break"),
-                   (self.not_utf8, "names that are not UTF-8"),
-                   (self.outside_shards, "files outside the listed shards.folders")]
-        for names, why in reasons:
-            if names:
-                lines.append(f"excluded {len(names)} {why}, e.g. {names[:3]}")
-        if self.hidden_folders:
-            lines.append(f"not scanned: {len(self.hidden_folders)} hidden folders, e.g. {self.hidden_folders[:5]}")
-        if self.linked_folders:
-            lines.append(f"not scanned: {len(self.linked_folders)} links to folders below the top level, e.g. "
-                         f"{self.linked_folders[:5]} (link the files, or the top-level folder, instead)")
-        return lines
 
 
 def scan_tree(root: str | os.PathLike, extensions: list[str], subdir: str | None = None,
@@ -195,22 +146,27 @@ def _flatten_paths(value: object) -> list[str]:
     raise ValueError(f"expected a path or a list of paths, got {type(value).__name__}")
 
 
-def keys_from_hf_dataset(dataset: str, split: str, column: str, input_dir: str | os.PathLike) -> list[str]:
+def files_from_hf_dataset(dataset: str, split: str, column: str,
+                          input_dir: str | os.PathLike) -> tuple[dict[str, list[int]], str | None]:
     """The files a Hugging Face dataset lists in `column` (str, list[str] or list[list[str]] per row),
-    as keys: relative to `input_dir` when they lie under it (or are relative), else absolute."""
+    as keys (relative to `input_dir` when they lie under it, or are relative; else absolute), each
+    with the indices of the rows that list it; and the split read (None: a saved Dataset has none)."""
     import datasets
 
+    read_split: str | None = split
     if Path(dataset).is_dir():
         ds = datasets.load_from_disk(dataset)
         if isinstance(ds, datasets.DatasetDict):
             ds = ds[split]
+        else:
+            read_split = None
     else:
         ds = datasets.load_dataset(dataset, split=split)
     if column not in ds.column_names:
         raise ValueError(f"hf_dataset.column: {column!r} is not a column of {dataset} ({ds.column_names})")
     root = Path(input_dir).resolve()
-    keys = set()
-    for value in ds[column]:
+    rows: dict[str, list[int]] = {}
+    for index, value in enumerate(ds[column]):
         for path in _flatten_paths(value):
             p = Path(path)
             if p.is_absolute():
@@ -218,8 +174,10 @@ def keys_from_hf_dataset(dataset: str, split: str, column: str, input_dir: str |
                     path = p.resolve().relative_to(root).as_posix()
                 except ValueError:
                     path = p.as_posix()
-            keys.add(path)
-    return sorted(keys)
+            listed = rows.setdefault(path, [])
+            if not listed or listed[-1] != index:  # a row that lists a file twice is one row
+                listed.append(index)
+    return rows, read_split
 
 
 def assign_shards(keys: list[str], spec: ShardSpec) -> tuple[dict[str, list[str]], list[str]]:
@@ -275,9 +233,11 @@ def check_folder_shards(shards: dict[str, list[str]], outside: list[str], root: 
 def discover_shards(
     input_dir: str | os.PathLike, extensions: list[str], spec: ShardSpec, manifest_dir: str | os.PathLike,
     keys: list[str] | None = None, *, all_folders: bool = False, exclusions: Exclusions | None = None,
+    limit: int | None = None,
 ) -> dict[str, list[str]]:
     """Scan once (or take the listed `keys`), check them against the shard spec, write the
-    manifests, return them. `all_folders`: the shards are every top-level folder of the input."""
+    manifests, return them. `all_folders`: the shards are every top-level folder of the input.
+    `limit`: a trial run, the first `limit` keys of each shard (the rest counted in `exclusions`)."""
     root = Path(input_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"input_dir {str(root)!r} is not a directory")
@@ -289,6 +249,10 @@ def discover_shards(
     shards, outside = assign_shards(keys, spec)
     if spec.by == "folder":
         check_folder_shards(shards, outside, root, all_folders, exclusions)
+    if limit:
+        exclusions.limit = limit
+        exclusions.beyond_limit = {s: max(0, len(k) - limit) for s, k in shards.items()}
+        shards = {s: k[:limit] for s, k in shards.items()}
     changed = write_manifests(shards, manifest_dir)
     for shard, keys_ in shards.items():
         log.info("%s: %d files (%s)", shard, len(keys_), "rewritten" if changed[shard] else "unchanged")

@@ -20,6 +20,7 @@ from embedpipe.decode_guard import GuardedLoader, WorkerSlots, read_within, sett
 from embedpipe.encoders.batch import Batch
 from embedpipe.encoders.roles import Encoder, Model, Reader
 from embedpipe.error_text import error_fields
+from embedpipe.gpu_report import GpuReport
 from embedpipe.model_files import ModelLoadError
 from embedpipe.sink import RowSink
 from embedpipe.stop import StopRequest, next_or_stop
@@ -240,6 +241,9 @@ def run_extract(
     except Exception as exc:
         raise ModelLoadError(str(exc)) from exc  # the script says it in one line
     stop = StopRequest() if stop is None else stop  # not `or`: an unset StopRequest is falsy
+    gpu = GpuReport(device)
+    if line := gpu.start_line():
+        log.info("%s", line)
     start = time.monotonic()
     processed = errors = step = 0
     bar = tqdm(total=len(todo), desc=shard, unit="file", file=sys.stderr, mininterval=5.0, dynamic_ncols=True)
@@ -263,7 +267,7 @@ def run_extract(
                 bar.update(len(block[0]))
                 step += 1
                 if step % log_every == 0:
-                    log_throughput(shard, processed, len(todo), errors, start, device)
+                    log_throughput(shard, processed, len(todo), errors, start, gpu.usage())
             if assembler.at_block_end:
                 sink.block_done()  # parts end on block boundaries, so a resume rebuilds the same batches
             if stop:
@@ -275,13 +279,11 @@ def run_extract(
         bar.close()
         sink.close()
         writer.flush()
-    log_throughput(shard, processed, len(todo), errors, start, device)
+    log_throughput(shard, processed, len(todo), errors, start, gpu.peak())
     return processed
 
 
-def log_throughput(shard: str, n: int, total: int, errors: int, start: float, device: torch.device) -> None:
+def log_throughput(shard: str, n: int, total: int, errors: int, start: float, gpu: str = "") -> None:
+    """`gpu`: GpuReport's part of the line (its use and utilisation, or at the end its peak)."""
     elapsed = max(time.monotonic() - start, 1e-9)
-    line = f"{shard}: {n}/{total} files, {n / elapsed:.1f} files/s, {errors} decode errors"
-    if device.type == "cuda":
-        line += f", GPU mem peak {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB"
-    log.info(line)
+    log.info("%s: %d/%d files, %.1f files/s, %d decode errors%s", shard, n, total, n / elapsed, errors, gpu)

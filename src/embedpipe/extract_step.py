@@ -23,6 +23,7 @@ from embedpipe.encoders.device import resolve_device
 from embedpipe.encoders.roles import Encoder
 from embedpipe.extract import DECODE_TIMEOUT_S, ModelFailure, auto_workers, run_extract
 from embedpipe.finished import input_stamp, keep_finished, restore_finished
+from embedpipe.gpu_report import NoGpu, require_gpu
 from embedpipe.model_files import ModelFileError, ModelLoadError, check_model_path, model_error
 from embedpipe.runinfo import package_versions
 from embedpipe.shard_lock import ShardBusy, shard_lock
@@ -54,6 +55,7 @@ class ExtractSettings:
     log_every: int = 50
     keep_parts: bool = False
     decode_timeout_s: float = DECODE_TIMEOUT_S
+    require_gpu: bool = False  # no GPU visible: fail at the start, not embed on the CPU for days
 
 
 class ExtractStep:
@@ -76,7 +78,7 @@ class ExtractStep:
             fam.check(fam.options(self.s.options), files=False)
             with shard_lock(self.s.parts_dir, self.s.shard):  # before anything reads or tidies the parts
                 return self._run(self.keys())
-        except (ShardBusy, OptionError, ModelFileError, ModelFailure) as exc:
+        except (ShardBusy, OptionError, ModelFileError, ModelFailure, NoGpu) as exc:
             log.error("%s", exc)
             return 1
         except OutputWriteError as exc:
@@ -101,6 +103,8 @@ class ExtractStep:
                 log.warning("stopped by signal %d while waiting for a GPU slot", stop.signum)
                 return 128 + stop.signum
             log.info("shard %s runs on GPU %s (slot %d)", s.shard, slot.device, slot.index)
+        if s.require_gpu:
+            require_gpu()  # after the slot: it sets the one GPU this job may see
         encoder = self.build(resolve_device(device_name))
         inputs = input_stamp(s.input_dir, keys)  # before any file is read: what this run embeds
         if restored := restore_finished(s.parts_dir, encoder.fingerprint(), keys, s.output, s.errors, inputs):

@@ -14,11 +14,14 @@ from collections.abc import Iterable
 # note ids. The datetimes are shifted in MIMIC but still tie a row to a person's timeline.
 ECHO_IDENTIFYING = ("subject_id", "study_id", "dicom_id", "file_path", "acquisition_datetime", "study_datetime",
                     "note_id", "note_seq", "note_charttime")
+# MIMIC-IV-ECG rows: the ids, the path (it holds both) and the machine's time of the ECG.
+ECG_IDENTIFYING = ("subject_id", "study_id", "file_path", "ecg_time")
 # A MIMIC path component: p<subject_id> or s<study_id>, both eight digits (p10000032, s50000001). The
 # group folders (p10, p1000) are shorter and identify nobody.
 MIMIC_ID_COMPONENT = re.compile(r"^[ps]\d{8}$")
 # What the DAG can know from the config alone; None: it depends on the keys (metadata.kind none).
-IDENTIFYING_BY_KIND: dict[str, tuple[str, ...] | None] = {"mimic_iv_echo": ECHO_IDENTIFYING, "deepearth": (),
+IDENTIFYING_BY_KIND: dict[str, tuple[str, ...] | None] = {"mimic_iv_echo": ECHO_IDENTIFYING,
+                                                          "mimic_iv_ecg": ECG_IDENTIFYING, "deepearth": (),
                                                           "none": None}
 ACK_KEY = "upload.public_identifying_columns"
 

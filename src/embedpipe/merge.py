@@ -4,6 +4,7 @@ Outputs, in the EchoJEPA layout and beside it a memory-mappable form:
 - `<model>_embeddings_all.pt`: `{key: tensor[D]}` (torch.load)
 - `<model>_embeddings_all.npy`: float32 `[N, D]` (np.load(..., mmap_mode="r"))
 - `<model>_embeddings_all.keys.txt`: row i of the matrix is line i
+and, per shard, the EchoJEPA script's per-folder `<model>_embeddings_<folder>.pt` (`shard_pt`).
 
 Shards are read one at a time in batches and each batch goes straight to both files: nothing holds
 the matrix. The `.pt` is written without torch (embedpipe.ptzip): one storage, every row a view of
@@ -55,6 +56,32 @@ def writing(dest: Path) -> Iterator[None]:
         raise OutputWriteError(dest, exc) from exc
 
 
+def shard_batches(path: Path, column: str, dim: int) -> Iterator[tuple[list[str], np.ndarray]]:
+    """A shard's (keys, float32 [n, dim] values), BATCH_ROWS rows at a time, in file order."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=["key", column]):
+        values = batch.column(column).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+        yield batch.column("key").to_pylist(), values.astype("<f4", copy=False)
+
+
+def shard_pt(shard_path: str | os.PathLike, pt_path: Path, strip_prefix: str | None = None,
+             column: str = "embedding") -> int:
+    """One shard's `{key: tensor[D]}` .pt, streamed like merge_all. `strip_prefix` (the shard's
+    folder and "/"): keys relative to the folder, as the EchoJEPA script wrote its per-folder files."""
+    path = Path(shard_path)
+    total, dim = shard_geometry([path], column)
+    keys: list[str] = []
+    with atomic_path(pt_path) as tmp, TensorDictWriter(tmp, total, dim) as pt:
+        for batch_keys, values in shard_batches(path, column, dim):
+            pt.write(values)
+            keys.extend(batch_keys)
+        if strip_prefix:
+            if outside := [k for k in keys if not k.startswith(strip_prefix)]:
+                raise ValueError(f"{path}: keys outside {strip_prefix!r}, e.g. {outside[0]!r}")
+            keys = [k[len(strip_prefix):] for k in keys]
+        pt.close(keys)
+    return total
+
+
 def merge_all(shard_paths: Sequence[str | os.PathLike], pt_path: Path, npy_path: Path, keys_path: Path,
               column: str = "embedding") -> int:
     """Merge shard Parquet files (in the given order). Returns the row count."""
@@ -70,13 +97,11 @@ def merge_all(shard_paths: Sequence[str | os.PathLike], pt_path: Path, npy_path:
                                                        "shape": (total, dim)})
         with TensorDictWriter(pt_tmp, total, dim) as pt:
             for p in paths:
-                for batch in pq.ParquetFile(p).iter_batches(batch_size=BATCH_ROWS, columns=["key", column]):
-                    values = batch.column(column).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
-                    values = values.astype("<f4", copy=False)
+                for batch_keys, values in shard_batches(p, column, dim):
                     with writing(npy_path):
                         npy.write(memoryview(np.ascontiguousarray(values)).cast("B"))
                     pt.write(values)
-                    keys.extend(batch.column("key").to_pylist())
+                    keys.extend(batch_keys)
                 log.info("merged %s (%d rows so far)", p.name, len(keys))
             if len(set(keys)) != len(keys):
                 raise ValueError("duplicate keys across shards; refusing to merge")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Iterable
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -11,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from embedpipe.identifying import ECHO_IDENTIFYING, looks_like_mimic_path
+from embedpipe.identifying import ECG_IDENTIFYING, ECHO_IDENTIFYING, looks_like_mimic_path
 
 ECHO_FIELDS = [
     pa.field("subject_id", pa.int64()),
@@ -29,8 +30,8 @@ _STUDY = re.compile(r"^s(\d+)$")
 
 
 def parse_echo_path(key: str) -> dict[str, Any]:
-    """subject, study and dicom id from `pNN/p<subject>/s<study>/<dicom_id>.mp4`."""
-    parts = PurePosixPath(key).parts
+    """subject, study and file id from `pNN/p<subject>/s<study>/<id>.mp4` (or an ECG's `.hea`)."""
+    parts = PurePosixPath(key).parts[::-1]  # the innermost: a group folder (p10, MIMIC-IV-ECG's p1000) is not a subject
     subject = next((int(m.group(1)) for p in parts if (m := _SUBJECT.match(p))), None)
     study = next((int(m.group(1)) for p in parts if (m := _STUDY.match(p))), None)
     return {"subject_id": subject, "study_id": study, "dicom_id": PurePosixPath(key).stem}
@@ -42,11 +43,11 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-Record = tuple[int, int, str | None, str]  # subject_id, study_id, acquisition_datetime, dicom_filepath
+Record = tuple[int, int, str | None, str]  # subject_id, study_id, a datetime, the list's path
 
 
 class AmbiguousJoin(ValueError):
-    """A video matches two record rows: joining either could give it another subject's metadata."""
+    """A file matches two record rows: joining either could give it another subject's metadata."""
 
 
 def join_path(path: str) -> str:
@@ -65,49 +66,25 @@ def _ids(rec: Record) -> str:
     return f"{rec[3]} (subject {rec[0]}, study {rec[1]})"
 
 
-class EchoMetadata:
-    """MIMIC-IV-Echo: echo-record-list.csv (per video) and echo-study-list.csv (per study).
+class RecordIndex:
+    """A MIMIC record list's rows by path: the list's path without its leading `files/` and extension
+    against the key without its extension, so `p10/p1/s2/x.mp4` meets `files/p10/p1/s2/x.dcm`. Stems
+    repeat across studies, so a stem alone never joins; where no path matches, a row whose path ends
+    with the key's (or the key's with its) joins, and several such rows are an AmbiguousJoin, as are
+    two different rows under one path (raised only if a file needs that row)."""
 
-    Record rows join by path: `dicom_filepath` without its leading `files/` and extension against the
-    key without its extension, so `p10/p1/s2/x.mp4` meets `files/p10/p1/s2/x.dcm`. Stems repeat across
-    studies, so a stem alone never joins; where no path matches, a record row whose path ends with the
-    key's (or the key's with its) joins, and several such rows are an AmbiguousJoin. Study rows join by
-    (subject_id, study_id). A video without a record row keeps the ids parsed from its path and null
-    datetimes.
-    """
-
-    key_column = "file_path"
-    fields = ECHO_FIELDS
-    identifying = ECHO_IDENTIFYING
-
-    def __init__(self, record_list: str, study_list: str) -> None:
-        records = pd.read_csv(record_list, dtype=str, keep_default_na=True)
-        missing = {"subject_id", "study_id", "dicom_filepath", "acquisition_datetime"} - set(records.columns)
-        if missing:
-            raise ValueError(f"{record_list}: missing columns {sorted(missing)}")
+    def __init__(self, subjects: Iterable[Any], studies: Iterable[Any], times: Iterable[Any],
+                 paths: Iterable[str]) -> None:
         self.records: dict[str, Record] = {}
-        self.conflicts: dict[str, tuple[Record, Record]] = {}  # raised only if a video needs the row
+        self.conflicts: dict[str, tuple[Record, Record]] = {}
         self.by_stem: dict[str, list[str]] = {}
-        for subj, study, path, acq in zip(records["subject_id"], records["study_id"], records["dicom_filepath"],
-                                          records["acquisition_datetime"], strict=True):
-            rec, where = (int(subj), int(study), _text(acq), path), join_path(path)
+        for subj, study, when, path in zip(subjects, studies, times, paths, strict=True):
+            rec, where = (int(subj), int(study), _text(when), path), join_path(path)
             if (seen := self.records.get(where)) is None:
                 self.records[where] = rec
                 self.by_stem.setdefault(where.rsplit("/", 1)[-1], []).append(where)
             elif seen[:3] != rec[:3]:
                 self.conflicts.setdefault(where, (seen, rec))
-        studies = pd.read_csv(study_list, dtype=str, keep_default_na=True)
-        study_cols = ("study_datetime", "note_id", "note_seq", "note_charttime")
-        missing = {"subject_id", "study_id", *study_cols} - set(studies.columns)
-        if missing:
-            raise ValueError(f"{study_list}: missing columns {sorted(missing)}")
-        self.studies = {
-            (int(subj), int(study)): tuple(_text(v) for v in rest)
-            for subj, study, *rest in zip(
-                studies["subject_id"], studies["study_id"], *(studies[c] for c in study_cols), strict=True
-            )
-        }
-        self.matched_records = self.matched_studies = 0
 
     def record_for(self, key: str) -> Record | None:
         where = join_path(key)
@@ -124,15 +101,52 @@ class EchoMetadata:
             raise AmbiguousJoin(f"{key}: the record list has two rows for it: {_ids(first)} and {_ids(second)}")
         return self.records[where]
 
+
+def read_list(path: str, columns: set[str]) -> pd.DataFrame:
+    table = pd.read_csv(path, dtype=str, keep_default_na=True)
+    if missing := columns - set(table.columns):
+        raise ValueError(f"{path}: missing columns {sorted(missing)}")
+    return table
+
+
+class ListedIdentifying:
+    """A joiner whose identifying columns are known from its kind, whatever the rows hold."""
+
+    key_column = "file_path"
+    identifying: tuple[str, ...] = ()
+
     def identifying_in(self, source: pq.ParquetFile) -> list[str]:
         return list(self.identifying)
+
+
+class EchoMetadata(ListedIdentifying):
+    """MIMIC-IV-Echo: echo-record-list.csv (per video, joined by path: RecordIndex) and
+    echo-study-list.csv (per study, joined by (subject_id, study_id)). A video without a record row
+    keeps the ids parsed from its path and null datetimes."""
+
+    fields = ECHO_FIELDS
+    identifying = ECHO_IDENTIFYING
+
+    def __init__(self, record_list: str, study_list: str) -> None:
+        records = read_list(record_list, {"subject_id", "study_id", "dicom_filepath", "acquisition_datetime"})
+        self.index = RecordIndex(records["subject_id"], records["study_id"], records["acquisition_datetime"],
+                                 records["dicom_filepath"])
+        study_cols = ("study_datetime", "note_id", "note_seq", "note_charttime")
+        studies = read_list(study_list, {"subject_id", "study_id", *study_cols})
+        self.studies = {
+            (int(subj), int(study)): tuple(_text(v) for v in rest)
+            for subj, study, *rest in zip(
+                studies["subject_id"], studies["study_id"], *(studies[c] for c in study_cols), strict=True
+            )
+        }
+        self.matched_records = self.matched_studies = 0
 
     def rows(self, keys: list[str]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {f.name: [] for f in ECHO_FIELDS}
         for key in keys:
             meta = parse_echo_path(key)
             acquisition = None
-            if (rec := self.record_for(key)) is not None:
+            if (rec := self.index.record_for(key)) is not None:
                 meta["subject_id"], meta["study_id"], acquisition, _ = rec
                 self.matched_records += 1
             study = self.studies.get((meta["subject_id"], meta["study_id"]))
@@ -144,6 +158,42 @@ class EchoMetadata:
             out["acquisition_datetime"].append(acquisition)
             for col, value in zip(ECHO_FIELDS[5:], study or (None,) * 4, strict=True):
                 out[col.name].append(value)
+        return out
+
+
+ECG_FIELDS = [
+    pa.field("subject_id", pa.int64()),
+    pa.field("study_id", pa.int64()),
+    pa.field("file_path", pa.string()),
+    pa.field("ecg_time", pa.string()),
+]
+
+
+class EcgRecordList(ListedIdentifying):
+    """MIMIC-IV-ECG: record_list.csv (subject_id, study_id, file_name, ecg_time, path), joined by path
+    as the echo record list is (`files/p1000/p10000032/s40689238/40689238` meets
+    `p1000/p10000032/s40689238/40689238.hea`). A record without a row keeps the ids parsed from its
+    path (p<subject>/s<study>) and a null ecg_time."""
+
+    fields = ECG_FIELDS
+    identifying = ECG_IDENTIFYING
+
+    def __init__(self, record_list: str) -> None:
+        records = read_list(record_list, {"subject_id", "study_id", "ecg_time", "path"})
+        self.index = RecordIndex(records["subject_id"], records["study_id"], records["ecg_time"], records["path"])
+        self.matched_records = self.matched_studies = 0
+
+    def rows(self, keys: list[str]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {f.name: [] for f in ECG_FIELDS}
+        for key in keys:
+            meta, when = parse_echo_path(key), None
+            if (rec := self.index.record_for(key)) is not None:
+                meta["subject_id"], meta["study_id"], when, _ = rec
+                self.matched_records += 1
+            out["subject_id"].append(meta["subject_id"])
+            out["study_id"].append(meta["study_id"])
+            out["file_path"].append(key)
+            out["ecg_time"].append(when)
         return out
 
 
@@ -174,18 +224,14 @@ def parse_deepearth_name(key: str) -> dict[str, Any]:
     return row
 
 
-class DeepEarthNames:
+class DeepEarthNames(ListedIdentifying):
     """DeepEarth photos: GBIF occurrence, taxon, species and image number from each file's name."""
 
-    key_column = "file_path"
     fields = DEEPEARTH_FIELDS
     identifying: tuple[str, ...] = ()  # GBIF occurrences and taxa name no person
 
     def __init__(self) -> None:
         self.matched_records = self.matched_studies = 0
-
-    def identifying_in(self, source: pq.ParquetFile) -> list[str]:
-        return list(self.identifying)
 
     def rows(self, keys: list[str]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {f.name: [] for f in DEEPEARTH_FIELDS}
@@ -217,11 +263,16 @@ class KeyOnly:
         return {"key": list(keys)}
 
 
-def build_metadata(kind: str, options: dict[str, Any]) -> EchoMetadata | DeepEarthNames | KeyOnly:
+Joiner = EchoMetadata | EcgRecordList | DeepEarthNames | KeyOnly
+
+
+def build_metadata(kind: str, options: dict[str, Any]) -> Joiner:
     if kind == "deepearth":
         return DeepEarthNames()
     if kind == "mimic_iv_echo":
         return EchoMetadata(options["record_list"], options["study_list"])
+    if kind == "mimic_iv_ecg":
+        return EcgRecordList(options["record_list"])
     if kind == "none":
         return KeyOnly()
     raise ValueError(f"metadata.kind: unknown kind {kind!r}")

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from embedpipe.assemble import CHUNK_BYTES
 from embedpipe.atomic import atomic_path
 from embedpipe.footer import read_provenance, with_provenance
-from embedpipe.metadata import DeepEarthNames, EchoMetadata, KeyOnly
+from embedpipe.metadata import Joiner
 from embedpipe.parquet_io import parquet_options, rows_per_group, write_parquet
 from embedpipe.sidecar import FILE_SUFFIX, publish
 
@@ -58,7 +58,7 @@ class SidecarLinks:
 
 
 def write_dataset_shard(
-    embeddings_path: Path, out_path: Path, joiner: EchoMetadata | DeepEarthNames | KeyOnly, extra: dict[str, Any]
+    embeddings_path: Path, out_path: Path, joiner: Joiner, extra: dict[str, Any]
 ) -> int:
     """Stream one shard's embeddings into a self-contained dataset file. Returns rows written."""
     source = pq.ParquetFile(embeddings_path)

@@ -11,10 +11,12 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from embedpipe.atomic import write_text_if_changed
-from embedpipe.discover import DiscoverError, Exclusions, ShardSpec, discover_shards, keys_from_hf_dataset
+from embedpipe.discover import DiscoverError, Exclusions, ShardSpec, discover_shards, files_from_hf_dataset
 from embedpipe.runinfo import setup_logging
+from embedpipe.source_rows import write_source_rows
 
 log = logging.getLogger("discover")
 
@@ -36,18 +38,23 @@ def main(argv: list[str] | None = None) -> int:
                    help="take the files from this Hugging Face dataset (load_from_disk folder or hub name)")
     p.add_argument("--hf_split", default="train")
     p.add_argument("--hf_column", default="ecg_paths", help="column of paths (str, list or list of lists)")
+    p.add_argument("--hf_rows", default=None, help="write each listed file's dataset row indices here (Parquet)")
+    p.add_argument("--limit", type=int, default=None, help="a trial run: the first N files of each shard")
     args = p.parse_args(argv)
     setup_logging()
     folders = json.loads(args.folders_json) if args.folders_json else args.folders
     spec = ShardSpec(args.by, tuple(folders), args.num_shards)
     keys = None
     if args.hf_dataset:
-        keys = keys_from_hf_dataset(args.hf_dataset, args.hf_split, args.hf_column, args.input_dir)
+        rows, split = files_from_hf_dataset(args.hf_dataset, args.hf_split, args.hf_column, args.input_dir)
+        keys = sorted(rows)
         log.info("%d files listed by %s[%s]", len(keys), args.hf_dataset, args.hf_column)
+        if args.hf_rows:
+            write_source_rows(rows, split, Path(args.hf_rows))
     exclusions = Exclusions()
     try:
         discover_shards(args.input_dir, args.extensions, spec, args.manifest_dir, keys,
-                        all_folders=args.all_folders, exclusions=exclusions)
+                        all_folders=args.all_folders, exclusions=exclusions, limit=args.limit)
     except DiscoverError as exc:
         log.error("%s", exc)
         return 1

@@ -69,6 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep_parts", action="store_true", help="keep part files after assembling the shard")
     p.add_argument("--decode_timeout_s", type=positive, default=DECODE_TIMEOUT_S,
                    help="a file that takes longer to open and decode is an error row (a FIFO, a hung mount)")
+    p.add_argument("--require_gpu", action="store_true",
+                   help="fail at once when no GPU is visible (as the Metis script refused to run on the CPU)")
     return p.parse_args(argv)
 
 
@@ -113,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         log_every=args.log_every,
         keep_parts=args.keep_parts,
         decode_timeout_s=args.decode_timeout_s,
+        require_gpu=args.require_gpu,
     )).run()
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Merge every shard's embeddings into `<model>_embeddings_all.{pt,npy,keys.txt}`, shard by shard."""
+"""Merge every shard's embeddings into `<model>_embeddings_all.{pt,npy,keys.txt}`, shard by shard;
+or, with --folder_pt, write one shard's `{key: tensor}` .pt (the EchoJEPA script's per-folder file)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 
 from embedpipe.atomic import OutputWriteError
-from embedpipe.merge import merge_all
+from embedpipe.merge import merge_all, shard_pt
 from embedpipe.runinfo import setup_logging
 
 
@@ -18,22 +19,34 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--shards", nargs="+", required=True, help="shard embedding Parquet files, in order")
     p.add_argument("--pt", required=True, help="output {key: tensor[D]} .pt")
-    p.add_argument("--npy", required=True, help="output float32 [N, D] .npy")
-    p.add_argument("--keys", required=True, help="output key index, one key per line")
+    p.add_argument("--npy", help="output float32 [N, D] .npy (merge)")
+    p.add_argument("--keys", help="output key index, one key per line (merge)")
+    p.add_argument("--folder_pt", action="store_true", help="one shard's .pt only (no .npy, no key index)")
+    p.add_argument("--strip_prefix", default=None, help="--folder_pt: drop this from every key (e.g. 'p10/')")
     args = p.parse_args(argv)
+    if args.folder_pt and len(args.shards) != 1:
+        p.error("--folder_pt takes exactly one shard")
+    if not args.folder_pt and not (args.npy and args.keys):
+        p.error("merging needs --npy and --keys")
     setup_logging()
     log = logging.getLogger("merge_all")
     try:
-        n = merge_all(args.shards, Path(args.pt), Path(args.npy), Path(args.keys))
+        if args.folder_pt:
+            n = shard_pt(args.shards[0], Path(args.pt), args.strip_prefix)
+        else:
+            n = merge_all(args.shards, Path(args.pt), Path(args.npy), Path(args.keys))
     except OSError as exc:
         if not isinstance(exc, OutputWriteError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         # A full disk or quota: one line saying which file and what to do, as extract says it.
         what = exc.strerror if isinstance(exc, OutputWriteError) else f"could not write {exc.filename}: {exc.strerror}"
-        log.error("%s. The shard files are untouched; free space and rerun: merge_all starts again from them.",
-                  what)
+        log.error("%s. The shard files are untouched; free space and rerun: %s starts again from them.", what,
+                  "the export" if args.folder_pt else "merge_all")
         return 1
-    log.info("merged %d embeddings into %s", n, args.pt)
+    except ValueError as exc:  # duplicate keys, widths that differ, keys outside the folder
+        log.error("%s", exc)
+        return 1
+    log.info("wrote %d embeddings into %s", n, args.pt)
     return 0
 
 

@@ -13,6 +13,7 @@ from embedpipe.atomic import OutputWriteError
 from embedpipe.metadata import build_metadata
 from embedpipe.parquet import write_dataset_shard
 from embedpipe.runinfo import setup_logging
+from embedpipe.source_rows import WithSourceRows, read_source_rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,14 +21,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--embeddings", required=True, help="the shard's <shard>.parquet from extract")
     p.add_argument("--output", required=True)
     p.add_argument("--shard", required=True)
-    p.add_argument("--metadata", choices=["none", "mimic_iv_echo", "deepearth"], default="none")
-    p.add_argument("--record_list", help="echo-record-list.csv (mimic_iv_echo)")
+    p.add_argument("--metadata", choices=["none", "mimic_iv_echo", "mimic_iv_ecg", "deepearth"], default="none")
+    p.add_argument("--record_list", help="echo-record-list.csv (mimic_iv_echo), record_list.csv (mimic_iv_ecg)")
     p.add_argument("--study_list", help="echo-study-list.csv (mimic_iv_echo)")
+    p.add_argument("--hf_rows", help="discover's hf_rows.parquet: the source dataset's rows of each file")
     args = p.parse_args(argv)
     setup_logging()
     if args.metadata == "mimic_iv_echo" and not (args.record_list and args.study_list):
         p.error("--metadata mimic_iv_echo needs --record_list and --study_list")
+    if args.metadata == "mimic_iv_ecg" and not args.record_list:
+        p.error("--metadata mimic_iv_ecg needs --record_list")
     joiner = build_metadata(args.metadata, {"record_list": args.record_list, "study_list": args.study_list})
+    if args.hf_rows:
+        joiner = WithSourceRows(joiner, *read_source_rows(Path(args.hf_rows)))
     try:
         write_dataset_shard(Path(args.embeddings), Path(args.output), joiner, {"shard": args.shard,
                                                                                "metadata": args.metadata})
