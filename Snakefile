@@ -33,6 +33,13 @@ if PRETRAIN["enabled"]:
 
 
 include: "rules/extract.smk"
+
+
+if PCA_COMPONENTS:
+
+    include: "rules/pca.smk"
+
+
 include: "rules/merge.smk"
 include: "rules/parquet.smk"
 include: "rules/validate.smk"

@@ -23,6 +23,9 @@ DEMO = bool(config["demo"]["enabled"])
 # through the whole DAG, in a run folder of its own: it never mixes with the full run's outputs.
 LIMIT = (config.get("extract") or {}).get("limit")
 LIMIT = int(LIMIT) if LIMIT is not None else None
+if LIMIT and (config.get("pretrain") or {}).get("enabled"):
+    config_error("extract.limit", "a trial run does not pretrain (it would train in full, in the trial's folder): "
+                 "set pretrain.enabled: false and encoder.path to a model, e.g. the full run's pretrain/final.pt")
 RUN = f"{config['run']}-trial{LIMIT}" if LIMIT else config["run"]
 
 
@@ -91,6 +94,8 @@ if not DEMO and not os.path.isdir(config["input_dir"]):
     config_error("input_dir", f"{config['input_dir']!r} is not a directory")
 if not DEMO and ENCODER.get("path") and ENCODER["path"] not in MADE_MODELS and not os.path.exists(ENCODER["path"]):
     config_error("encoder.path", f"{ENCODER['path']!r} does not exist")
+if config["extract"].get("require_gpu") and ENCODER.get("device") == "cpu":
+    config_error("extract.require_gpu", "true, but encoder.device is cpu: set one of the two otherwise")
 HF_DATASET = config.get("hf_dataset") or {}
 if HF_DATASET.get("path") and config["shards"]["by"] != "hash":
     config_error("shards.by", "must be hash when hf_dataset.path lists the files (they need not share folders)")
@@ -136,6 +141,12 @@ wildcard_constraints:
 MANIFEST = f"{RUN_DIR}/manifests/{{shard}}.txt"
 EXCLUSIONS = f"{RUN_DIR}/manifests/exclusions.json"
 HF_ROWS = [f"{RUN_DIR}/manifests/hf_rows.parquet"] if HF_DATASET.get("path") else []
+HF_FLAGS = (
+    f"--hf_dataset={shlex.quote(HF_DATASET['path'])} --hf_split={shlex.quote(HF_DATASET.get('split', 'train'))}"
+    f" --hf_column={shlex.quote(HF_DATASET.get('column', 'ecg_paths'))}"
+    if HF_DATASET.get("path")
+    else ""
+)
 EMBEDDINGS = f"{RUN_DIR}/embeddings/{{shard}}.parquet"
 ERRORS = f"{RUN_DIR}/embeddings/{{shard}}.errors.parquet"
 PARTS = f"{RUN_DIR}/parts/{{shard}}"
@@ -152,6 +163,10 @@ MERGED = {
     "index": f"{RUN_DIR}/{MODEL}_embeddings_all.keys.txt",
 }
 FOLDER_PT = f"{RUN_DIR}/export/folder_pt/{MODEL}_embeddings_{{shard}}.pt"
+# pca.components: fitted on the run's rows, each dataset row gets embedding_pca, pca.npz is published
+PCA_COMPONENTS = (config.get("pca") or {}).get("components")
+PCA_FILE = f"{RUN_DIR}/pca/pca.npz"
+PCA_INPUTS = [PCA_FILE] if PCA_COMPONENTS else []
 FOLDER_PT_KEYS = (config.get("merge") or {}).get("folder_pt_keys", "input_dir")
 VALIDATION_DIR = f"{RUN_DIR}/validation"
 METRICS = f"{VALIDATION_DIR}/metrics.json"

@@ -8,6 +8,7 @@ rule dataset:
         staged=STAGED_FILES,
         metrics=METRICS,  # exists only when validation passed
         exclusions=EXCLUSIONS,
+        pca=PCA_INPUTS,  # published beside the shards, as pca.npz
     output:
         # Not directory(DATASET_DIR): Snakemake would put its .snakemake_timestamp file in the folder.
         # The script rebuilds the whole folder; the card stands for it.
@@ -17,7 +18,9 @@ rule dataset:
         run=script("dataset.py"),
         folder=lambda wc, output: os.path.dirname(output.card),
         dataset=json.dumps(DATASET_INFO),
-        load_name=config["upload"].get("repo_id") or os.path.abspath(DATASET_DIR),
+        # a trial is never uploaded: its card loads the local folder
+        load_name=(not LIMIT and config["upload"].get("repo_id")) or os.path.abspath(DATASET_DIR),
+        pca=lambda wc, input: f"--pca={shlex.quote(input.pca[0])}" if input.pca else "",
     log:
         f"{LOG_DIR}/dataset.log",
     conda:
@@ -25,4 +28,4 @@ rule dataset:
     shell:
         "{params.run} --staged {input.staged:q} --folder={params.folder:q} --metrics={input.metrics:q}"
         " --exclusions={input.exclusions:q} --dataset={params.dataset:q} --load_name={params.load_name:q}"
-        " --file_list={output.file_list:q} > {log:q} 2>&1"
+        " --file_list={output.file_list:q} {params.pca} > {log:q} 2>&1"

@@ -8,7 +8,6 @@ rule discover:
     output:
         manifests=expand(MANIFEST, shard=SHARDS),
         exclusions=EXCLUSIONS,
-        hf_rows=HF_ROWS,  # hf_dataset input: the dataset rows that listed each file
     params:
         run=script("discover.py"),
         input_dir=lambda wc, input: input[0],
@@ -19,13 +18,7 @@ rule discover:
         all_folders="--all_folders" if SHARDING["by"] == "folder" and not SHARDING.get("folders") else "",
         num_shards=len(SHARDS),
         limit=f"--limit={LIMIT}" if LIMIT else "",
-        hf=(
-            f"--hf_dataset={shlex.quote(HF_DATASET['path'])} --hf_split={shlex.quote(HF_DATASET.get('split', 'train'))}"
-            f" --hf_column={shlex.quote(HF_DATASET.get('column', 'ecg_paths'))}"
-            f" --hf_rows={shlex.quote(HF_ROWS[0])}"
-            if HF_DATASET.get("path")
-            else ""
-        ),
+        hf=HF_FLAGS,
     log:
         f"{LOG_DIR}/discover.log",
     conda:
@@ -36,3 +29,25 @@ rule discover:
         " --extensions {params.extensions:q} --by={params.by:q} --folders_json={params.folders:q} {params.all_folders}"
         " --num_shards={params.num_shards:q} --exclusions={output.exclusions:q} {params.limit} {params.hf}"
         " 2> {log:q} | tee -a {log:q}"
+
+
+if HF_ROWS:
+
+    # The hf_dataset rows that listed each file, for the parquet step. A rule of its own, not a
+    # discover output: a run made before it existed reruns this and the cheap CPU steps after it,
+    # not discover and so every extract job. Rewritten only when it changes, as the manifests are.
+    rule hf_rows:
+        input:
+            expand(MANIFEST, shard=SHARDS),
+        output:
+            HF_ROWS,
+        params:
+            run=script("discover.py"),
+            input_dir=config["input_dir"],
+            hf=HF_FLAGS,
+        log:
+            f"{LOG_DIR}/hf_rows.log",
+        conda:
+            "../envs/cpu.yaml"
+        shell:
+            "{params.run} --hf_rows_only={output:q} --input_dir={params.input_dir:q} {params.hf} > {log:q} 2>&1"

@@ -6,6 +6,7 @@ rule parquet:
         embeddings=EMBEDDINGS,
         metadata=metadata_inputs(),
         hf_rows=HF_ROWS,
+        pca=PCA_INPUTS,
     output:
         STAGED,
     params:
@@ -17,11 +18,13 @@ rule parquet:
         kind=config["metadata"]["kind"],
         lists=metadata_flags(),
         hf_rows=lambda wc, input: f"--hf_rows={shlex.quote(input.hf_rows[0])}" if input.hf_rows else "",
+        pca=lambda wc, input: f"--pca={shlex.quote(input.pca[0])}" if input.pca else "",
     log:
         f"{LOG_DIR}/parquet/{{shard}}.log",
     conda:
         "../envs/cpu.yaml"
     shell:
         "{params.run} --embeddings={input.embeddings:q} --output={output:q}"
-        " --shard={wildcards.shard:q} --metadata={params.kind:q} {params.lists} {params.hf_rows} > {log:q} 2>&1"
+        " --shard={wildcards.shard:q} --metadata={params.kind:q} {params.lists} {params.hf_rows} {params.pca}"
+        " > {log:q} 2>&1"
         " && rm -rf -- {params.finished:q}"

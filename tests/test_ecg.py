@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import datasets
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -14,6 +15,7 @@ from embedpipe.discover import read_manifest
 from embedpipe.encoders import build_encoder
 from embedpipe.encoders.batch import Batch
 from embedpipe.encoders.ecgfounder.net1d import Net1D, output_length
+from embedpipe.pca import Pca
 from embedpipe.readers.ecg import LEADS, read_ecg
 from embedpipe_demo.ecg import MIMIC_ORDER, synthetic_ecg, write_mimic_record, write_sierra_xml
 
@@ -170,11 +172,16 @@ def test_files_listed_by_a_hf_dataset_are_discovered_and_rows_keep_their_dataset
                       ).save_to_disk(tmp_path / "hfds")
     manifests = tmp_path / "manifests"
     run_script("discover.py", "--input_dir", data, "--manifest_dir", manifests, "--extensions", ".xml",
-               "--by", "hash", "--num_shards", "2", "--hf_dataset", tmp_path / "hfds",
-               "--hf_rows", manifests / "hf_rows.parquet")
+               "--by", "hash", "--num_shards", "2", "--hf_dataset", tmp_path / "hfds")
     keys = sorted(line for m in manifests.glob("*.txt") for line in m.read_text().split())
     assert keys == sorted(["patient_000/ecg_0.xml", "patient_001/ecg_1.xml", "patient_002/ecg_2.xml", str(elsewhere)])
-    rows, split = read_source_rows(manifests / "hf_rows.parquet")
+    hf_rows = manifests / "hf_rows.parquet"  # the hf_rows rule's job
+    hf_rows_args = ("--hf_rows_only", hf_rows, "--input_dir", data, "--hf_dataset", tmp_path / "hfds")
+    run_script("discover.py", *hf_rows_args)
+    written = hf_rows.stat().st_mtime_ns
+    run_script("discover.py", *hf_rows_args)  # unchanged, so not rewritten: nothing after it reruns
+    assert hf_rows.stat().st_mtime_ns == written
+    rows, split = read_source_rows(hf_rows)
     expected = {"patient_000/ecg_0.xml": [0], "patient_001/ecg_1.xml": [0, 3], "patient_002/ecg_2.xml": [1],
                 str(elsewhere): [2]}
     assert rows == expected and split is None  # a saved Dataset has no split
@@ -210,9 +217,10 @@ def test_ecg_demo_workflow_and_export_target(tmp_path):
     # A trial run beside it (extract.limit, as --config passes it: a string): the first 2 files of
     # each shard through the whole DAG, in a folder of its own; the full run is not touched.
     before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
-    # 5 rows of a tiny random model: their raw cosine (0.9904) is over the demo's collapse threshold
+    # 5 rows of a tiny random model: their raw cosine (0.9904) is over the demo's collapse threshold.
+    # The trial also fits a PCA of its rows (pca.components), published beside its dataset.
     loose = tmp_path / "loose.yaml"
-    loose.write_text("validate: {max_mean_cosine: 0.999}\n")
+    loose.write_text("validate: {max_mean_cosine: 0.999}\npca: {components: 3}\n")
     config = [config, str(loose)]
     snakemake(tmp_path, "--cores", "2", "--configfile", *config, "--config", "extract={limit: 2}")
     trial = tmp_path / "results" / "demo-ecg-trial2"
@@ -228,6 +236,13 @@ def test_ecg_demo_workflow_and_export_target(tmp_path):
                                                                                   ).read_text()
     assert json.loads((trial / "validation" / "metrics.json").read_text())["totals"]["files"] == 6
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
+    pca = Pca.load(trial / "parquet" / "pca.npz")
+    ds = datasets.load_dataset(str(trial / "parquet"), split="train").with_format("numpy")
+    embedding, projected = np.stack(ds["embedding"]), np.stack(ds["embedding_pca"])
+    assert pca.components.shape == (3, embedding.shape[1]) and pca.n_rows == 5
+    assert "pca.npz" in [f["path"] for f in json.loads((trial / "dataset.files.json").read_text())["files"]]
+    np.testing.assert_allclose(projected, pca.transform(embedding), atol=1e-5)
+    assert "the 3 components keep" in (trial / "parquet" / "README.md").read_text()
     refused = snakemake(tmp_path, "upload", "-n", "--configfile", *config, "--config", "extract={limit: 2}",
                         "upload={repo_id: me/ecg}", check=False)
     assert refused.returncode != 0 and "config key 'extract.limit'" in refused.stdout + refused.stderr
@@ -250,6 +265,9 @@ def test_ecg_example_configs_plan_their_shards(tmp_path):
                    "--config", f"input_dir={files}", f"encoder={{'path': '{checkpoint}'}}")
     assert hf.stdout.count("rule extract:") + hf.stdout.count("localrule extract:") == 8
     assert "--hf_dataset=/abs/path/to/my_ecg_hfds" in hf.stdout
+    # the dataset rows of each file: their own job, which only the parquet step waits for
+    assert hf.stdout.count("rule hf_rows:") == 1
+    assert "--hf_rows=results/cohort-ecgfounder/manifests/hf_rows.parquet" in hf.stdout
     folder = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "examples" / "ecgfounder_hf_dataset.yaml"),
                        "--config", f"input_dir={files}", f"encoder={{'path': '{checkpoint}'}}",
                        "shards={'by': 'folder'}", check=False)

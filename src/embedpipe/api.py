@@ -35,7 +35,8 @@ class Embedded:
 
     @property
     def embedding(self) -> np.ndarray:
-        return self.outputs["embedding"]
+        """float32 [len(keys), D]; [0, 0] when no file could be read (see `errors`)."""
+        return self.outputs.get("embedding", np.zeros((0, 0), np.float32))
 
 
 def embed(paths: str | os.PathLike | Iterable[str | os.PathLike], encoder: str | Encoder = "vjepa2",

@@ -12,6 +12,8 @@ import yaml
 
 from embedpipe.footer import read_provenance
 from embedpipe.identifying import recorded_identifying
+from embedpipe.pca import NAME as PCA_NAME
+from embedpipe.pca import Pca
 from embedpipe.sidecar import FILE_SUFFIX
 
 SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -88,6 +90,19 @@ def sidecar_note(first: Path, provenance: dict[str, Any]) -> str:
               "(`from safetensors import safe_open`).")
 
 
+def pca_note(first: Path) -> str:
+    """`embedding_pca` and the pca.npz it came from (published beside the shards before the card)."""
+    path = first.parent / PCA_NAME
+    if not path.is_file():
+        return ""
+    pca = Pca.load(path)
+    k, d = pca.components.shape
+    return (f"\n\n`embedding_pca` (width {k}): `embedding` on the run's own PCA, fitted on its {pca.n_rows} rows; "
+            f"the {k} components keep {100 * pca.explained_variance_ratio.sum():.1f} % of the variance. "
+            f"`{PCA_NAME}` holds `mean` [{d}], `components` [{k}, {d}] and `explained_variance_ratio`: "
+            "`embedding_pca = (embedding - mean) @ components.T` for any new vector.")
+
+
 def exclusion_note(exclusions: dict[str, Any] | None) -> str:
     """What the scan of the input left out, as discover counted it."""
     if not exclusions:
@@ -143,6 +158,7 @@ def card_body(files: list[Path], metrics: dict[str, Any], dataset: dict[str, Any
     columns = _md_table(["column", "type"], [[f"`{f.name}`", f"`{f.type}`"] for f in pq.read_schema(files[0])])
     columns += f"\n\n`embedding` (width {first_shape}): {provenance.get('pooling', 'the pooled vector')}."
     columns += sidecar_note(files[0], provenance)
+    columns += pca_note(files[0])
     columns += truncation_note(files)
     credentialed = (
         "\n> **Credentialed data.** The source files are under a data use agreement. These embeddings are "

@@ -26,10 +26,11 @@ class EmptyDatasetError(ValueError):
     """No shard holds a row: there is nothing a dataset folder could hold."""
 
 
-def build_dataset_folder(staged: list[Path], folder: Path, write_card: Callable[[list[Path]], str]) -> list[str]:
+def build_dataset_folder(staged: list[Path], folder: Path, write_card: Callable[[list[Path]], str],
+                         extra: dict[str, Path] | None = None) -> list[str]:
     """Publish the staged shard files that hold rows into `folder` as train-0000i-of-0000N.parquet
-    (hard links where possible), their sidecars, and README.md from `write_card(published files)`.
-    Returns the folder's files, relative to it."""
+    (hard links where possible), their sidecars, `extra` ({name: file}: the run's pca.npz), and
+    README.md from `write_card(published files)`, written last. Returns the folder's files, relative to it."""
     kept = [p for p in staged if pq.ParquetFile(p).metadata.num_rows > 0]
     for p in staged:
         if p not in kept:
@@ -45,6 +46,9 @@ def build_dataset_folder(staged: list[Path], folder: Path, write_card: Callable[
             for rel in referenced_files(source):
                 publish(source.parent / rel, tmp / rel)
                 written.append(rel)
+            written.append(name)
+        for name, source in (extra or {}).items():
+            publish(source, tmp / name)
             written.append(name)
         published = [tmp / dataset_file_name(i, len(kept)) for i in range(len(kept))]
         (tmp / CARD_NAME).write_text(write_card(published), encoding="utf-8")

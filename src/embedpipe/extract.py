@@ -236,14 +236,14 @@ def run_extract(
     log.info("%s: %d files, %d already in parts, %d to embed", shard, len(keys), len(keys) - len(todo), len(todo))
     if not todo:
         return 0
+    gpu = GpuReport(device)
+    if line := gpu.start_line():  # before the model is on it: the memory the job found
+        log.info("%s", line)
     try:
         encoder.model.ensure_loaded(device)
     except Exception as exc:
         raise ModelLoadError(str(exc)) from exc  # the script says it in one line
     stop = StopRequest() if stop is None else stop  # not `or`: an unset StopRequest is falsy
-    gpu = GpuReport(device)
-    if line := gpu.start_line():
-        log.info("%s", line)
     start = time.monotonic()
     processed = errors = step = 0
     bar = tqdm(total=len(todo), desc=shard, unit="file", file=sys.stderr, mininterval=5.0, dynamic_ncols=True)

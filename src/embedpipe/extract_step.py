@@ -104,7 +104,7 @@ class ExtractStep:
                 return 128 + stop.signum
             log.info("shard %s runs on GPU %s (slot %d)", s.shard, slot.device, slot.index)
         if s.require_gpu:
-            require_gpu()  # after the slot: it sets the one GPU this job may see
+            require_gpu(str(device_name))  # after the slot: it sets the one GPU this job may see
         encoder = self.build(resolve_device(device_name))
         inputs = input_stamp(s.input_dir, keys)  # before any file is read: what this run embeds
         if restored := restore_finished(s.parts_dir, encoder.fingerprint(), keys, s.output, s.errors, inputs):

@@ -23,7 +23,10 @@ class NoGpu(RuntimeError):
     """`require_gpu` is set and this job sees no GPU: one line, before any model is loaded."""
 
 
-def require_gpu(option: str = "extract.require_gpu") -> None:
+def require_gpu(device: str = "auto", option: str = "extract.require_gpu") -> None:
+    """Raise NoGpu unless the job will run on a GPU (`device`: the encoder's device option)."""
+    if device == "cpu":
+        raise NoGpu(f"{option} is set, but encoder.device is cpu; set one of the two otherwise")
     if not torch.cuda.is_available():
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         raise NoGpu(f"{option} is set, but this job sees no GPU (CUDA_VISIBLE_DEVICES="

@@ -16,6 +16,8 @@ from embedpipe.atomic import atomic_path
 from embedpipe.footer import read_provenance, with_provenance
 from embedpipe.metadata import Joiner
 from embedpipe.parquet_io import parquet_options, rows_per_group, write_parquet
+from embedpipe.pca import COLUMN as PCA_COLUMN
+from embedpipe.pca import Pca
 from embedpipe.sidecar import FILE_SUFFIX, publish
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,15 @@ def hub_safe_name(shard: str) -> str:
     spaces); a shard id that needs changing gets a digest of itself, so two never meet."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", shard).lstrip(".") or "_"
     return safe if safe == shard else f"{safe}-{hashlib.sha1(shard.encode()).hexdigest()[:8]}"
+
+
+def project(pca: Pca, embeddings: pa.Array, kind: pa.DataType) -> pa.Array:
+    """Each row's embedding through the PCA (extract writes no null embedding: a failed file is an
+    error row; a non-finite one projects to non-finite values, as validate reports it)."""
+    if embeddings.null_count:
+        raise ValueError(f"{embeddings.null_count} null embeddings in an extract output")
+    values = embeddings.flatten().to_numpy(zero_copy_only=False).reshape(-1, len(pca.mean))
+    return pa.FixedSizeListArray.from_arrays(pa.array(pca.transform(values).reshape(-1), pa.float32()), type=kind)
 
 
 class SidecarLinks:
@@ -58,15 +69,17 @@ class SidecarLinks:
 
 
 def write_dataset_shard(
-    embeddings_path: Path, out_path: Path, joiner: Joiner, extra: dict[str, Any]
+    embeddings_path: Path, out_path: Path, joiner: Joiner, extra: dict[str, Any], pca: Pca | None = None
 ) -> int:
-    """Stream one shard's embeddings into a self-contained dataset file. Returns rows written."""
+    """Stream one shard's embeddings into a self-contained dataset file. Returns rows written.
+    `pca`: the run's PCA, each row's `embedding` projected into an `embedding_pca` column after it."""
     source = pq.ParquetFile(embeddings_path)
     provenance = read_provenance(embeddings_path)
     value_fields = [f for f in source.schema_arrow if f.name != "key"]
+    pca_fields = [pa.field(PCA_COLUMN, pa.list_(pa.float32(), len(pca.components)))] if pca is not None else []
     meta = {**provenance, **extra, "key_column": joiner.key_column,
             "identifying_columns": joiner.identifying_in(source)}
-    schema = with_provenance(list(joiner.fields) + value_fields, meta)
+    schema = with_provenance(list(joiner.fields) + value_fields + pca_fields, meta)
     rows = 0
     sidecars = SidecarLinks(embeddings_path.parent, out_path)
     with atomic_path(out_path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd",
@@ -77,6 +90,8 @@ def write_dataset_shard(
             arrays = [pa.array(joined[f.name], f.type) for f in joiner.fields]
             arrays += [sidecars.rewrite(f.name, batch.column(f.name)) if f.name.endswith(FILE_SUFFIX)
                        else batch.column(f.name) for f in value_fields]
+            if pca is not None:
+                arrays.append(project(pca, batch.column("embedding"), pca_fields[0].type))
             table = pa.Table.from_arrays(arrays, schema=schema)
             write_parquet(table, None, writer)
             rows += len(keys)

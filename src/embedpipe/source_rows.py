@@ -21,13 +21,18 @@ FIELDS = [pa.field("hf_row_indices", pa.list_(pa.int64())), pa.field("hf_split",
 SPLIT_KEY = b"embedpipe_hf_split"
 
 
-def write_source_rows(rows: dict[str, list[int]], split: str | None, path: Path) -> None:
+def write_source_rows(rows: dict[str, list[int]], split: str | None, path: Path) -> bool:
+    """Write the table unless it holds these rows already (its mtime then stays: nothing reruns).
+    Returns whether it was written."""
+    if path.is_file() and read_source_rows(path) == (rows, split):
+        return False
     keys = sorted(rows)
     table = pa.table({"key": pa.array(keys, pa.string()),
                       "hf_row_indices": pa.array([rows[k] for k in keys], pa.list_(pa.int64()))})
     table = table.replace_schema_metadata({SPLIT_KEY: (split or "").encode()})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
+    return True
 
 
 def read_source_rows(path: Path) -> tuple[dict[str, list[int]], str | None]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from embedpipe.card import build_card
 from embedpipe.dataset_folder import EmptyDatasetError, build_dataset_folder
+from embedpipe.pca import NAME as PCA_NAME
 from embedpipe.runinfo import setup_logging
 from embedpipe.upload import write_file_list
 
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", required=True, help="the config's `dataset` section as JSON")
     p.add_argument("--load_name", required=True, help="what load_dataset() is given in the card's snippet")
     p.add_argument("--file_list", required=True, help="JSON list of the folder's files, written last")
+    p.add_argument("--pca", default=None, help="the run's pca.npz, published beside the shards")
     args = p.parse_args(argv)
     setup_logging()
     metrics = json.loads(Path(args.metrics).read_text())
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         files = build_dataset_folder(
             [Path(f) for f in args.staged], folder,
             lambda published: build_card(published, metrics, dataset, args.load_name, exclusions),
+            {PCA_NAME: Path(args.pca)} if args.pca else None,
         )
     except EmptyDatasetError as exc:
         log.error("%s", exc)

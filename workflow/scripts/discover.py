@@ -24,9 +24,9 @@ log = logging.getLogger("discover")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--input_dir", required=True)
-    p.add_argument("--manifest_dir", required=True)
-    p.add_argument("--extensions", nargs="+", required=True)
-    p.add_argument("--by", choices=["folder", "hash"], required=True)
+    p.add_argument("--manifest_dir")
+    p.add_argument("--extensions", nargs="+")
+    p.add_argument("--by", choices=["folder", "hash"])
     p.add_argument("--folders", nargs="*", default=[], help="shard folders (--by folder)")
     p.add_argument("--folders_json", default=None,
                    help="shard folders as a JSON list (any name, even one that starts with '-')")
@@ -38,9 +38,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="take the files from this Hugging Face dataset (load_from_disk folder or hub name)")
     p.add_argument("--hf_split", default="train")
     p.add_argument("--hf_column", default="ecg_paths", help="column of paths (str, list or list of lists)")
-    p.add_argument("--hf_rows", default=None, help="write each listed file's dataset row indices here (Parquet)")
+    p.add_argument("--hf_rows_only", default=None, type=Path,
+                   help="only write each listed file's --hf_dataset row indices to this Parquet file")
     p.add_argument("--limit", type=int, default=None, help="a trial run: the first N files of each shard")
     args = p.parse_args(argv)
+    if args.hf_rows_only and not args.hf_dataset:
+        p.error("--hf_rows_only needs --hf_dataset")
+    if not args.hf_rows_only and not (args.manifest_dir and args.extensions and args.by):
+        p.error("--manifest_dir, --extensions and --by are required")
     setup_logging()
     folders = json.loads(args.folders_json) if args.folders_json else args.folders
     spec = ShardSpec(args.by, tuple(folders), args.num_shards)
@@ -49,8 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         rows, split = files_from_hf_dataset(args.hf_dataset, args.hf_split, args.hf_column, args.input_dir)
         keys = sorted(rows)
         log.info("%d files listed by %s[%s]", len(keys), args.hf_dataset, args.hf_column)
-        if args.hf_rows:
-            write_source_rows(rows, split, Path(args.hf_rows))
+        if args.hf_rows_only:
+            changed = write_source_rows(rows, split, args.hf_rows_only)
+            log.info("%s: the rows of %d files (%s)", args.hf_rows_only, len(rows),
+                     "rewritten" if changed else "unchanged")
+            return 0
     exclusions = Exclusions()
     try:
         discover_shards(args.input_dir, args.extensions, spec, args.manifest_dir, keys,

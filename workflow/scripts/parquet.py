@@ -12,6 +12,7 @@ from pathlib import Path
 from embedpipe.atomic import OutputWriteError
 from embedpipe.metadata import build_metadata
 from embedpipe.parquet import write_dataset_shard
+from embedpipe.pca import Pca
 from embedpipe.runinfo import setup_logging
 from embedpipe.source_rows import WithSourceRows, read_source_rows
 
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--record_list", help="echo-record-list.csv (mimic_iv_echo), record_list.csv (mimic_iv_ecg)")
     p.add_argument("--study_list", help="echo-study-list.csv (mimic_iv_echo)")
     p.add_argument("--hf_rows", help="discover's hf_rows.parquet: the source dataset's rows of each file")
+    p.add_argument("--pca", help="the run's pca.npz: each row's embedding_pca")
     args = p.parse_args(argv)
     setup_logging()
     if args.metadata == "mimic_iv_echo" and not (args.record_list and args.study_list):
@@ -35,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.hf_rows:
         joiner = WithSourceRows(joiner, *read_source_rows(Path(args.hf_rows)))
     try:
-        write_dataset_shard(Path(args.embeddings), Path(args.output), joiner, {"shard": args.shard,
-                                                                               "metadata": args.metadata})
+        write_dataset_shard(Path(args.embeddings), Path(args.output), joiner,
+                            {"shard": args.shard, "metadata": args.metadata},
+                            Pca.load(args.pca) if args.pca else None)
     except OSError as exc:
         if not isinstance(exc, OutputWriteError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise

@@ -1,0 +1,18 @@
+# pca.components: a PCA fitted on every shard's embeddings (pca.npz, published beside the dataset),
+# applied to each row by the parquet step as `embedding_pca`.
+
+
+rule pca_fit:
+    input:
+        expand(EMBEDDINGS, shard=SHARDS),
+    output:
+        PCA_FILE,
+    params:
+        run=script("pca_fit.py"),
+        components=PCA_COMPONENTS,
+    log:
+        f"{LOG_DIR}/pca_fit.log",
+    conda:
+        "../envs/cpu.yaml"
+    shell:
+        "{params.run} --shards {input:q} --components={params.components} --out={output:q} > {log:q} 2>&1"

@@ -1,0 +1,35 @@
+#!/usr/bin/env python
+"""Fit the run's PCA (pca.components) on every shard's embeddings and save it as pca.npz."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from embedpipe.pca import PcaError, fit_pca
+from embedpipe.runinfo import setup_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--shards", nargs="+", required=True, help="every shard's embeddings Parquet")
+    p.add_argument("--components", type=int, required=True)
+    p.add_argument("--out", required=True, type=Path, help="pca.npz")
+    args = p.parse_args(argv)
+    setup_logging()
+    log = logging.getLogger("pca")
+    try:
+        pca = fit_pca(args.shards, args.components)
+    except PcaError as exc:
+        log.error("%s", exc)
+        return 1
+    pca.save(args.out)
+    log.info("PCA of %d rows: %d components keep %.1f%% of the variance -> %s", pca.n_rows, args.components,
+             100 * pca.explained_variance_ratio.sum(), args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
