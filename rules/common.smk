@@ -336,6 +336,7 @@ def upload_flags():
     flags += ["--credentialed"] if config["dataset"].get("credentialed") else []
     flags += ["--dry-run"] if UPLOAD.get("dry_run") else []
     flags += [f"--acknowledge={shlex.quote(c)}" for c in UPLOAD_ACKNOWLEDGED]
+    flags += [f"--{key}={shlex.quote(UPLOAD[key])}" for key in ("path_in_repo", "config_name") if UPLOAD.get(key)]
     return " ".join(flags)
 
 

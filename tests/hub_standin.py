@@ -1,9 +1,9 @@
 """A local stand-in for the Hugging Face Hub endpoints that huggingface_hub's upload calls.
 
-It answers repo creation, dataset info, preupload and commit on 127.0.0.1 and records what it was
-sent: which repos, their visibility, the files committed (content included) and the token used.
-Every file is declared "regular" at preupload, so the commit carries the bytes inline and no
-Xet/LFS storage server is needed.
+It answers repo creation, dataset info, the file tree, file downloads (resolve), preupload and
+commit on 127.0.0.1 and records what it was sent: which repos, their visibility, the files
+committed (content included) and the token used. Every file is declared "regular" at preupload,
+so the commit carries the bytes inline and no Xet/LFS storage server is needed.
 """
 
 from __future__ import annotations
@@ -62,8 +62,40 @@ class HubHandler(BaseHTTPRequestHandler):
             self.record.tokens.add(auth.removeprefix("Bearer "))
         return path
 
+    def _resolve(self, path: str, body: bool) -> bool:
+        """A file's bytes (GET) or only its headers (HEAD), as hf_hub_download reads them."""
+        m = re.fullmatch(r"/datasets/([^/]+/[^/]+)/resolve/[^/]+/(.+)", path)
+        if not m:
+            return False
+        repo = self.record.repos.get(m.group(1))
+        data = repo.files.get(m.group(2)) if repo else None
+        if data is None:
+            self.send_response(404)
+            self.send_header("X-Error-Code", "EntryNotFound")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+        self.send_response(200)
+        self.send_header("X-Repo-Commit", repo.commits[-1] if repo.commits else "0" * 40)
+        self.send_header("ETag", f'"{_git_oid(data)}"')
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if body:
+            self.wfile.write(data)
+        return True
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        path = self._note()
+        if not self._resolve(path, body=False):
+            self.record.unknown.append(f"HEAD {path}")
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
     def do_GET(self) -> None:  # noqa: N802
         path = self._note()
+        if self._resolve(path, body=True):
+            return
         if m := re.fullmatch(r"/api/datasets/([^/]+/[^/]+)(?:/revision/[^/]+)?", path):
             repo = self.record.repos.get(m.group(1))
             if repo is None:

@@ -7,7 +7,9 @@ import re
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
+import yaml
 from conftest import REPO, run_script, snakemake
 from hub_standin import TOKEN, Repo
 
@@ -72,6 +74,54 @@ def test_upload_is_private_by_default_with_card_and_files(hub, dataset_folder, t
     run_script("upload.py", "--file_list", listed(dataset_folder), "--repo_id", "lab/echo-demo",
                "--receipt", receipt, env=hub.env)
     assert len(repo.commits) == 1 and sorted(repo.files) == expected
+
+
+def test_two_models_share_one_repo_each_in_its_folder_and_config(hub, dataset_folder, tmp_path):
+    import datasets
+
+    # model B: the same demo with one shard fewer, so the two configs read different rows
+    other = tmp_path / "b" / "parquet"
+    shutil.copytree(dataset_folder, other)
+    (other / "train-00002-of-00003.parquet").unlink()
+    write_file_list(other, ["README.md", "train-00000-of-00003.parquet", "train-00001-of-00003.parquet"],
+                    listed(other))
+    hub.record.repos["lab/echo"] = Repo(private=True, files={"notes.md": b"the lab's own notes"})
+
+    def push(folder: Path, path: str, config: str, check: bool = True):
+        return run_script("upload.py", "--file_list", listed(folder), "--repo_id", "lab/echo", "--path_in_repo", path,
+                          "--config_name", config, "--receipt", tmp_path / f"{config}.json", env=hub.env, check=check)
+
+    push(dataset_folder, "jepa-l-embeddings", "vitl")
+    repo = hub.record.repos["lab/echo"]
+    first = {f: d for f, d in repo.files.items() if f.startswith("jepa-l-embeddings/")}
+    assert sorted(first) == [f"jepa-l-embeddings/{n}" for n in ("README.md", *(f"train-{i:05d}-of-00003.parquet"
+                                                                              for i in range(3)))]
+    push(other, "jepa-h-embeddings", "vith")
+    assert {f: d for f, d in repo.files.items() if f.startswith("jepa-l-embeddings/")} == first  # untouched
+    assert repo.files["notes.md"] == b"the lab's own notes"
+    header = yaml.safe_load(repo.files["README.md"].decode().split("---\n")[1])
+    assert [(c["config_name"], c["data_files"][0]["path"]) for c in header["configs"]] == [
+        ("vitl", "jepa-l-embeddings/train-*.parquet"), ("vith", "jepa-h-embeddings/train-*.parquet")]
+    assert header["license"] and "`jepa-h-embeddings/`" in repo.files["README.md"].decode()
+    mirror = tmp_path / "mirror"  # the repo as a clone of it holds it
+    for name, data in repo.files.items():
+        (mirror / name).parent.mkdir(parents=True, exist_ok=True)
+        (mirror / name).write_bytes(data)
+    rows = {c: datasets.load_dataset(str(mirror), c, split="train").num_rows for c in ("vitl", "vith")}
+    per_file = [pq.read_metadata(dataset_folder / f"train-{i:05d}-of-00003.parquet").num_rows for i in range(3)]
+    assert rows == {"vitl": sum(per_file), "vith": sum(per_file[:2])}
+    # a name that reads another folder is refused, and nothing is sent
+    commits = len(repo.commits)
+    clash = push(other, "jepa-g-embeddings", "vitl", check=False)
+    assert clash.returncode == 2 and "upload.config_name: the repository's config 'vitl' reads" in clash.stderr
+    assert len(repo.commits) == commits and not any(f.startswith("jepa-g-embeddings/") for f in repo.files)
+    # a rerun of model B with a file fewer removes it from B's folder only
+    (other / "train-00001-of-00003.parquet").unlink()
+    write_file_list(other, ["README.md", "train-00000-of-00003.parquet"], listed(other))
+    push(other, "jepa-h-embeddings", "vith")
+    assert sorted(f for f in repo.files if f.startswith("jepa-h-embeddings/")) == [
+        "jepa-h-embeddings/README.md", "jepa-h-embeddings/train-00000-of-00003.parquet"]
+    assert {f: d for f, d in repo.files.items() if f.startswith("jepa-l-embeddings/")} == first
 
 
 def test_upload_refuses_public_credentialed_data_before_contacting_the_hub(hub, dataset_folder, tmp_path):

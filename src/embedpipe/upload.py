@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from embedpipe.atomic import write_text_atomic
+from embedpipe.hub_configs import FOLDER, ConfigClash, merged_root_card
 from embedpipe.identifying import recorded_identifying, refusal, unacknowledged
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class UploadPlan:
     credentialed: bool
     sizes: dict[str, int]  # the file list: path relative to the folder → bytes
     identifying: list[str] = field(default_factory=list)
+    path_in_repo: str | None = None  # a model's folder in a repo of several (hub_configs.py); None: the root
+    config_name: str | None = None  # its config in the root card
 
     @property
     def files(self) -> list[str]:
@@ -56,7 +59,8 @@ class UploadPlan:
     def as_dict(self) -> dict[str, Any]:
         return {
             "repo_id": self.repo_id, "repo_type": "dataset", "private": not self.public,
-            "identifying_columns": self.identifying,
+            "identifying_columns": self.identifying, "path_in_repo": self.path_in_repo,
+            "config_name": self.config_name,
             "files": [{"path": f, "bytes": self.sizes[f]} for f in self.files],
         }
 
@@ -148,10 +152,14 @@ def verify_folder(folder: Path, sizes: dict[str, int]) -> Path:
 
 
 def plan_upload(file_list: Path, repo_id: str | None, public: bool, credentialed: bool,
-                acknowledged: Iterable[str] = ()) -> UploadPlan:
+                acknowledged: Iterable[str] = (), path_in_repo: str | None = None,
+                config_name: str | None = None) -> UploadPlan:
     """What would be pushed; raises UploadRefused before anything is sent."""
     if not repo_id or "/" not in repo_id:
         raise UploadRefused(f"upload.repo_id: {repo_id!r} is not a '<user or org>/<name>' dataset id")
+    if path_in_repo is not None and not FOLDER.fullmatch(path_in_repo):
+        raise UploadRefused(f"upload.path_in_repo: {path_in_repo!r} is not a relative folder name (letters, digits, "
+                            "'.', '_', '-', and '/' between parts)")
     if public and credentialed:
         raise UploadRefused(
             "upload.public is true but dataset.credentialed is true: embeddings of credentialed data "
@@ -171,7 +179,8 @@ def plan_upload(file_list: Path, repo_id: str | None, public: bool, credentialed
                             "rebuild the dataset before a public upload")
     if public and (missing := unacknowledged(present, acknowledged)):
         raise UploadRefused(refusal(missing))
-    return UploadPlan(repo_id, root, public, credentialed, sizes, present)
+    return UploadPlan(repo_id, root, public, credentialed, sizes, present, path_in_repo,
+                      (config_name or path_in_repo.replace("/", "-")) if path_in_repo else None)
 
 
 def require_token() -> None:
@@ -202,12 +211,34 @@ def upload(plan: UploadPlan) -> dict[str, Any]:
     # allow_patterns is the checked list itself (no pattern characters in it), so nothing else matches.
     # The repo must end up holding this run's files only, as the local folder does: an earlier upload's
     # shard files (another shard count, another numbering) would be read by the card's train-*.parquet.
-    stale = sorted(set(api.list_repo_files(plan.repo_id, repo_type="dataset")) - set(plan.files) - KEEP_REMOTE)
+    # Into a model's folder: only that folder is this run's, and the root card gets its config.
+    remote = set(api.list_repo_files(plan.repo_id, repo_type="dataset"))
+    prefix = f"{plan.path_in_repo}/" if plan.path_in_repo else ""
+    ours = {f[len(prefix):] for f in remote if f.startswith(prefix)} if prefix else remote - KEEP_REMOTE
+    stale = sorted(ours - set(plan.files))
+    root_card = None
+    if plan.path_in_repo:
+        existing = (Path(api.hf_hub_download(plan.repo_id, CARD, repo_type="dataset")).read_text(encoding="utf-8")
+                    if CARD in remote else None)
+        try:
+            root_card = merged_root_card(existing, (plan.folder / CARD).read_text(encoding="utf-8"),
+                                         plan.path_in_repo, plan.config_name, plan.repo_id)
+        except ConfigClash as exc:
+            raise UploadRefused(f"upload.config_name: {exc}; nothing pushed") from None
     if stale:
-        log.info("removing %d files of an earlier upload from %s: %s", len(stale), plan.repo_id, stale[:5])
+        log.info("removing %d files of an earlier upload from %s/%s: %s", len(stale), plan.repo_id, prefix, stale[:5])
     commit = api.upload_folder(
-        repo_id=plan.repo_id, repo_type="dataset", folder_path=plan.folder, allow_patterns=list(plan.files),
-        delete_patterns=stale or None, commit_message=f"embedpipe: {len(plan.files)} files",
+        repo_id=plan.repo_id, repo_type="dataset", folder_path=plan.folder, path_in_repo=plan.path_in_repo,
+        allow_patterns=list(plan.files), delete_patterns=stale or None,
+        commit_message=f"embedpipe: {len(plan.files)} files" + (f" into {prefix}" if prefix else ""),
     )
-    return {**plan.as_dict(), "private": bool(info.private), "url": str(url), "commit": commit.oid,
+    if root_card is not None:
+        commit = api.upload_file(path_or_fileobj=root_card.encode(), path_in_repo=CARD, repo_id=plan.repo_id,
+                                 repo_type="dataset", commit_message=f"embedpipe: config {plan.config_name}")
+    return {**plan.as_dict(), "private": bool(info.private), "url": str(url), "commit": _oid(commit),
             "removed": stale}
+
+
+def _oid(commit: Any) -> str:
+    # upload_folder gives a CommitInfo; upload_file its URL (the commit is its last part)
+    return commit.oid if hasattr(commit, "oid") else str(commit).rstrip("/").rsplit("/", 1)[-1]

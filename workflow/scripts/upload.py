@@ -34,13 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--credentialed", action="store_true", help="the source data is credentialed: never public")
     p.add_argument("--acknowledge", action="append", default=[], metavar="COLUMN",
                    help="an identifying column (e.g. subject_id) that --public may publish; repeat for each")
+    p.add_argument("--path_in_repo", default=None, help="this model's folder in a repository of several")
+    p.add_argument("--config_name", default=None, help="its config in the repository's card (default: the folder)")
     p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
                    help="list what would be pushed; send nothing")
     p.add_argument("--receipt", required=True, help="JSON written after the push (or the plan, on a dry run)")
     args = p.parse_args(argv)
     setup_logging()
     try:
-        plan = plan_upload(Path(args.file_list), args.repo_id, args.public, args.credentialed, args.acknowledge)
+        plan = plan_upload(Path(args.file_list), args.repo_id, args.public, args.credentialed, args.acknowledge,
+                           args.path_in_repo, args.config_name)
         if args.folder and not (os.path.isdir(args.folder) and os.path.samefile(args.folder, plan.folder)):
             raise UploadRefused(f"--folder {args.folder} is not {plan.folder}, the folder the file list names")
         if args.dry_run:
