@@ -165,7 +165,8 @@ MERGED = {
 FOLDER_PT = f"{RUN_DIR}/export/folder_pt/{MODEL}_embeddings_{{shard}}.pt"
 # pca.components: fitted on the run's rows, each dataset row gets embedding_pca, pca.npz is published
 PCA_COMPONENTS = (config.get("pca") or {}).get("components")
-PCA_FILE = f"{RUN_DIR}/pca/pca.npz"
+# the count in the name: another count is another file, so the rows are projected again (mtime triggers)
+PCA_FILE = f"{RUN_DIR}/pca/pca{PCA_COMPONENTS}.npz"
 PCA_INPUTS = [PCA_FILE] if PCA_COMPONENTS else []
 FOLDER_PT_KEYS = (config.get("merge") or {}).get("folder_pt_keys", "input_dir")
 VALIDATION_DIR = f"{RUN_DIR}/validation"
@@ -180,6 +181,8 @@ if UPLOAD.get("public") and config["dataset"].get("credentialed"):
 # Known here only where the metadata kind fixes the columns; for kind none the keys decide, and
 # upload.py checks what the files themselves record.
 UPLOAD_ACKNOWLEDGED = UPLOAD.get("public_identifying_columns") or []
+# upload.path_in_repo: the config a model's folder is read by (the folder's name when not given)
+UPLOAD_CONFIG = (UPLOAD.get("config_name") or UPLOAD["path_in_repo"].replace("/", "-")) if UPLOAD.get("path_in_repo") else None
 if UPLOAD.get("public") and (
     missing := unacknowledged(IDENTIFYING_BY_KIND.get(config["metadata"]["kind"]) or (), UPLOAD_ACKNOWLEDGED)
 ):

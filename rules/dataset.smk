@@ -21,6 +21,8 @@ rule dataset:
         # a trial is never uploaded: its card loads the local folder
         load_name=(not LIMIT and config["upload"].get("repo_id")) or os.path.abspath(DATASET_DIR),
         pca=lambda wc, input: f"--pca={shlex.quote(input.pca[0])}" if input.pca else "",
+        # a model's folder in a repo of several is read by its config
+        load_config=f"--load_config={shlex.quote(UPLOAD_CONFIG)}" if UPLOAD_CONFIG and not LIMIT else "",
     log:
         f"{LOG_DIR}/dataset.log",
     conda:
@@ -28,4 +30,4 @@ rule dataset:
     shell:
         "{params.run} --staged {input.staged:q} --folder={params.folder:q} --metrics={input.metrics:q}"
         " --exclusions={input.exclusions:q} --dataset={params.dataset:q} --load_name={params.load_name:q}"
-        " --file_list={output.file_list:q} {params.pca} > {log:q} 2>&1"
+        " --file_list={output.file_list:q} {params.pca} {params.load_config} > {log:q} 2>&1"

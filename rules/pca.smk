@@ -10,9 +10,11 @@ rule pca_fit:
     params:
         run=script("pca_fit.py"),
         components=PCA_COMPONENTS,
+        at_most="--at_most" if LIMIT else "",  # a trial's few rows: as many components as they allow
     log:
         f"{LOG_DIR}/pca_fit.log",
     conda:
         "../envs/cpu.yaml"
     shell:
-        "{params.run} --shards {input:q} --components={params.components} --out={output:q} > {log:q} 2>&1"
+        "{params.run} --shards {input:q} --components={params.components} {params.at_most} --out={output:q}"
+        " > {log:q} 2>&1"

@@ -50,3 +50,18 @@ def test_too_many_components_is_one_line_naming_the_key(tmp_path):
         fit_pca([path], 7)
     with pytest.raises(PcaError, match=r"pca.components: 4 components need at least 5 rows; the run has 4"):
         fit_pca([path], 4)
+
+
+def test_a_mean_far_larger_than_the_spread_loses_no_precision(tmp_path):
+    # pooled features: a shared vector of norm ~1e4 and differences of ~1e-3 (float32 keeps ~1e-3 at 1e4)
+    rng = np.random.default_rng(2)
+    x = (1e4 + rng.standard_normal((400, 6)) * np.array([4e-3, 3e-3, 2e-3, 1e-3, 5e-4, 2e-4])).astype(np.float32)
+    pca = fit_pca([shard(tmp_path / "a.parquet", x[:250]), shard(tmp_path / "b.parquet", x[250:], 250)], 6)
+    centred = x.astype(np.float64) - x.astype(np.float64).mean(axis=0)  # two passes: the exact reference
+    variances = np.sort(np.linalg.eigvalsh(centred.T @ centred / (len(x) - 1)))[::-1]
+    np.testing.assert_allclose(pca.explained_variance, variances, rtol=1e-6)
+
+
+def test_a_trial_gets_as_many_components_as_its_rows_allow(tmp_path):
+    path = shard(tmp_path / "a.parquet", np.random.default_rng(3).standard_normal((5, 8)))
+    assert fit_pca([path], 6, at_most=True).components.shape == (4, 8)

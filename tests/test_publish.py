@@ -115,6 +115,11 @@ def test_two_models_share_one_repo_each_in_its_folder_and_config(hub, dataset_fo
     clash = push(other, "jepa-g-embeddings", "vitl", check=False)
     assert clash.returncode == 2 and "upload.config_name: the repository's config 'vitl' reads" in clash.stderr
     assert len(repo.commits) == commits and not any(f.startswith("jepa-g-embeddings/") for f in repo.files)
+    # an upload to the repository's root would delete both folders: refused, naming the key
+    root = run_script("upload.py", "--file_list", listed(other), "--repo_id", "lab/echo", "--receipt",
+                      tmp_path / "root.json", env=hub.env, check=False)
+    assert root.returncode == 2 and "configs vitl, vith" in root.stderr and "upload.path_in_repo" in root.stderr
+    assert len(repo.commits) == commits
     # a rerun of model B with a file fewer removes it from B's folder only
     (other / "train-00001-of-00003.parquet").unlink()
     write_file_list(other, ["README.md", "train-00000-of-00003.parquet"], listed(other))

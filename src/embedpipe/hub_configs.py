@@ -25,11 +25,20 @@ class ConfigClash(ValueError):
 
 
 def split_card(text: str) -> tuple[dict[str, Any], str]:
-    """(YAML header, body) of a README.md; a card without a header has an empty one."""
-    if text.startswith("---\n") and "\n---\n" in text[3:]:
-        end = text.index("\n---\n", 3)
-        return yaml.safe_load(text[4:end]) or {}, text[end + 5:]
-    return {}, text
+    """(YAML header, body) of a README.md, parsed as the Hub parses cards (CRLF, a header at the end)."""
+    from huggingface_hub import DatasetCard
+
+    card = DatasetCard(text)
+    return card.data.to_dict(), card.text
+
+
+def folder_configs(card_text: str | None) -> list[str]:
+    """The config names of a root card that read a folder: a repository of several models."""
+    if not card_text:
+        return []
+    configs = split_card(card_text)[0].get("configs") or []
+    return [c.get("config_name") for c in configs
+            if any("/" in f.get("path", "") for f in c.get("data_files") or [] if isinstance(f, dict))]
 
 
 def folder_entry(folder: str, config_name: str) -> dict[str, Any]:
@@ -54,4 +63,6 @@ def merged_root_card(existing: str | None, model_card: str, folder: str, config_
     line = f"- `{folder}/`: `load_dataset(\"{repo_id}\", \"{config_name}\")`, its card `{folder}/README.md`\n"
     if f"`{folder}/`" not in body:
         body = body.rstrip("\n") + "\n" + line
-    return "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n" + body
+    text = "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n" + body
+    split_card(text)  # raises on a header the Hub would reject as YAML, before anything is pushed
+    return text

@@ -52,23 +52,34 @@ class Pca:
                        int(z["n_rows"]))
 
 
-def fit_pca(shard_paths: Sequence[str | os.PathLike], components: int, column: str = "embedding") -> Pca:
+def fit_pca(shard_paths: Sequence[str | os.PathLike], components: int, column: str = "embedding",
+            at_most: bool = False) -> Pca:
+    """`at_most`: fewer components when the rows allow no more (a trial run's few rows), not an error."""
     paths = [Path(p) for p in shard_paths]
     _, dim = shard_geometry(paths, column)
     if components > dim:
         raise PcaError(f"pca.components: {components}, more than the embedding's {dim} dimensions")
-    n, total, scatter = 0, np.zeros(dim), np.zeros((dim, dim))
+    # Sums of the rows minus a shift (the first rows' mean): pooled features share a mean far larger
+    # than their spread, and the scatter of the raw rows would cancel it away in float64.
+    n, shift, total, scatter = 0, None, np.zeros(dim), np.zeros((dim, dim))
     for path in paths:
         for _, values in shard_batches(path, column, dim):
             x = values[np.isfinite(values).all(axis=1)].astype(np.float64)  # validate reports the others
+            if not len(x):
+                continue
+            shift = x.mean(axis=0) if shift is None else shift
+            x -= shift
             n += len(x)
             total += x.sum(axis=0)
             scatter += x.T @ x
+    if at_most:
+        components = max(1, min(components, n - 1))
     if n < 2 or components > n - 1:
         raise PcaError(f"pca.components: {components} components need at least {components + 1} rows; "
                        f"the run has {n}")
-    mean = total / n
-    covariance = (scatter - n * np.outer(mean, mean)) / (n - 1)
+    centred = total / n
+    mean = shift + centred
+    covariance = (scatter - n * np.outer(centred, centred)) / (n - 1)
     variances, vectors = np.linalg.eigh(covariance)  # ascending
     order = np.argsort(variances)[::-1][:components]
     top = vectors[:, order].T

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from embedpipe.atomic import write_text_atomic
-from embedpipe.hub_configs import FOLDER, ConfigClash, merged_root_card
+from embedpipe.hub_configs import FOLDER, ConfigClash, folder_configs, merged_root_card
 from embedpipe.identifying import recorded_identifying, refusal, unacknowledged
 
 log = logging.getLogger(__name__)
@@ -217,9 +217,13 @@ def upload(plan: UploadPlan) -> dict[str, Any]:
     ours = {f[len(prefix):] for f in remote if f.startswith(prefix)} if prefix else remote - KEEP_REMOTE
     stale = sorted(ours - set(plan.files))
     root_card = None
+    existing = (Path(api.hf_hub_download(plan.repo_id, CARD, repo_type="dataset")).read_text(encoding="utf-8")
+                if CARD in remote else None)
+    if not plan.path_in_repo and (models := folder_configs(existing)):
+        raise UploadRefused(f"{plan.repo_id} holds several models in folders (configs {', '.join(models)}): an upload "
+                            "to its root would delete them; set upload.path_in_repo (and upload.config_name). "
+                            "Nothing pushed")
     if plan.path_in_repo:
-        existing = (Path(api.hf_hub_download(plan.repo_id, CARD, repo_type="dataset")).read_text(encoding="utf-8")
-                    if CARD in remote else None)
         try:
             root_card = merged_root_card(existing, (plan.folder / CARD).read_text(encoding="utf-8"),
                                          plan.path_in_repo, plan.config_name, plan.repo_id)

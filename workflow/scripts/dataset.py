@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exclusions", default=None, help="discover's exclusions.json, counted in the card")
     p.add_argument("--dataset", required=True, help="the config's `dataset` section as JSON")
     p.add_argument("--load_name", required=True, help="what load_dataset() is given in the card's snippet")
+    p.add_argument("--load_config", default=None, help="and its config (a model's folder in a repo of several)")
     p.add_argument("--file_list", required=True, help="JSON list of the folder's files, written last")
     p.add_argument("--pca", default=None, help="the run's pca.npz, published beside the shards")
     args = p.parse_args(argv)
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         files = build_dataset_folder(
             [Path(f) for f in args.staged], folder,
-            lambda published: build_card(published, metrics, dataset, args.load_name, exclusions),
+            lambda published: build_card(published, metrics, dataset, args.load_name, exclusions, args.load_config),
             {PCA_NAME: Path(args.pca)} if args.pca else None,
         )
     except EmptyDatasetError as exc:

@@ -17,16 +17,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shards", nargs="+", required=True, help="every shard's embeddings Parquet")
     p.add_argument("--components", type=int, required=True)
     p.add_argument("--out", required=True, type=Path, help="pca.npz")
+    p.add_argument("--at_most", action="store_true", help="fewer components when the rows allow no more (a trial)")
     args = p.parse_args(argv)
     setup_logging()
     log = logging.getLogger("pca")
     try:
-        pca = fit_pca(args.shards, args.components)
+        pca = fit_pca(args.shards, args.components, at_most=args.at_most)
     except PcaError as exc:
         log.error("%s", exc)
         return 1
     pca.save(args.out)
-    log.info("PCA of %d rows: %d components keep %.1f%% of the variance -> %s", pca.n_rows, args.components,
+    if len(pca.components) < args.components:
+        log.warning("a trial's %d rows allow %d components, not pca.components %d", pca.n_rows,
+                    len(pca.components), args.components)
+    log.info("PCA of %d rows: %d components keep %.1f%% of the variance -> %s", pca.n_rows, len(pca.components),
              100 * pca.explained_variance_ratio.sum(), args.out)
     return 0
 
