@@ -10,6 +10,7 @@ from embedpipe.discover import ShardSpec, list_top_folders  # noqa: E402
 from embedpipe.identifying import IDENTIFYING_BY_KIND, refusal, unacknowledged  # noqa: E402
 from embedpipe.encoders import OptionError, all_exports, family  # noqa: E402
 from embedpipe.evaluate.settings import PTBXL_FILES, config_problems  # noqa: E402
+from embedpipe.hub_configs import config_name_of  # noqa: E402
 
 from snakemake.exceptions import WorkflowError  # noqa: E402
 
@@ -182,7 +183,7 @@ if UPLOAD.get("public") and config["dataset"].get("credentialed"):
 # upload.py checks what the files themselves record.
 UPLOAD_ACKNOWLEDGED = UPLOAD.get("public_identifying_columns") or []
 # upload.path_in_repo: the config a model's folder is read by (the folder's name when not given)
-UPLOAD_CONFIG = (UPLOAD.get("config_name") or UPLOAD["path_in_repo"].replace("/", "-")) if UPLOAD.get("path_in_repo") else None
+UPLOAD_CONFIG = config_name_of(UPLOAD["path_in_repo"], UPLOAD.get("config_name")) if UPLOAD.get("path_in_repo") else None
 if UPLOAD.get("public") and (
     missing := unacknowledged(IDENTIFYING_BY_KIND.get(config["metadata"]["kind"]) or (), UPLOAD_ACKNOWLEDGED)
 ):

@@ -20,6 +20,11 @@ SHARED_KEYS = ("pretty_name", "license", "license_name", "license_link", "task_c
 FOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 
 
+def config_name_of(path_in_repo: str, config_name: str | None = None) -> str:
+    """The config a model's folder is read by: `config_name`, else the folder's path with '-' for '/'."""
+    return config_name or path_in_repo.replace("/", "-")
+
+
 class ConfigClash(ValueError):
     """The root card's config of that name reads another folder."""
 

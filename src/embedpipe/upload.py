@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from embedpipe.atomic import write_text_atomic
-from embedpipe.hub_configs import FOLDER, ConfigClash, folder_configs, merged_root_card
+from embedpipe.hub_configs import FOLDER, ConfigClash, config_name_of, folder_configs, merged_root_card
 from embedpipe.identifying import recorded_identifying, refusal, unacknowledged
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def plan_upload(file_list: Path, repo_id: str | None, public: bool, credentialed
     if public and (missing := unacknowledged(present, acknowledged)):
         raise UploadRefused(refusal(missing))
     return UploadPlan(repo_id, root, public, credentialed, sizes, present, path_in_repo,
-                      (config_name or path_in_repo.replace("/", "-")) if path_in_repo else None)
+                      config_name_of(path_in_repo, config_name) if path_in_repo else None)
 
 
 def require_token() -> None:
