@@ -40,8 +40,10 @@ demo: $(BIN)/.installed
 	@echo "  Metrics         : results/demo/validation/metrics.json"
 	@echo "  Report          : $(abspath results/demo/validation/report.html)"
 
+# Two workers, a test file each at a time: a file's module fixtures (a whole run) are made once, and
+# the SLURM tests, which share the one test cluster, never run on both workers at once.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -22,21 +22,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`make test` runs two workers, `--dist loadgroup`): tests that share one
-    Snakemake working folder (the session's demo run, which some add targets to) or the one SLURM
-    cluster run in one worker, one at a time (two Snakemakes in one folder fight over its lock); the
-    tests of a module with a module-scoped fixture (a whole run, made once) stay together, so the
-    fixture is made once, not once per worker."""
-    for item in items:
-        if "demo_run" in getattr(item, "fixturenames", ()) or item.get_closest_marker("slurm"):
-            item.add_marker(pytest.mark.xdist_group("demo"))
-            continue
-        info = getattr(item, "_fixtureinfo", None)
-        if info is not None and any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values()):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-
-
 def run_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ) | (extra or {})
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
