@@ -289,6 +289,12 @@ def metadata_inputs():
     return [config["metadata"][key] for key in METADATA_LISTS]
 
 
+def optional_file_flag(name):
+    """A params function: `--<name>=<the named input, quoted>` when the rule has that optional input
+    (hf_rows, pca: an empty list when the run does not make it), else nothing."""
+    return lambda wc, input: f"--{name}={shlex.quote(input[name][0])}" if input[name] else ""
+
+
 def metadata_flags():
     return " ".join(f"--{key}={shlex.quote(config['metadata'][key])}" for key in METADATA_LISTS)
 

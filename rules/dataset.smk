@@ -20,7 +20,7 @@ rule dataset:
         dataset=json.dumps(DATASET_INFO),
         # a trial is never uploaded: its card loads the local folder
         load_name=(not LIMIT and config["upload"].get("repo_id")) or os.path.abspath(DATASET_DIR),
-        pca=lambda wc, input: f"--pca={shlex.quote(input.pca[0])}" if input.pca else "",
+        pca=optional_file_flag("pca"),
         # a model's folder in a repo of several is read by its config
         load_config=f"--load_config={shlex.quote(UPLOAD_CONFIG)}" if UPLOAD_CONFIG and not LIMIT else "",
     log:

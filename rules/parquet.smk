@@ -17,8 +17,8 @@ rule parquet:
         finished=lambda wc: f"{PARTS.format(shard=wc.shard)}.finished",
         kind=config["metadata"]["kind"],
         lists=metadata_flags(),
-        hf_rows=lambda wc, input: f"--hf_rows={shlex.quote(input.hf_rows[0])}" if input.hf_rows else "",
-        pca=lambda wc, input: f"--pca={shlex.quote(input.pca[0])}" if input.pca else "",
+        hf_rows=optional_file_flag("hf_rows"),
+        pca=optional_file_flag("pca"),
     log:
         f"{LOG_DIR}/parquet/{{shard}}.log",
     conda:

@@ -239,10 +239,5 @@ def upload(plan: UploadPlan) -> dict[str, Any]:
     if root_card is not None:
         commit = api.upload_file(path_or_fileobj=root_card.encode(), path_in_repo=CARD, repo_id=plan.repo_id,
                                  repo_type="dataset", commit_message=f"embedpipe: config {plan.config_name}")
-    return {**plan.as_dict(), "private": bool(info.private), "url": str(url), "commit": _oid(commit),
+    return {**plan.as_dict(), "private": bool(info.private), "url": str(url), "commit": commit.oid,
             "removed": stale}
-
-
-def _oid(commit: Any) -> str:
-    # upload_folder gives a CommitInfo; upload_file its URL (the commit is its last part)
-    return commit.oid if hasattr(commit, "oid") else str(commit).rstrip("/").rsplit("/", 1)[-1]
