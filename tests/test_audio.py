@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import soundfile
 import torch
 from conftest import REPO, fixtures_dir, metis_encoder, run_script, snakemake
 
@@ -114,7 +115,8 @@ def test_batched_equals_one_at_a_time_on_real_files(tiny_metis):
 
 
 def test_extract_real_and_broken_audio_then_export_json(tiny_metis, tmp_path):
-    """Every real file becomes a row of ≈ 50 frames per second; every broken one an error row."""
+    """Every real file becomes a row of ≈ 50 frames per second; every broken one an error row, except
+    the cut WAV that libsndfile reads silently short: a row flagged truncated."""
     audio = fixtures_dir("audio")
     shard = tmp_path / "in" / "part_000"
     shard.mkdir(parents=True)
@@ -129,14 +131,17 @@ def test_extract_real_and_broken_audio_then_export_json(tiny_metis, tmp_path):
                "--output", out, "--device", "cpu", "--num_workers", "1")
     rows = pq.read_table(out).to_pylist()
     errors = pq.read_table(out.with_name("part_000.errors.parquet")).to_pylist()
-    assert len(rows) == 5 and {r["key"].rsplit(".", 1)[1] for r in rows} == {"wav", "flac", "mp3", "ogg"}
-    assert {r["sample_rate"] for r in rows} == {16000, 44100}
+    assert len(rows) == 6 and {r["key"].rsplit(".", 1)[1] for r in rows} == {"wav", "flac", "mp3", "ogg"}
+    assert {r["sample_rate"] for r in rows} == {16000, 44100, 48000} and {r["decoder"] for r in rows} == {"soundfile"}
+    cut = next(r for r in rows if r["key"].endswith("androidx_wavex_6ch_f32_TRUNCATED_300000B.wav"))
+    assert cut["truncated"] is True and cut["declared_duration_s"] == pytest.approx(24576 / 48000)
     for r in rows:
         assert r["n_frames"] == len(r["latents"]) and all(len(f) == 8 for f in r["latents"])
         assert abs(r["n_frames"] - 50 * r["duration_s"]) <= 2, r["key"]  # the 25 ms window, pairs
-    assert sorted(e["key"].split("/")[-1] for e in errors) == ["pydub_test1_empty_header_only.wav",
-                                                               "sr_chinese_TRUNCATED_20000B.flac"]
+    by_name = {e["key"].split("/")[-1]: e for e in errors}
+    assert sorted(by_name) == ["pydub_test1_empty_header_only.wav", "sr_chinese_TRUNCATED_20000B.flac"]
     assert all(e["stage"] == "decode" and e["message"] for e in errors)
+    assert by_name["sr_chinese_TRUNCATED_20000B.flac"]["message"].startswith("soundfile: flac decoder lost sync; PyAV:")
 
     exported = tmp_path / "semantic_audio_embeddings.json"
     run_script("export_json.py", "--out", exported, out)
@@ -186,7 +191,6 @@ def test_resampled_waveform_is_what_librosa_load_gives(rate, tmp_path):
     script's reader. 8, 16 and 44.1 kHz are real fixture files; 32 and 48 kHz are the 44.1 kHz
     speech file resampled and written as PCM_24 (no fixture ships those rates)."""
     import librosa
-    import soundfile
     import soxr
 
     audio = fixtures_dir("audio")
@@ -202,3 +206,4 @@ def test_resampled_waveform_is_what_librosa_load_gives(rate, tmp_path):
     got = read_audio(str(path)).samples
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+

@@ -246,3 +246,48 @@ def test_sidecar_folders_of_any_shard_name_can_be_uploaded_exactly(tmp_path, sha
     (tmp_path / "ds" / rel).write_bytes(b"t")
     write_file_list(tmp_path / "ds", [rel], tmp_path / "files.json")  # refuses pattern characters
     assert read_file_list(tmp_path / "files.json")[1] == {rel: 1}
+
+
+def test_wfdb_signal_files_are_counted_as_companions_without_advice_to_embed_them(tmp_path):
+    """Adding `.dat` to `extensions`, as the plain hint said, would embed every record twice."""
+    import shutil
+
+    from conftest import fixtures_dir
+
+    root = tmp_path / "in"
+    for record in ("mitdb_100", "mimicdb_041s01_multifreq"):
+        shutil.copytree(fixtures_dir("ecg/wfdb") / record, root / "p1" / record)
+    (root / "p1" / "notes.csv").write_text("x\n")
+    excluded = Exclusions()
+    shards = discover_shards(root, [".hea"], ShardSpec("folder", ("p1",)), tmp_path / "m", exclusions=excluded)
+    assert shards == {"p1": ["p1/mimicdb_041s01_multifreq/041s01.hea", "p1/mitdb_100/100.hea"]}
+    assert dict(excluded.companions) == {".dat": 2, ".atr": 1}
+    companions, others = excluded.summary()
+    assert companions == ("skipped 3 signal and annotation files of WFDB records (.dat 2, .atr 1): read through "
+                          "their .hea, not embedded on their own") and "extensions" not in companions
+    assert others == "skipped 1 files: .csv 1 — add them to `extensions` to embed them"
+    assert excluded.as_dict()["wfdb_companions"] == {".atr": 1, ".dat": 2}
+
+
+def _rows_file(path: Path, columns: dict) -> Path:
+    import pyarrow as pa
+
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def test_the_card_counts_in_words_and_speaks_of_the_modality_it_describes(tmp_path):
+    from embedpipe.card import counted, decoder_note, truncation_note
+
+    assert (counted(1, "row"), counted(0, "row"), counted(2, "error")) == ("1 row", "0 rows", "2 errors")
+    video = _rows_file(tmp_path / "v.parquet", {"frames_decoded": [4, 300], "truncated": [True, False],
+                                                "decoder": ["pyav", "decord"]})
+    note = truncation_note([video])
+    assert "video decoded fewer frames" in note and "(1 row)" in note and "OGG" not in note and "MP3" not in note
+    tally = "`decoder`: what decoded the file (decord 1 row, pyav 1 row). Tried in order: decord"
+    assert tally in decoder_note([video])
+    audio = _rows_file(tmp_path / "a.parquet", {"duration_s": [1.0, 2.0, 3.0], "truncated": [True, True, None],
+                                                "decoder": ["soundfile", "soundfile", "pyav"]})
+    assert "(2 rows)" in truncation_note([audio]) and "raw AAC" in truncation_note([audio])
+    assert "(soundfile 2 rows, pyav 1 row). Tried in order: soundfile" in decoder_note([audio])
+    assert decoder_note([_rows_file(tmp_path / "e.parquet", {"source_rate": [500.0]})]) == ""

@@ -112,18 +112,20 @@ def test_extract_real_and_broken_ecgs_then_export_ecgfounder_json(tiny_ecg, ecg_
                "--output", out, "--device", "cpu", "--num_workers", "1")
     rows = {r["key"].split("/", 2)[-1]: r for r in pq.read_table(out).to_pylist()}
     errors = {e["key"].split("/", 2)[-1]: e for e in pq.read_table(out.with_name("real.errors.parquet")).to_pylist()}
-    assert sorted(rows) == ["100.hea", "s0010_re.hea", "v1_03_129DYPRG.XML", "v1_04_01_2020-5-18_15-48-11.xml",
-                            "v1_04_3191723_ZZDEMOPTONLY_1-04_orig.xml"]
+    assert sorted(rows) == ["041s01.hea", "100.hea", "s0010_re.hea", "v1_03_129DYPRG.XML",
+                            "v1_04_01_2020-5-18_15-48-11.xml", "v1_04_3191723_ZZDEMOPTONLY_1-04_orig.xml"]
     assert sorted(errors) == ["100.hea", "sierra_invalid-doc-type.xml", "sierra_v1_04_TRUNCATED_30000B_malformed.xml"]
     assert "truncated" in errors["100.hea"]["message"]
     # the whole record by default, as the ECGFounder script: 11 s Philips, 38.4 s PTB, 30 min MIT-BIH
     assert {k: r["n_samples"] for k, r in rows.items()} == {
-        "100.hea": 902778, "s0010_re.hea": 19200, "v1_03_129DYPRG.XML": 5500,
+        "041s01.hea": 4000, "100.hea": 902778, "s0010_re.hea": 19200, "v1_03_129DYPRG.XML": 5500,
         "v1_04_01_2020-5-18_15-48-11.xml": 5500, "v1_04_3191723_ZZDEMOPTONLY_1-04_orig.xml": 5500}
     for r in rows.values():
         assert len(r["features"]) == output_length(r["n_samples"]) and len(r["embedding"]) == 32
         np.testing.assert_allclose(np.mean(r["features"], axis=0), r["embedding"], rtol=1e-5, atol=1e-6)
     assert rows["100.hea"]["leads_found"] == ["II", "V5"] and rows["100.hea"]["source_rate"] == 360
+    # ECG at 4 samples a 125 Hz frame: read at its own 500 Hz, not averaged to 125 Hz and upsampled
+    assert rows["041s01.hea"]["leads_found"] == ["I", "III"] and rows["041s01.hea"]["source_rate"] == 500
 
     exported = tmp_path / "ecgfounder_json"
     run_script("export_ecg_json.py", "--out_dir", exported, out)

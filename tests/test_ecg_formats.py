@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pydicom
 import pytest
+import wfdb
 from conftest import fixtures_dir
 from dicom_files import ECG_12_LEAD, write_waveform_dicom
 from scipy.signal import resample_poly
@@ -260,8 +261,6 @@ def test_reader_facts_carry_derived_leads_and_source_format():
 
 
 def test_an_eight_lead_record_in_any_format_gets_its_limb_leads_derived(tmp_path):
-    import wfdb
-
     rng = np.random.default_rng(5)
     stored = ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]
     signal = np.round(rng.normal(0, 0.5, size=(5000, 8)), 3)
@@ -278,3 +277,4 @@ def test_an_eight_lead_record_in_any_format_gets_its_limb_leads_derived(tmp_path
 def test_a_listed_file_that_is_not_there_says_so():
     with pytest.raises(FileNotFoundError, match="No such file or directory"):
         read_ecg("/nonexistent/p1000/s1/record.xml")
+

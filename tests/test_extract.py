@@ -123,3 +123,20 @@ def test_the_job_log_names_each_failed_file_once(tiny_model, tmp_path):
         named = [line for line in proc.stderr.splitlines() if f"{name}: decode failed: " in line]
         assert len(named) == 1, proc.stderr[-2000:]
     assert pq.read_table(tmp_path / "embeddings" / "p10.errors.parquet").num_rows == 2
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_what_a_native_decoder_prints_is_logged_under_the_files_key(tiny_model, tmp_path, workers):
+    """FFmpeg writes "[h264 @ 0x…] Invalid NAL unit size" to the process's stderr, naming no file."""
+    from conftest import fixtures_dir
+
+    tree = tmp_path / "in"
+    (tree / "p10").mkdir(parents=True)
+    (tree / "p10" / "corrupted.mp4").write_bytes((fixtures_dir("video/broken") / "decord_corrupted.mp4").read_bytes())
+    (tree / "p10" / "whole.mp4").write_bytes((fixtures_dir("video") / "mmaction2_test.mp4").read_bytes())
+    proc = run_script("extract.py", *extract_args(tree, tiny_model, tmp_path, "--num_workers", workers))
+    said = [line for line in proc.stderr.splitlines() if "decoder said:" in line]
+    assert said and all("p10/corrupted.mp4: decoder said: " in line for line in said), proc.stderr[-3000:]
+    assert any("Invalid NAL unit size" in line for line in said)
+    loose = [line for line in proc.stderr.splitlines() if line.startswith("[h264 @ ")]
+    assert not loose, loose

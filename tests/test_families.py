@@ -171,3 +171,18 @@ def test_the_script_names_an_unknown_encoder_in_one_line(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].endswith("encoder.name: unknown encoder 'clip'; known: "
                                                          "vjepa2, metis, ecgfounder, ecg_jepa")
+
+
+def test_a_clip_longer_than_the_model_was_trained_on_is_refused_naming_the_option(tiny_model):
+    """The clip length is `encoder.num_frames` (default 16), never the checkpoint's frames_per_clip; a
+    value the model cannot take is refused before any job (presets: 64) or when a custom model is built."""
+    vjepa2 = family("vjepa2")
+    vjepa2.check(vjepa2.options({"num_frames": 64}), files=False)
+    with pytest.raises(OptionError, match=r"encoder\.num_frames: 66 frames is more than the model's 64"):
+        vjepa2.check(vjepa2.options({"num_frames": 66}), files=False)
+    with pytest.raises(OptionError, match=r"encoder\.num_frames: must be a multiple"):
+        vjepa2.check(vjepa2.options({"num_frames": 15}), files=False)
+    options = {"model": "t", "path": str(tiny_model), "device": "cpu"}  # the tiny model's config: 16 a clip
+    assert build_encoder("vjepa2", options | {"num_frames": 16}).reader.num_frames == 16
+    with pytest.raises(ValueError, match=r"encoder\.num_frames: 18 frames is more than the model's 16"):
+        build_encoder("vjepa2", options | {"num_frames": 18})

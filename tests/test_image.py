@@ -4,22 +4,35 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
+import re
 
+import cv2
 import numpy as np
+import pillow_heif
 import pyarrow.parquet as pq
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps, TiffImagePlugin, TiffTags
 
-from embedpipe.encoders import build_encoder
+from embedpipe.encoders import OptionError, build_encoder
 from embedpipe.encoders.batch import Batch
+from embedpipe.encoders.vjepa2 import transforms
 from embedpipe.readers.image import read_image
+from embedpipe.readers.image_formats import NotAnImage, UnsupportedImageFormat
+from embedpipe.readers.jpeg_check import CorruptImageData
 from embedpipe.sidecar import read_tensor
-from tests.conftest import fixtures_dir, run_script
+from tests.conftest import REPO, fixtures_dir, run_script
 
 GOOD = ["pillow_transparent_dice_rgba.png", "skimage_astronaut_rgb.png", "skimage_camera_gray.png",
         "skimage_retina_1411.jpg"]
 BROKEN = ["broken/pillow_truncated_jpeg.jpg", "broken/skimage_coffee_TRUNCATED_40000B.png"]
+HEIC = ["heic/androidx_sample_still_photo_1080x1920.heic", "heic/pyheif_arrow_iphone8plus.heic"]
+# decode without an exception in Pillow; libjpeg (djpeg) warns, as SOURCES.md records
+CORRUPT = {"broken/zune_fuzz_small-img_bad_huffman.jpg": "huffman code",
+           "broken/androidx_pixel4xl_non-motion-photo-shortened.jpg": "premature end of data segment"}
+# a real photo stored rotated, EXIF Orientation 6 (tests/data/README.md)
+ROTATED = REPO / "tests" / "data" / "recurser_Portrait_6.jpg"
 
 
 def image_encoder(model, **options):
@@ -52,6 +65,130 @@ def _save(img: Image.Image, fmt: str, **kw) -> io.BytesIO:
     img.save(buf, fmt, **kw)
     buf.seek(0)
     return buf
+
+
+def pillow_rgb(path) -> np.ndarray:
+    """Pillow's reading of a photo, turned upright: what the reader must return for a good one."""
+    with Image.open(path) as img:
+        return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+
+
+@pytest.mark.parametrize("name,size", [(HEIC[0], (1080, 1920)), (HEIC[1], (3024, 4032))])
+def test_heic_photos_read_as_libheif_decodes_them(name, size):
+    path = str(fixtures_dir("image") / name)
+    heif = pillow_heif.open_heif(path)  # libheif itself: the iPhone's 48 tiles composed into one picture
+    assert heif.size == size
+    np.testing.assert_array_equal(read_image(path), np.asarray(heif))
+
+
+@pytest.mark.parametrize("name", HEIC)
+def test_a_cut_heic_is_an_error_not_green_tiles(name, tmp_path):
+    # libheif decodes a grid whose last tiles are missing without an error, painting them green
+    data = (fixtures_dir("image") / name).read_bytes()
+    (tmp_path / "cut.heic").write_bytes(data[: len(data) // 2])
+    with pytest.raises(OSError, match="^image file is truncated: its 'mdat' box declares"):
+        read_image(str(tmp_path / "cut.heic"))
+
+
+def test_a_fresh_decode_worker_reads_heic(tiny_model):
+    """A spawned worker has imported nothing but what unpickling the reader pulls in."""
+    enc = image_encoder(tiny_model, transform="fast")
+    path = str(fixtures_dir("image") / HEIC[0])
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        prepared = pool.apply(enc.reader.prepare, (path,))
+    torch.testing.assert_close(prepared.sample, enc.reader.prepare(path).sample, rtol=0, atol=0)
+
+
+def _fake_dng() -> bytes:
+    info = TiffImagePlugin.ImageFileDirectory_v2()
+    info[50706], info.tagtype[50706] = b"\x01\x04\x00\x00", TiffTags.BYTE  # DNGVersion 1.4
+    return _save(Image.new("RGB", (16, 12)), "TIFF", tiffinfo=info).getvalue()
+
+
+# Each format's first bytes, from its specification (nothing decodable follows them); a DNG is a
+# TIFF whose first directory has a DNGVersion tag, which Pillow would read as an ordinary TIFF.
+SIGNATURES = [
+    ("JPEG XL image", b"\xff\x0a\xfa\x7f\x01\x90\x08\x00"),  # bare codestream
+    ("JPEG XL image", b"\x00\x00\x00\x0cJXL \r\n\x87\n\x00\x00\x00\x14ftypjxl \x00\x00\x00\x00jxl "),
+    ("Canon CR3 (camera RAW) image", b"\x00\x00\x00\x18ftypcrx \x00\x00\x00\x01crx isom"),
+    ("Fujifilm RAF (camera RAW) image", b"FUJIFILMCCD-RAW 0201FF383501"),
+    ("OpenEXR image", b"v/1\x01\x02\x00\x00\x00"),
+    ("SVG (vector) image", b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>'),
+    ("DNG (camera RAW) image", None),
+]
+
+
+@pytest.mark.parametrize("kind,head", SIGNATURES)
+def test_an_unsupported_image_format_is_named(kind, head, tmp_path):
+    path = tmp_path / "photo.img"
+    path.write_bytes(head or _fake_dng())
+    with pytest.raises(UnsupportedImageFormat) as raised:
+        read_image(str(path))
+    assert str(raised.value) == f"{kind}: no decoder available"
+
+
+@pytest.mark.parametrize("source,kind", [("video/nasa_13013.mp4", "ISO media file (brand 'isom'"),
+                                         ("audio/sr_english_speech_44k1_mono.wav", "RIFF file"),
+                                         ("video/dicom/dcmbench_us_esopecho_rgb_single.dcm", "DICOM file"),
+                                         (b"", "the file is empty"),
+                                         (b"name,label\n", "no known image format starts with the bytes 6e 61")])
+def test_a_file_that_is_no_image_says_so(source, kind, tmp_path):
+    path = tmp_path / "photo.jpg"
+    if isinstance(source, bytes):
+        path.write_bytes(source)
+    else:
+        path = fixtures_dir("") / source
+    with pytest.raises(NotAnImage) as raised:
+        read_image(str(path))
+    assert str(raised.value).startswith(f"not an image: {kind}") and str(path.parent) not in str(raised.value)
+
+
+def test_jpegs_whose_scans_libjpeg_fills_in_raise_and_whole_ones_read_as_pillow_reads_them(tmp_path):
+    root = fixtures_dir("image")
+    for name, warning in CORRUPT.items():
+        with pytest.raises(CorruptImageData, match=re.compile(warning, re.IGNORECASE)):
+            read_image(str(root / name))
+    retina = (root / "skimage_retina_1411.jpg").read_bytes()
+    photo = Image.open(io.BytesIO(retina))
+    progressive = _save(photo, "JPEG", quality=90, progressive=True).getvalue()
+    cmyk = _save(photo.convert("CMYK"), "JPEG", quality=90).getvalue()  # Adobe APP14, inverted CMYK
+    path = tmp_path / "photo.jpg"
+    for data in (retina, progressive, cmyk):  # cut short and closed with EOI, as the Pixel photo was
+        path.write_bytes(data[: len(data) // 2] + b"\xff\xd9")
+        with pytest.raises(CorruptImageData, match="premature end of data segment"):
+            read_image(str(path), min_side=438)  # the draft decode is checked as well
+    app0_end = 4 + int.from_bytes(retina[4:6], "big")
+    jfif = retina.index(b"JFIF\x00") + 5
+    whole = {"baseline": retina, "progressive": progressive, "CMYK": cmyk,
+             "MPO": _save(photo, "MPO", save_all=True, append_images=[photo.rotate(90)]).getvalue(),
+             # quirks libjpeg warns about in pictures it decodes whole
+             "padding before EOI": retina[:-2] + b"\x00" * 40 + retina[-2:],
+             "JFIF 2.01": retina[:jfif] + b"\x02\x01" + retina[jfif + 2:],
+             "junk between segments": retina[:app0_end] + b"\x00\x00\x00" + retina[app0_end:]}
+    for name, data in whole.items():
+        path.write_bytes(data)
+        np.testing.assert_array_equal(read_image(str(path)), pillow_rgb(path), err_msg=name)
+        assert min(read_image(str(path), min_side=438).shape[:2]) >= 438, name
+
+
+def test_exif_orientation_applied_or_ignored_as_opencv_reads_the_photo(tiny_model):
+    path = str(ROTATED)
+    upright = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)  # OpenCV applies EXIF orientation
+    stored = cv2.cvtColor(cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION), cv2.COLOR_BGR2RGB)
+    assert upright.shape == (1800, 1200, 3) and stored.shape == (1200, 1800, 3)
+    np.testing.assert_array_equal(read_image(path), upright)
+    np.testing.assert_array_equal(read_image(path, exif_orientation=False), stored)
+    fingerprints = set()
+    for option, frame in (("apply", upright), ("ignore", stored)):
+        enc = image_encoder(tiny_model, transform="official", exif_orientation=option)
+        expected = transforms.preprocess_on_cpu(frame[None], enc.reader.crop, "official")
+        torch.testing.assert_close(enc.reader.prepare(path).sample, expected, rtol=0, atol=0)
+        assert enc.provenance()["preprocessing"]["exif_orientation"] == option
+        fingerprints.add(enc.fingerprint())
+    assert len(fingerprints) == 2  # parts written under one are never mixed with the other's
+    assert image_encoder(tiny_model).provenance()["preprocessing"]["exif_orientation"] == "apply"  # the default
+    with pytest.raises(OptionError, match="encoder.exif_orientation"):
+        image_encoder(tiny_model, exif_orientation="sideways")
 
 
 def test_modes_orientation_and_large_images(tmp_path):
@@ -164,7 +301,8 @@ def test_image_frames_two_is_one_temporal_token_and_a_different_embedding(tiny_m
 def test_extract_script_writes_image_rows_and_error_rows(tiny_model, tmp_path):
     root = fixtures_dir("image")
     manifest = tmp_path / "manifest.txt"
-    manifest.write_text("\n".join(sorted(GOOD + BROKEN)) + "\n")
+    whole, failing = sorted(GOOD + HEIC), sorted(BROKEN + list(CORRUPT))
+    manifest.write_text("\n".join(sorted(whole + failing)) + "\n")
     out = tmp_path / "emb" / "s.parquet"
     options = {"media": "image", "path": str(tiny_model), "device": "cpu", "outputs": ["mean", "tokens"],
                "batch_size": 2}
@@ -172,17 +310,22 @@ def test_extract_script_writes_image_rows_and_error_rows(tiny_model, tmp_path):
                "--input_dir", root, "--shard", "s", "--manifest", manifest, "--output", out, "--num_workers", "0",
                "--save_every", "2")
     rows = pq.read_table(out)
-    assert rows.column("key").to_pylist() == sorted(GOOD)
+    assert rows.column("key").to_pylist() == whole  # the HEIC photos too: the script registers their reader
     # Tokens live in safetensors beside the rows, one file per part (--save_every 2: several).
     assert "tokens" not in rows.column_names
     files = rows.column("tokens_file").to_pylist()
     assert len(set(files)) > 1 and all(f.startswith("s.tokens/part-") for f in files)
-    for key, rel in zip(sorted(GOOD), files, strict=True):
+    for key, rel in zip(whole, files, strict=True):
         tokens = read_tensor(out, rel, key)
         assert tokens.shape == (8, 4, 4, 32) and tokens.dtype == np.float16
         np.testing.assert_allclose(tokens.astype(np.float32).mean(axis=(0, 1, 2)),
-                                   rows.column("embedding")[sorted(GOOD).index(key)].as_py(), atol=2e-3)
+                                   rows.column("embedding")[whole.index(key)].as_py(), atol=2e-3)
     assert not (tmp_path / "emb" / "parts").exists()  # parts (and their sidecars) removed once assembled
     errors = pq.read_table(tmp_path / "emb" / "s.errors.parquet").to_pylist()
-    assert [e["key"] for e in errors] == sorted(BROKEN)
-    assert all("truncated" in e["message"] for e in errors)
+    assert [e["key"] for e in errors] == failing
+    for e in errors:
+        if e["key"] in CORRUPT:
+            assert e["error_type"] == "CorruptImageData" and re.search(CORRUPT[e["key"]], e["message"], re.I), e
+        else:
+            assert "truncated" in e["message"], e
+        assert str(root) not in e["message"]

@@ -65,13 +65,46 @@ def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def counted(n: int, noun: str) -> str:
+    """"1 row", "2 rows"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def truncation_note(files: list[Path]) -> str:
     """How many rows come from files that decoded shorter than their header declares."""
-    if "truncated" not in pq.read_schema(files[0]).names:
+    names = pq.read_schema(files[0]).names
+    if "truncated" not in names:
         return ""
     flagged = sum(pc.sum(pq.read_table(f, columns=["truncated"]).column("truncated")).as_py() or 0 for f in files)
-    return (f"\n\n`truncated`: the file decoded shorter than its header declares ({flagged} rows); the row "
-            "embeds what decoded. Null where the format states no length (OGG, MP3 without a VBR header).")
+    if "frames_decoded" in names:
+        what = "the video decoded fewer frames than its container or DICOM header declares"
+        unknown = "Null where the container states neither a frame count nor a duration."
+    else:
+        what = "the file decoded shorter than its header declares"
+        unknown = ("Null where the format states no length (Ogg, raw AAC, MP3 without a Xing/VBRI header): "
+                   "a length estimated from the bit rate is not a declaration.")
+    return f"\n\n`truncated`: {what} ({counted(flagged, 'row')}); the row embeds what decoded. {unknown}"
+
+
+DECODER_ORDER = {"frames_decoded": "decord first (the official V-JEPA 2 numbers come from it); PyAV for a codec "
+                                   "decord's FFmpeg lacks (AV1) or frames it counts wrongly (edit lists); "
+                                   "pydicom for DICOM cines",
+                 "duration_s": "soundfile (libsndfile) first; PyAV for what libsndfile cannot open or decode"}
+
+
+def decoder_note(files: list[Path]) -> str:
+    """Which decoder read how many rows (video and audio rows record it)."""
+    names = pq.read_schema(files[0]).names
+    if "decoder" not in names:
+        return ""
+    counts: dict[str, int] = {}
+    for f in files:
+        for item in pc.value_counts(pq.read_table(f, columns=["decoder"]).column("decoder")).to_pylist():
+            counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+    order = next((text for column, text in DECODER_ORDER.items() if column in names), "")
+    by_count = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    tally = ", ".join(f"{name} {counted(n, 'row')}" for name, n in by_count)
+    return f"\n\n`decoder`: what decoded the file ({tally}). Tried in order: {order}."
 
 
 def sidecar_note(first: Path, provenance: dict[str, Any]) -> str:
@@ -97,7 +130,8 @@ def pca_note(first: Path) -> str:
         return ""
     pca = Pca.load(path)
     k, d = pca.components.shape
-    return (f"\n\n`embedding_pca` (width {k}): `embedding` on the run's own PCA, fitted on its {pca.n_rows} rows; "
+    return (f"\n\n`embedding_pca` (width {k}): `embedding` on the run's own PCA, fitted on its "
+            f"{counted(pca.n_rows, 'row')}; "
             f"the {k} components keep {100 * pca.explained_variance_ratio.sum():.1f} % of the variance. "
             f"`{PCA_NAME}` holds `mean` [{d}], `components` [{k}, {d}] and `explained_variance_ratio`: "
             "`embedding_pca = (embedding - mean) @ components.T` for any new vector.")
@@ -112,8 +146,11 @@ def exclusion_note(exclusions: dict[str, Any] | None) -> str:
     parts = [f"{len(names)} {labels[why]}" for why, names in exclusions["excluded"].items() if names]
     skipped = exclusions["skipped_by_extension"]
     if skipped:
+        companions = sum(exclusions.get("wfdb_companions", {}).values())
         parts.append(f"{sum(skipped.values())} with other extensions ("
-                     + ", ".join(f"{ext or 'none'} {n}" for ext, n in skipped.items()) + ")")
+                     + ", ".join(f"{ext or 'none'} {n}" for ext, n in skipped.items())
+                     + (f"; {companions} of them WFDB signal and annotation files, read through their .hea"
+                        if companions else "") + ")")
     for key, what in (("hidden_folders", "hidden folders"), ("linked_folders", "links to folders below the top level")):
         if exclusions.get(key):
             parts.append(f"{len(exclusions[key])} {what}, not entered")
@@ -160,6 +197,7 @@ def card_body(files: list[Path], metrics: dict[str, Any], dataset: dict[str, Any
     columns += sidecar_note(files[0], provenance)
     columns += pca_note(files[0])
     columns += truncation_note(files)
+    columns += decoder_note(files)
     credentialed = (
         "\n> **Credentialed data.** The source files are under a data use agreement. These embeddings are "
         "derived from them: share them only with people who hold the same agreement, and keep the "
@@ -180,8 +218,8 @@ listed in the run's `*.errors.parquet`.
 
 ## Counts
 
-{totals["files"]} files: {totals["rows"]} rows and {totals["errors"]} errors (error fraction
-{totals["error_fraction"]}), in {len(files)} Parquet files.{exclusion_note(exclusions)}
+{counted(totals["files"], "file")}: {counted(totals["rows"], "row")} and {counted(totals["errors"], "error")} (error
+fraction {totals["error_fraction"]}), in {counted(len(files), "Parquet file")}.{exclusion_note(exclusions)}
 
 {shards}
 

@@ -50,6 +50,7 @@ def list_top_folders(input_dir: str | os.PathLike) -> list[str]:
 
 
 DICOM_EXTENSION = ".dcm"
+WFDB_HEADER = ".hea"
 
 
 def normalise_extensions(extensions: list[str]) -> tuple[str, ...]:
@@ -90,9 +91,13 @@ def scan_tree(root: str | os.PathLike, extensions: list[str], subdir: str | None
                 elif not top:  # top-level links are walked as starts of their own
                     out.linked_folders.append(rel)
             dirnames[:] = entered
+            records = wfdb_records(filenames) if WFDB_HEADER in exts else set()
             for name in filenames:
                 if not name.lower().endswith(exts) and not (dicom and is_unnamed_dicom(here / name)):
-                    out.by_extension[os.path.splitext(name)[1].lower()] += 1
+                    stem, ext = os.path.splitext(name)
+                    out.by_extension[ext.lower()] += 1
+                    if stem in records or (records and ext.lower() == ".dat"):
+                        out.companions[ext.lower()] += 1
                     continue
                 key = (here / name).relative_to(root).as_posix()
                 if name.startswith("."):
@@ -102,6 +107,12 @@ def scan_tree(root: str | os.PathLike, extensions: list[str], subdir: str | None
     for names in (out.hidden, out.line_breaks, out.not_utf8, out.hidden_folders, out.linked_folders):
         names.sort()
     return sorted(keys)
+
+
+def wfdb_records(filenames: list[str]) -> set[str]:
+    """The record names of a folder's WFDB headers: their signal and annotation files (`100.dat`,
+    `100.atr`) are read through the header, never embedded on their own."""
+    return {name[: -len(WFDB_HEADER)] for name in filenames if name.lower().endswith(WFDB_HEADER)}
 
 
 def is_unnamed_dicom(path: Path) -> bool:

@@ -9,6 +9,7 @@ equal failures would not group in the report), and FFmpeg's numeric error codes 
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -29,6 +30,13 @@ def clean_message(text: str) -> str:
     line = _SOURCE_LINE.sub("", _CLOCK.sub("", line))
     line = _AVERROR_CODE.sub(lambda m: f"({_AVERRORS.get(int(m.group(1)), 'FFmpeg error ' + m.group(1))})", line)
     return re.sub(r"\s+", " ", line).strip()[:MAX_MESSAGE]
+
+
+def relative_to(message: str, root: str | os.PathLike) -> str:
+    """The message with paths under the input root written as keys (relative to it): an error row
+    names its file by key, wherever the run's input happened to be mounted."""
+    prefix = os.fspath(root).rstrip("/")
+    return message.replace(f"{prefix}/", "") if prefix not in ("", ".") else message
 
 
 def error_fields(exc: BaseException) -> tuple[str, str]:

@@ -16,6 +16,7 @@ class Exclusions:
     that match an extension but are left out are listed by name, so none falls out of the count."""
 
     by_extension: Counter[str] = field(default_factory=Counter)
+    companions: Counter[str] = field(default_factory=Counter)  # of by_extension: WFDB signal files beside their .hea
     hidden: list[str] = field(default_factory=list)  # dot-files: .DS_Store-like junk, AppleDouble `._x.mp4`
     hidden_folders: list[str] = field(default_factory=list)  # not entered (.git, .snapshot)
     line_breaks: list[str] = field(default_factory=list)  # a manifest holds one key per line
@@ -31,6 +32,7 @@ class Exclusions:
     def as_dict(self) -> dict[str, Any]:
         return {
             "skipped_by_extension": dict(sorted(self.by_extension.items())),
+            "wfdb_companions": dict(sorted(self.companions.items())),
             "excluded": {"hidden": self.hidden, "line_breaks": self.line_breaks, "not_utf8": self.not_utf8,
                          "outside_shards": self.outside_shards},
             "hidden_folders": self.hidden_folders,
@@ -42,9 +44,12 @@ class Exclusions:
     def summary(self) -> list[str]:
         """One console line per reason."""
         lines = []
-        if n := sum(self.by_extension.values()):
-            counts = ", ".join(f"{ext or '(no extension)'} {k}" for ext, k in self.by_extension.most_common())
-            lines.append(f"skipped {n} files: {counts} — add them to `extensions` to embed them")
+        if n := sum(self.companions.values()):
+            lines.append(f"skipped {n} signal and annotation files of WFDB records ({_tally(self.companions)}): "
+                         "read through their .hea, not embedded on their own")
+        others = self.by_extension - self.companions
+        if n := sum(others.values()):
+            lines.append(f"skipped {n} files: {_tally(others)} — add them to `extensions` to embed them")
         reasons = [(self.hidden, "dot-files (hidden)"), (self.line_breaks, "names with a line break"),
                    (self.not_utf8, "names that are not UTF-8"),
                    (self.outside_shards, "files outside the listed shards.folders")]
@@ -60,3 +65,7 @@ class Exclusions:
             lines.append(f"not scanned: {len(self.linked_folders)} links to folders below the top level, e.g. "
                          f"{self.linked_folders[:5]} (link the files, or the top-level folder, instead)")
         return lines
+
+
+def _tally(counts: Counter[str]) -> str:
+    return ", ".join(f"{ext or '(no extension)'} {k}" for ext, k in counts.most_common())

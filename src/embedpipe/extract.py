@@ -17,9 +17,10 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from tqdm import tqdm
 
 from embedpipe.decode_guard import GuardedLoader, WorkerSlots, read_within, settle_worker, timeout_error
+from embedpipe.decoder_output import DecoderOutput
 from embedpipe.encoders.batch import Batch
 from embedpipe.encoders.roles import Encoder, Model, Reader
-from embedpipe.error_text import error_fields
+from embedpipe.error_text import error_fields, relative_to
 from embedpipe.gpu_report import GpuReport
 from embedpipe.model_files import ModelLoadError
 from embedpipe.sink import RowSink
@@ -43,6 +44,7 @@ class FileDataset(Dataset):
         self.keys, self.root, self.reader, self.timeout_s = keys, root, reader, timeout_s
         self.slots: WorkerSlots | None = None  # set by GuardedLoader: what each worker decodes, for its watchdog
         self.timed_out: set[int] = set()  # files that hung a worker: not opened again
+        self.decoder_output = DecoderOutput()
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -54,11 +56,14 @@ class FileDataset(Dataset):
         if self.slots is not None:
             self.slots.begin(i)
         try:
-            out, error = read_within(lambda: self.reader.prepare(str(self.root / key)), self.timeout_s)
+            with self.decoder_output.labelled(key):
+                out, error = read_within(lambda: self.reader.prepare(str(self.root / key)), self.timeout_s)
         finally:
             if self.slots is not None:
                 self.slots.end()
-        return (key, None, error, {}) if out is None else (key, out.sample, None, out.facts)
+        if out is None:
+            return key, None, (error[0], relative_to(error[1], self.root)), {}
+        return key, out.sample, None, out.facts
 
 
 @dataclass

@@ -11,6 +11,7 @@ import numpy as np
 from embedpipe.readers.declared import audio_declared_frames, is_truncated
 
 TARGET_RATE = 16000
+READ_BLOCK_FRAMES = 1 << 20
 
 
 class AudioReadError(RuntimeError):
@@ -23,6 +24,7 @@ class AudioClip:
     source_rate: int
     source_channels: int
     source_frames: int  # decoded
+    decoder: str  # "soundfile" or "pyav": which one produced the samples
     declared_frames: int | None = None  # what the header says (None: it does not say)
 
     @property
@@ -39,34 +41,79 @@ class AudioClip:
         return is_truncated(self.declared_frames, self.source_frames, self.source_rate // 20)
 
 
-def _decode_soundfile(path: str) -> tuple[np.ndarray, int, int | None]:
+@dataclass
+class Decoded:
+    data: np.ndarray  # float32 [n, channels]
+    rate: int
+    declared: int | None  # frames the header states
+    decoder: str
+
+
+def decode_soundfile(path: str) -> Decoded:
     import soundfile  # libsndfile ≥ 1.1: wav, flac, ogg/vorbis/opus, aiff, mp3
 
     with soundfile.SoundFile(path) as fh:
-        declared = audio_declared_frames(path, fh.format, fh.frames)
-        data = fh.read(dtype="float32", always_2d=True)
-        return data, int(fh.samplerate), declared
+        declared = audio_declared_frames(path, fh.format, fh.samplerate, fh.frames)
+        # Block by block until one comes back empty: soundfile reads "to the end" only where libsndfile
+        # can seek (not in GSM 6.10 or G.72x), and a header's frame count is no size to allocate up front.
+        blocks: list[np.ndarray] = []
+        while len(block := fh.read(READ_BLOCK_FRAMES, dtype="float32", always_2d=True)):
+            blocks.append(block)
+        data = np.concatenate(blocks) if blocks else np.zeros((0, fh.channels), np.float32)
+        return Decoded(data, int(fh.samplerate), declared, "soundfile")
 
 
-def _decode_pyav(path: str) -> tuple[np.ndarray, int, int | None]:
-    """Containers libsndfile does not read (m4a/aac, webm, video files with an audio track)."""
+def decode_pyav(path: str) -> Decoded:
+    """What libsndfile does not decode: m4a and raw AAC, webm, FLAC in Ogg, BW64, video files' audio tracks."""
     import av
 
     with av.open(path, metadata_errors="replace") as container:  # a non-UTF-8 title is no reason to fail
         if not container.streams.audio:
-            raise AudioReadError(f"no audio stream in {path}")
+            raise AudioReadError("no audio stream")
         stream = container.streams.audio[0]
         chunks = [f.to_ndarray() for f in container.decode(stream)]
-        rate = stream.rate
-        declared = round(float(stream.duration * stream.time_base) * rate) if stream.duration else None
+        rate = int(stream.rate)
+        known = stream.duration and stream.time_base
+        stated = round(float(stream.duration * stream.time_base) * rate) if known else None
+        declared = audio_declared_frames(path, container.format.name, rate, stated)
     if not chunks:
-        return np.zeros((0, 1), np.float32), int(rate), declared
+        return Decoded(np.zeros((0, 1), np.float32), rate, declared, "pyav")
     # planar formats give [channels, n], packed ones [1, n * channels]
     channels = stream.channels or 1
     data = np.concatenate([c if c.shape[0] == channels else c.reshape(-1, channels).T for c in chunks], axis=1)
-    if np.issubdtype(data.dtype, np.integer):
+    if np.issubdtype(data.dtype, np.unsignedinteger):  # FFmpeg's only unsigned format, u8, centres on 128
+        data = data.astype(np.float32) / 128 - 1
+    elif np.issubdtype(data.dtype, np.integer):
         data = data.astype(np.float32) / float(np.iinfo(data.dtype).max + 1)
-    return data.T.astype(np.float32), int(rate), declared
+    return Decoded(data.T.astype(np.float32), rate, declared, "pyav")
+
+
+def _reason(exc: Exception) -> str:
+    """A decoder's reason, without the path it was given (the error row names the file)."""
+    import av
+    import soundfile
+
+    if isinstance(exc, soundfile.LibsndfileError):
+        text = exc.error_string.removeprefix("Error : ")
+    elif isinstance(exc, av.FFmpegError):
+        text = exc.strerror or str(exc)
+    else:
+        text = str(exc) or type(exc).__name__
+    text = text.strip().rstrip(".")
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
+def decode_audio(path: str) -> Decoded:
+    """libsndfile, else PyAV. libsndfile also fails on files it recognises but cannot decode (FLAC in
+    Ogg: "unknown error in flac decoder"), which FFmpeg may read whole; a file that fails in both is
+    an error naming both reasons, never the part one of them got through."""
+    try:
+        return decode_soundfile(path)
+    except Exception as soundfile_error:
+        try:
+            return decode_pyav(path)
+        except Exception as pyav_error:
+            raise AudioReadError(f"soundfile: {_reason(soundfile_error)}; PyAV: {_reason(pyav_error)}") from pyav_error
 
 
 def resampled_length(n: int, rate: int, target_rate: int) -> int:
@@ -84,24 +131,20 @@ def fix_length(x: np.ndarray, n: int) -> np.ndarray:
 
 def read_audio(path: str, target_rate: int = TARGET_RATE) -> AudioClip:
     """Decode, average the channels (librosa's to_mono), resample with soxr HQ (librosa's default)."""
-    import soundfile
     import soxr
 
-    try:
-        data, rate, declared = _decode_soundfile(path)
-    except soundfile.LibsndfileError as exc:
-        if "unknown format" not in str(exc).lower() and "format not recognised" not in str(exc).lower():
-            raise  # a known format that is damaged: say so, do not hide it behind a second decoder
-        data, rate, declared = _decode_pyav(path)
+    decoded = decode_audio(path)
+    data, rate = decoded.data, decoded.rate
     if data.shape[0] == 0:
-        raise AudioReadError(f"no audio samples in {path}")
+        raise AudioReadError("no audio samples")
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     if not np.isfinite(mono).all():
-        raise AudioReadError(f"non-finite samples in {path}")
+        raise AudioReadError("non-finite samples")
     if rate != target_rate:
         mono = fix_length(soxr.resample(mono, rate, target_rate, quality="HQ").astype(np.float32, copy=False),
                           resampled_length(mono.shape[0], rate, target_rate))
-    return AudioClip(np.ascontiguousarray(mono), rate, data.shape[1], data.shape[0], declared)
+    return AudioClip(np.ascontiguousarray(mono), rate, data.shape[1], data.shape[0], decoded.decoder,
+                     decoded.declared)
 
 
 def audio_duration(path: str) -> float:

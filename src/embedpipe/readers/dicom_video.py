@@ -225,4 +225,4 @@ def read_dicom_video(path: str, num_frames: int) -> VideoClip:
         frames = np.stack(rgb)[positions]
         return VideoClip(frames, present, _declared_frames(header), frame_rate=_frame_rate(header),
                          height=int(header.Rows), width=int(header.Columns), transfer_syntax=syntax.name,
-                         counts_exact=True)
+                         counts_exact=True, decoder="pydicom")

@@ -78,13 +78,15 @@ def canonical_lead(name: str) -> str | None:
 
 def read_wfdb(path: str, seconds: float | None = TARGET_SAMPLES / TARGET_RATE,
               max_seconds: float = MAX_SECONDS) -> tuple[dict[str, np.ndarray], float]:
-    """Signals by name, in mV, at the source rate: the first `seconds` (plus a margin), or the whole record."""
+    """Signals by name, in mV, at the rate of the standard leads among them (see `_at_lead_rate`): the
+    first `seconds` (plus a margin), or the whole record."""
     record_name = str(Path(path).with_suffix("")) if Path(path).suffix.lower() in (".hea", ".dat") else path
     header_path = Path(f"{record_name}.hea")
     try:
         lines = wfdb_signal.header_lines(header_path)
         wfdb_signal.check_signal_sizes(header_path, lines)
-        # Cut to `seconds`, only what is used is read: a 30-min Holter record is not read whole.
+        # Cut to `seconds`, only what is used is read: a 30-min Holter record is not read whole. The
+        # header's rate and length count frames, so the cut is in seconds whatever a signal's samples per frame.
         rate, sig_len = wfdb_signal.record_rate_and_length(lines)
         if not seconds and sig_len and rate and sig_len / rate > max_seconds:
             raise EcgReadError(f"{path}: {sig_len / rate:.0f} s is longer than {max_seconds:.0f} s read whole; "
@@ -92,45 +94,70 @@ def read_wfdb(path: str, seconds: float | None = TARGET_SAMPLES / TARGET_RATE,
         sampto = math.ceil(rate * (seconds + CUT_MARGIN_S)) if seconds else sig_len
         try:
             header = wfdb_signal.parse_header(lines)
-            leads = wfdb_signal.read_samples(record_name, header, sampto)
-            units = {sig.name: sig.units for sig in reversed(header.signals)}  # first of a repeated name
+            signals = wfdb_signal.read_samples(record_name, header, sampto)
+            first = list(reversed(header.signals))  # the first of a repeated name wins, as in read_samples
+            units = {sig.name: sig.units for sig in first}
+            rates = {sig.name: header.rate * sig.per_frame for sig in first}
         except wfdb_signal.WfdbFormatError:
-            leads, units, rate = _read_with_wfdb(record_name, min(sampto, sig_len) if sig_len and sampto else sampto)
+            sampto = min(sampto, sig_len) if sig_len and sampto else sampto
+            signals, units, rates = _read_with_wfdb(record_name, sampto)
     except wfdb_signal.SignalFileTruncated as e:
         raise EcgReadError(str(e)) from None
+    leads, rate = _at_lead_rate(signals, rates)
     if not leads or next(iter(leads.values())).shape[0] == 0:
         raise EcgReadError(f"no samples in {path}")
     microvolts = {name for name, unit in units.items() if unit.lower() in ("uv", "µv")}
     return {name: v * 1e-3 if name in microvolts else v for name, v in leads.items()}, rate
 
 
-def _read_with_wfdb(record_name: str, sampto: int | None) -> tuple[dict[str, np.ndarray], dict[str, str], float]:
-    """Records wfdb_signal does not decode (multi-segment, skewed, difference-coded, …)."""
+def _read_with_wfdb(record_name: str, sampto: int | None
+                    ) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, float]]:
+    """Records wfdb_signal does not decode (multi-segment, skewed, difference-coded, …): signals, units
+    and rates by name. smooth_frames=False: wfdb's default averages the samples of each frame, which
+    would give a 500-Hz ECG stored 4 samples a 125-Hz frame as a 125-Hz average."""
     import wfdb
 
-    record = wfdb.rdrecord(record_name, sampto=sampto)
-    if record.p_signal is None:
-        return {}, {}, float(record.fs)
-    leads: dict[str, np.ndarray] = {}
+    record = wfdb.rdrecord(record_name, sampto=sampto, smooth_frames=False)
+    signals: dict[str, np.ndarray] = {}
     units: dict[str, str] = {}
-    for i, name in enumerate(record.sig_name):
-        if name not in leads:  # a repeated name keeps its first signal, as in wfdb_signal
-            leads[name], units[name] = record.p_signal[:, i], record.units[i] or ""
-    return leads, units, float(record.fs)
+    rates: dict[str, float] = {}
+    for i, name in enumerate(record.sig_name if record.e_p_signal is not None else []):
+        if name not in signals:  # a repeated name keeps its first signal, as in wfdb_signal
+            signals[name], units[name] = record.e_p_signal[i], record.units[i] or ""
+            rates[name] = float(record.fs) * record.samps_per_frame[i]
+    return signals, units, rates
 
 
-def resample_to_target(x: np.ndarray, rate: float, method: str = "polyphase") -> np.ndarray:
-    if rate == TARGET_RATE:
+def _at_lead_rate(signals: dict[str, np.ndarray], rates: dict[str, float]) -> tuple[dict[str, np.ndarray], float]:
+    """One rate for a record whose signals have several (WFDB samples per frame): the highest of its
+    standard leads' rates (of all its signals when it has no standard lead).
+
+    A standard lead at a lower rate is upsampled to it rather than the others downsampled: downsampling
+    would throw away what the faster leads recorded, and the model's 500 Hz is one resampling away
+    anyway. Another signal at another rate (a monitor's 125-Hz blood pressure beside its 500-Hz ECG)
+    is no lead: it is dropped, so that every signal returned is at the rate returned. (A NaN in an
+    upsampled lead spreads over the resampler's span, and is counted and filled there.)"""
+    if len(set(rates.values())) == 1:  # the common single-rate record: nothing to choose
+        return signals, next(iter(rates.values()))
+    lead_rates = [rates[name] for name in signals if canonical_lead(name)]
+    rate = max(lead_rates or rates.values(), default=0.0)
+    return {name: values if rates[name] == rate else resample_to_target(values, rates[name], target=rate)
+            for name, values in signals.items() if rates[name] == rate or canonical_lead(name)}, rate
+
+
+def resample_to_target(x: np.ndarray, rate: float, method: str = "polyphase",
+                       target: float = TARGET_RATE) -> np.ndarray:
+    if rate == target:
         return x
-    if method == "every_second" and rate == 2 * TARGET_RATE:
+    if method == "every_second" and rate == 2 * target:
         return x[:, ::2]
     if method == "fft":
         from scipy.signal import resample
 
-        return resample(x, int(TARGET_RATE / rate * x.shape[-1]), axis=-1)
+        return resample(x, int(target / rate * x.shape[-1]), axis=-1)
     from scipy.signal import resample_poly
 
-    ratio = Fraction(TARGET_RATE / rate).limit_denominator(1000)
+    ratio = Fraction(target / rate).limit_denominator(1000)
     return resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
 
 

@@ -1,19 +1,32 @@
-"""Video decoding with decord (DICOM cines through dicom_video): a fixed number of frames spread over the whole clip."""
+"""Video decoding: a fixed number of frames spread over the whole clip, by decord, else PyAV (see
+`video_pyav`: a codec decord lacks, or a frame index that disagrees with what the container presents);
+DICOM cines through dicom_video."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from embedpipe.readers.declared import is_truncated, video_declared_frames
+from embedpipe.error_text import clean_message
+from embedpipe.readers.declared import is_truncated
 from embedpipe.readers.sniff import has_dicom_preamble
+from embedpipe.readers.video_pyav import DecodeFailed, ProbeError, VideoProbe, decode_frames, probe_video
 
 TRUNCATION_SLACK_FRAMES = 2  # duration-based declared counts round; a cut file loses far more
 
 
 class VideoReadError(RuntimeError):
     """A video that opened but gave no usable frames."""
+
+
+class NoDecoderError(VideoReadError):
+    """No decoder of the chain decodes the video's codec."""
+
+
+class DecoderMismatch(VideoReadError):
+    """decord's frames cannot be trusted for this file: the next decoder reads it."""
 
 
 @dataclass
@@ -25,7 +38,8 @@ class VideoClip:
     height: int | None = None  # the source's frame size, before any preprocessing
     width: int | None = None
     transfer_syntax: str | None = None  # DICOM only: the transfer syntax's name
-    counts_exact: bool = False  # DICOM counts frames, not a duration that rounds: any shortfall is a cut
+    counts_exact: bool = False  # a frame count (DICOM, MP4, AVI), not a rounded duration: any shortfall is a cut
+    decoder: str = "decord"  # decord | pyav | pydicom: what produced the frames
 
     @property
     def truncated(self) -> bool | None:
@@ -56,53 +70,100 @@ def _to_dicom_reader(path: str) -> bool:
     return False
 
 
-def _decode(path: str, num_frames: int) -> tuple[np.ndarray, int, float | None]:
+def _decode_decord(path: str, num_frames: int, probe: VideoProbe) -> VideoClip:
+    """decord's frames, when its frame index agrees with what FFmpeg presents; DecoderMismatch when not."""
     import decord  # imported here: decord loads FFmpeg, workers pay for it, the parent need not
 
     try:
         reader = decord.VideoReader(path, num_threads=1, ctx=decord.cpu(0))
-    except (RuntimeError, decord.DECORDError):
-        raise VideoReadError(f"cannot open {path}: {_open_failure(path)}") from None
-    total = len(reader)
-    if total <= 0:
-        raise VideoReadError(f"no frames in {path}")
-    frames = reader.get_batch(frame_indices(total, num_frames)).asnumpy()
+        total = len(reader)
+        if total <= 0:
+            raise VideoReadError("no frames")
+        if probe.presented is not None and probe.presented != total:
+            raise DecoderMismatch(f"decord counts {total} frames, the container presents {probe.presented}")
+        indices = frame_indices(total, num_frames)
+        frames = reader.get_batch(indices).asnumpy()
+    except (RuntimeError, decord.DECORDError) as exc:
+        if isinstance(exc, VideoReadError):
+            raise
+        message = clean_message(str(exc))
+        if "decoder not found" in message:  # decord's FFmpeg (4.x) lacks the codec: AV1, VVC
+            raise NoDecoderError(message) from None
+        raise VideoReadError(message or "cannot read it") from None
     if frames.ndim != 4 or frames.shape[0] != num_frames or frames.shape[-1] != 3:
-        raise VideoReadError(f"unexpected frame array {frames.shape} from {path}")
+        raise VideoReadError(f"unexpected frame array {frames.shape}")
+    if _repeats_a_frame(frames, indices):
+        # decord fills frames it could not decode with copies of the last one; PyAV counts what decodes
+        raise DecoderMismatch("two sampled frames are the same picture")
     fps = float(reader.get_avg_fps())  # from the stream's header: nothing more is decoded
-    return frames, total, fps if np.isfinite(fps) and fps > 0 else None
+    height, width = frames.shape[1:3]  # decord decodes at the source size
+    return VideoClip(frames, total, probe.declared, frame_rate=fps if np.isfinite(fps) and fps > 0 else None,
+                     height=int(height), width=int(width), counts_exact=probe.exact, decoder="decord")
 
 
-def _open_failure(path: str) -> str:
-    """Why FFmpeg cannot open a file: decord's exception says only "Error reading <path>..." and
-    prints the reason to stderr, out of the error row's reach. PyAV opens it again to ask."""
+def _repeats_a_frame(frames: np.ndarray, indices: np.ndarray) -> bool:
+    """Whether two neighbouring samples of different frames are pixel-identical. A still scene can be:
+    then PyAV decodes the file and counts every frame, at the cost of one more decode."""
+    return any(indices[i] != indices[i - 1] and np.array_equal(frames[i], frames[i - 1]) for i in range(1, len(frames)))
+
+
+def _decode_pyav(path: str, num_frames: int, probe: VideoProbe) -> VideoClip:
     import av
 
+    if not probe.has_decoder:
+        raise NoDecoderError(f"PyAV's FFmpeg has no {probe.codec} decoder")
+    total = probe.presented
     try:
-        with av.open(path, metadata_errors="replace") as container:
-            return "no video stream" if not container.streams.video else "decord cannot read it"
-    except av.FFmpegError as exc:
-        reason = exc.strerror or str(exc)
-        unclear = "Invalid data found when processing input"  # FFmpeg's word for both
-        return "not a video FFmpeg reads, or cut short" if reason == unclear else reason
-    except OSError as exc:
-        return exc.strerror or str(exc)
+        if not total:  # unknown: count by decoding, then decode again for the frames
+            total = decode_frames(path, np.zeros(0, int))[1]
+        if not total:
+            raise VideoReadError("no frames")
+        kept, decoded = decode_frames(path, frame_indices(total, num_frames))
+        if decoded != total:  # fewer decoded than presented: sample what there is
+            if not decoded:
+                raise VideoReadError(f"none of the {total} frames decodes")
+            kept, decoded = decode_frames(path, frame_indices(decoded, num_frames))
+    except (av.FFmpegError, DecodeFailed) as exc:
+        raise VideoReadError(clean_message(str(exc))) from None
+    frames = np.stack(kept)
+    height, width = frames.shape[1:3]
+    return VideoClip(frames, decoded, probe.declared, frame_rate=probe.frame_rate, height=int(height),
+                     width=int(width), counts_exact=probe.exact, decoder="pyav")
+
+
+DECODERS: dict[str, Callable[[str, int, VideoProbe], VideoClip]] = {"decord": _decode_decord, "pyav": _decode_pyav}
+
+
+def _decode(path: str, num_frames: int, decoders: tuple[str, ...]) -> VideoClip:
+    """The first decoder in `decoders` that reads the file; the error names the codec and each reason."""
+    try:
+        probe = probe_video(path)
+    except ProbeError as exc:
+        raise VideoReadError(f"cannot open: {exc}") from None
+    reasons, lacking = [], []
+    for name in decoders:
+        try:
+            return DECODERS[name](path, num_frames, probe)
+        except NoDecoderError:
+            lacking.append(name)
+        except VideoReadError as exc:
+            reasons.append(f"{name}: {exc}")
+    if not reasons:
+        raise NoDecoderError(f"{probe.codec} video: no decoder available (none in {', '.join(lacking)})")
+    raise VideoReadError(f"{probe.codec} video: {'; '.join(reasons)}")
 
 
 def read_video_frames(path: str, num_frames: int) -> np.ndarray:
     """Decode `num_frames` frames as uint8 `[T, H, W, 3]`."""
-    if _to_dicom_reader(path):
-        return read_video(path, num_frames).frames
-    return _decode(path, num_frames)[0]
+    return read_video(path, num_frames).frames
 
 
-def read_video(path: str, num_frames: int) -> VideoClip:
-    """The frames, and whether the file decodes to the length its header declares: a cut AVI or
-    MKV decodes without an error and gives frames spread over the part that is left."""
+def read_video(path: str, num_frames: int, decoders: tuple[str, ...] = tuple(DECODERS)) -> VideoClip:
+    """The frames, which decoder gave them, and whether the file decodes to the length its header
+    declares: a cut AVI or MKV decodes without an error and gives frames spread over the part that is left.
+    `decoders`: tried in order (decord first: the official transform's numbers come from it)."""
     if _to_dicom_reader(path):
         from embedpipe.readers.dicom_video import read_dicom_video  # imported here: it imports this module
 
         return read_dicom_video(path, num_frames)
-    frames, total, fps = _decode(path, num_frames)
-    height, width = frames.shape[1:3]  # decord decodes at the source size
-    return VideoClip(frames, total, video_declared_frames(path), frame_rate=fps, height=int(height), width=int(width))
+    return _decode(path, num_frames, decoders)

@@ -4,9 +4,11 @@
 10-s 12-lead record take 0.05 ms to read. On a GPU node that made reading the ceiling for ECGs
 (337 ECGs/s on an H100 that runs ECGFounder at 14,000/s). This module parses the header itself and
 decodes formats 16, 61, 80, 160, 212, 24 and 32 with numpy, giving the same physical values as
-`wfdb.rdrecord` (tested equal on every format). Anything else — multi-segment records, skew,
-several samples per frame, difference or FLAC formats, a header without a sample count — is left
-to `wfdb.rdrecord`, so no record is refused that wfdb reads.
+`wfdb.rdrecord(smooth_frames=False)` (tested equal on every format). A signal stored at several samples
+per frame (`212x4`: a monitor's 500-Hz ECG beside its 125-Hz pressures) comes out at its own rate, every
+sample, never averaged per frame. Anything else — multi-segment records, skew, difference or FLAC
+formats, a header without a sample count — is left to `wfdb.rdrecord`, so no record is refused that
+wfdb reads.
 """
 
 from __future__ import annotations
@@ -48,12 +50,13 @@ class WfdbSignal:
     gain: float
     baseline: int
     units: str
+    per_frame: int = 1  # samples per frame: the signal's rate is this times the record's (frame) rate
 
 
 @dataclass(frozen=True)
 class WfdbHeader:
-    rate: float
-    n_samples: int  # samples per signal (a header without the count is left to wfdb)
+    rate: float  # frames per second; a signal with one sample per frame has this rate
+    n_samples: int  # frames (a header without the count is left to wfdb)
     signals: list[WfdbSignal]
 
 
@@ -86,8 +89,9 @@ def _parse_signal_line(line: str) -> WfdbSignal:
     fmt = _FORMAT_FIELD.match(fields[1]) if len(fields) > 1 else None
     if fmt is None or len(fields) < 9 or fields[0] == "~":
         raise WfdbFormatError(f"signal line not decoded here: {line!r}")
-    code, per_frame, skew, offset = fmt.groups()
-    if code not in INVALID_SAMPLE or int(per_frame or 1) != 1 or int(skew or 0) != 0:
+    code, per_frame_field, skew, offset = fmt.groups()
+    per_frame = int(per_frame_field or 1)
+    if code not in INVALID_SAMPLE or per_frame < 1 or int(skew or 0) != 0:
         raise WfdbFormatError(f"format {fields[1]} not decoded here")
     gain = _GAIN_FIELD.match(fields[2])
     if gain is None:
@@ -95,7 +99,8 @@ def _parse_signal_line(line: str) -> WfdbSignal:
     adc_zero = int(fields[4])
     baseline = int(gain.group(2)) if gain.group(2) is not None else adc_zero
     return WfdbSignal(name=fields[8].strip(), file=fields[0], fmt=code, byte_offset=int(offset or 0),
-                      gain=float(gain.group(1)) or DEFAULT_GAIN, baseline=baseline, units=gain.group(3) or "mV")
+                      gain=float(gain.group(1)) or DEFAULT_GAIN, baseline=baseline, units=gain.group(3) or "mV",
+                      per_frame=per_frame)
 
 
 def check_signal_sizes(header_path: Path, lines: list[str]) -> None:
@@ -122,8 +127,9 @@ def check_signal_sizes(header_path: Path, lines: list[str]) -> None:
 
 
 def read_samples(record_name: str, header: WfdbHeader, n: int) -> dict[str, np.ndarray]:
-    """The first n samples of every signal in physical units (float64, NaN where the sample is invalid),
-    computed as wfdb.rdrecord computes them: (digital - baseline) / gain."""
+    """The first n frames of every signal in physical units (float64, NaN where the sample is invalid),
+    computed as wfdb.rdrecord computes them: (digital - baseline) / gain. A signal has n × its samples
+    per frame samples, at header.rate × its samples per frame."""
     n = min(n, header.n_samples)
     folder = Path(record_name).parent
     by_file: dict[str, list[WfdbSignal]] = {}
@@ -133,18 +139,25 @@ def read_samples(record_name: str, header: WfdbHeader, n: int) -> dict[str, np.n
     for file, sigs in by_file.items():
         if len({(s.fmt, s.byte_offset) for s in sigs}) != 1:
             raise WfdbFormatError(f"{file} mixes formats or byte offsets")
-        digital = _read_frames(folder / file, sigs[0].fmt, sigs[0].byte_offset, len(sigs), n)
-        baseline = np.array([s.baseline for s in sigs], dtype=np.float64)
-        gain = np.array([s.gain for s in sigs], dtype=np.float64)
+        width = sum(s.per_frame for s in sigs)
+        digital = _read_frames(folder / file, sigs[0].fmt, sigs[0].byte_offset, width, n)
+        # The signal of each column of a frame, which holds each signal's samples in a row
+        columns = sigs if width == len(sigs) else [s for s in sigs for _ in range(s.per_frame)]
+        baseline = np.array([s.baseline for s in columns], dtype=np.float64)
+        gain = np.array([s.gain for s in columns], dtype=np.float64)
         physical = (digital - baseline) / gain
         physical[digital == INVALID_SAMPLE[sigs[0].fmt]] = np.nan
-        for column, sig in enumerate(sigs):
-            out.setdefault(sig.name, physical[:, column])  # a repeated name keeps its first signal
+        column = 0
+        for sig in sigs:  # a repeated name keeps its first signal
+            # one sample per frame stays a view: the common single-rate record copies nothing here
+            out.setdefault(sig.name, physical[:, column] if sig.per_frame == 1
+                           else physical[:, column : column + sig.per_frame].reshape(-1))
+            column += sig.per_frame
     return out
 
 
 def _read_frames(path: Path, fmt: str, byte_offset: int, width: int, n: int) -> np.ndarray:
-    """n frames of `width` interleaved signals from one file, as int64 [n, width]."""
+    """n frames of `width` interleaved samples from one file, as int64 [n, width]."""
     count = n * width
     nbytes = math.ceil(count * FORMAT_BITS[fmt] / 8)
     with open(path, "rb") as f:

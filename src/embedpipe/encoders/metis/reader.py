@@ -24,7 +24,7 @@ class AudioReader(Reader):
         if fbank_frames(len(clip.samples)) < 2:
             raise AudioReadError(f"{clip.duration_s:.3f} s of audio is shorter than two 25 ms feature frames")
         facts = {"duration_s": clip.duration_s, "sample_rate": clip.source_rate,
-                 "declared_duration_s": clip.declared_duration_s, "truncated": clip.truncated}
+                 "declared_duration_s": clip.declared_duration_s, "truncated": clip.truncated, "decoder": clip.decoder}
         return Prepared(torch.from_numpy(clip.samples), facts)
 
     def fact_fields(self) -> list[pa.Field]:
@@ -33,4 +33,5 @@ class AudioReader(Reader):
             pa.field("sample_rate", pa.int32()),  # the source's
             pa.field("declared_duration_s", pa.float64()),  # the header's; null where it states none
             pa.field("truncated", pa.bool_()),  # decoded shorter than declared; null: unknown
+            pa.field("decoder", pa.string()),  # "soundfile" or "pyav" (what libsndfile cannot decode)
         ]

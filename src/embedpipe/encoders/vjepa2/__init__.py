@@ -8,6 +8,7 @@ from embedpipe.encoders.family import Export, Family, OptionError, Options
 from embedpipe.encoders.vjepa2.presets import VJEPA2_PRESETS
 
 TUBELET = 2  # every released V-JEPA 2; a custom model's own is checked when it is built
+PRESET_FRAMES_PER_CLIP = 64  # the presets are the fpc64 checkpoints; a custom model's config says its own
 
 
 def checks(options: Options, files: bool) -> None:
@@ -17,6 +18,14 @@ def checks(options: Options, files: bool) -> None:
     for key in ("num_frames", "image_frames"):
         if options[key] % TUBELET:
             raise OptionError(f"encoder.{key}", f"must be a multiple of V-JEPA 2's tubelet size ({TUBELET})")
+        if not options["path"] and options[key] > PRESET_FRAMES_PER_CLIP:
+            raise OptionError(f"encoder.{key}", too_many_frames(options[key], PRESET_FRAMES_PER_CLIP))
+
+
+def too_many_frames(frames: int, frames_per_clip: int) -> str:
+    return (f"{frames} frames is more than the model's {frames_per_clip} (its config's frames_per_clip): its "
+            "temporal positions were never trained past them. The clip length is this option, not the "
+            "checkpoint's config")
 
 
 def width(options: Options) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,13 +10,15 @@ import torch
 
 from embedpipe.encoders.device import resolve_precision
 from embedpipe.encoders.roles import Encoder
-from embedpipe.encoders.vjepa2 import transforms
+from embedpipe.encoders.vjepa2 import PRESET_FRAMES_PER_CLIP, too_many_frames, transforms
 from embedpipe.encoders.vjepa2.model import TOKEN_OUTPUTS, Geometry, VJEPA2Model, token_columns
 from embedpipe.encoders.vjepa2.presets import VJEPA2_PRESETS
 from embedpipe.encoders.vjepa2.reader import ImageReader, VideoReader
 
 PRECISIONS = ("auto", "bf16", "bf16-autocast", "fp32")
 DEFAULT_CUSTOM_BATCH = 8
+ORIENTATION = {"apply": "EXIF orientation applied",
+               "ignore": "EXIF orientation ignored (the stored pixel grid, as Pillow's convert('RGB'))"}
 
 
 def read_geometry(source: str, preset: Any, clip_frames: int) -> Geometry:
@@ -31,6 +34,14 @@ def read_geometry(source: str, preset: Any, clip_frames: int) -> Geometry:
     return Geometry(preset.crop, preset.dim, 2, 16, clip_frames)
 
 
+def frames_per_clip(source: str) -> int:
+    """The most frames the model's temporal positions were trained on: its config's, or the presets'."""
+    config = Path(source) / "config.json"
+    if config.is_file():
+        return int(json.loads(config.read_text()).get("frames_per_clip", PRESET_FRAMES_PER_CLIP))
+    return PRESET_FRAMES_PER_CLIP
+
+
 def build(options: dict[str, Any], device: torch.device) -> Encoder:
     preset = VJEPA2_PRESETS.get(options["model"])
     source = options["path"] or preset.hub_id
@@ -41,13 +52,16 @@ def build(options: dict[str, Any], device: torch.device) -> Encoder:
         if options[key] < geometry.tubelet or options[key] % geometry.tubelet:
             raise ValueError(f"encoder.{key}: {options[key]} is not a positive multiple of tubelet size "
                              f"{geometry.tubelet}")
+        if options[key] > (limit := frames_per_clip(source)):
+            raise ValueError(f"encoder.{key}: {too_many_frames(options[key], limit)}")
     outputs = tuple(o for o in TOKEN_OUTPUTS if o in options["outputs"] and o != "mean")
     precision = resolve_precision(options["precision"], device, "vjepa2", PRECISIONS)
     transform = transforms.resolve_transform(options["transform"], device)
     # The official transform resizes with OpenCV on uint8 frames, which only the workers do.
     on_device = device.type == "cuda" and transform == "fast"
     reader_type = ImageReader if image else VideoReader
-    reader = reader_type(options["num_frames"], geometry.crop, transform, on_device)
+    photo = {"exif_orientation": options["exif_orientation"]} if image else {}
+    reader = reader_type(options["num_frames"], geometry.crop, transform, on_device, **photo)
     batch_size = options["batch_size"] or (preset.batch_size if preset else DEFAULT_CUSTOM_BATCH)
     model = VJEPA2Model(source, options["revision"], geometry, outputs, batch_size, precision, options["compile"],
                         reader, repeat=options["image_frames"] if image else None)
@@ -74,7 +88,10 @@ def build(options: dict[str, Any], device: torch.device) -> Encoder:
             prov["image_frames"] = options["image_frames"]
             prov["preprocessing"] |= {
                 "frames": f"the image repeated {options['image_frames']} times ({geometry.grid[0]} temporal tokens)",
-                "reader": "Pillow; EXIF orientation applied; alpha composited on white; 16-bit gray scaled" + reduction,
+                "exif_orientation": options["exif_orientation"],
+                "reader": f"Pillow (+ pillow-heif for HEIF); {ORIENTATION[options['exif_orientation']]}; JPEG scan "
+                          "data checked (libjpeg's corrupt-data warnings are errors); alpha composited on white; "
+                          "16-bit gray scaled" + reduction,
             }
         return prov
 

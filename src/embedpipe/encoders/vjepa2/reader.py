@@ -32,7 +32,7 @@ class VideoReader(Reader):
         clip = read_video(path, self.num_frames)
         facts = {"frames_decoded": clip.frames_decoded, "frames_declared": clip.frames_declared,
                  "truncated": clip.truncated, "frame_rate": clip.frame_rate, "height": clip.height,
-                 "width": clip.width, "transfer_syntax": clip.transfer_syntax}
+                 "width": clip.width, "transfer_syntax": clip.transfer_syntax, "decoder": clip.decoder}
         return Prepared(self.sample(clip.frames), facts)
 
     def fact_fields(self) -> list[pa.Field]:
@@ -43,12 +43,15 @@ class VideoReader(Reader):
                 pa.field("frame_rate", pa.float64()),  # fps; null where the file states none
                 pa.field("height", pa.int32()),  # the source's rows and columns, before preprocessing
                 pa.field("width", pa.int32()),
-                pa.field("transfer_syntax", pa.string())]  # DICOM's transfer syntax name; null otherwise
+                pa.field("transfer_syntax", pa.string()),  # DICOM's transfer syntax name; null otherwise
+                pa.field("decoder", pa.string())]  # decord | pyav | pydicom: what decoded the frames
 
 
 @dataclass
 class ImageReader(VideoReader):
     """One frame per photo; the model repeats it to the clip length on its device."""
+
+    exif_orientation: str = "apply"  # encoder.exif_orientation: apply | ignore
 
     @property
     def reduce_to(self) -> int:
@@ -57,7 +60,7 @@ class ImageReader(VideoReader):
         return 0 if self.transform == "official" else transforms.short_side_for(self.crop)
 
     def prepare(self, path: str) -> Prepared:
-        return Prepared(self.sample(read_image(path, self.reduce_to)[None]))
+        return Prepared(self.sample(read_image(path, self.reduce_to, self.exif_orientation == "apply")[None]))
 
     def fact_fields(self) -> list[pa.Field]:
-        return []  # Pillow raises on a truncated image: it becomes an error row
+        return []  # a truncated or corrupt image raises: it becomes an error row
