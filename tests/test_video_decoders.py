@@ -79,6 +79,26 @@ def test_repeated_samples_send_the_file_to_pyav_even_where_the_counts_cannot_be_
     monkeypatch.setattr(video, "probe_video", probe_without_count)
     clip = read_video(str(path), 16)
     assert (clip.decoder, clip.frames_decoded) == ("pyav", 4)
+    # a still ending (a fade to black, a slide) repeats a picture too: where every frame decodes,
+    # decord's frames stand (the count is what PyAV checks; here it is made to say "all five decode")
+    monkeypatch.setattr(video, "_count_with_pyav", lambda p: 5)
+    assert read_video(str(path), 16).decoder == "decord"
+
+
+def test_mpeg_ts_goes_straight_to_pyav(tmp_path):
+    """decord 0.6 hangs in get_batch on MPEG-TS (until the decode deadline kills the worker)."""
+    from embedpipe.decode_guard import read_within
+
+    source, ts = fixtures_dir("video") / "mmaction2_test.mp4", tmp_path / "remuxed.ts"
+    with av.open(str(source)) as inp, av.open(str(ts), "w", format="mpegts") as out:  # the same packets
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    clip, error = read_within(lambda: read_video(str(ts), 16), 120)
+    assert error is None and (clip.decoder, clip.frames_decoded) == ("pyav", 300)
+    np.testing.assert_array_equal(clip.frames, np.stack(pyav_frames(source))[frame_indices(300, 16)])
 
 
 @pytest.mark.parametrize("name", ["mmaction2_test.mp4", "mmaction2_test.avi", "flipping_a_pancake.mkv",

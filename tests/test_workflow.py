@@ -20,6 +20,7 @@ ECHO_COLUMNS = [
     "note_id", "note_seq", "note_charttime", "embedding",
     "frames_decoded", "frames_declared", "truncated",  # embedpipe's: was the whole file decoded
     "frame_rate", "height", "width", "transfer_syntax",  # the source's, technical fields only
+    "decoder",  # decord for the MP4s, pydicom for the DICOM cines
 ]
 
 
@@ -39,6 +40,7 @@ def test_demo_end_to_end_loads_with_datasets(demo_run):
     row = ds[0]
     assert len(row["embedding"]) == 32 and row["file_path"].startswith("p10/")
     assert row["dicom_id"] == Path(row["file_path"]).stem
+    assert set(ds["decoder"]) == {"decord", "pydicom"}  # the demo holds both
     notes = ds["note_id"]
     assert any(n is None for n in notes) and any(n is not None for n in notes)  # per-study nulls survive
     meta = json.loads(pq.read_schema(out / "parquet" / files[0]).metadata[b"embedpipe"])

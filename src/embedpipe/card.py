@@ -87,8 +87,8 @@ def truncation_note(files: list[Path]) -> str:
 
 
 DECODER_ORDER = {"frames_decoded": "decord first (the official V-JEPA 2 numbers come from it); PyAV for a codec "
-                                   "decord's FFmpeg lacks (AV1) or frames it counts wrongly (edit lists); "
-                                   "pydicom for DICOM cines",
+                                   "decord's FFmpeg lacks (AV1), MPEG-TS, and files whose frames decord counts "
+                                   "or fills wrongly (edit lists, frames that do not decode); pydicom for DICOM cines",
                  "duration_s": "soundfile (libsndfile) first; PyAV for what libsndfile cannot open or decode"}
 
 
@@ -100,7 +100,8 @@ def decoder_note(files: list[Path]) -> str:
     counts: dict[str, int] = {}
     for f in files:
         for item in pc.value_counts(pq.read_table(f, columns=["decoder"]).column("decoder")).to_pylist():
-            counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+            name = item["values"] or "not recorded"
+            counts[name] = counts.get(name, 0) + item["counts"]
     order = next((text for column, text in DECODER_ORDER.items() if column in names), "")
     by_count = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     tally = ", ".join(f"{name} {counted(n, 'row')}" for name, n in by_count)

@@ -12,15 +12,17 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import IO
 
 log = logging.getLogger(__name__)
 MAX_LINES = 5  # distinct lines logged per file: a corrupt stream can print one per packet
 MAX_BYTES = 64 * 1024  # read back at most this much of it
+HELD_SIGNALS = {signal.SIGALRM, signal.SIGTERM, signal.SIGINT}
 _POINTER = re.compile(r" @ 0x[0-9a-f]+\]")  # FFmpeg's context address: differs every run, names nothing
 
 
@@ -39,24 +41,47 @@ class DecoderOutput:
 
     @contextmanager
     def labelled(self, key: str) -> Iterator[None]:
-        scratch = self._file()
-        scratch.seek(0)
-        scratch.truncate()
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(scratch.fileno(), 2)
         try:
+            scratch = self._file()
+            scratch.seek(0)
+            scratch.truncate()
+            saved = os.dup(2)
+        except (OSError, ValueError) as exc:  # a full /tmp, fd 2 closed: the file is read, uncaptured
+            log.debug("decoder output not captured: %s", exc)
+            yield
+            return
+        try:
+            with _signals_held():  # a deadline's alarm here raises only after fd 2 is swapped: the finally restores it
+                _flush_stderr()
+                os.dup2(scratch.fileno(), 2)
             yield
         finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
+            with _signals_held():
+                _flush_stderr()
+                os.dup2(saved, 2)
+                os.close(saved)
             scratch.seek(0)
             for line in decoder_lines(scratch.read(MAX_BYTES)):
                 log.warning("%s: decoder said: %s", key, line)
 
     def __getstate__(self) -> dict:
         return {"_scratch": None, "_pid": 0}  # a spawned worker opens its own
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGALRM (the decode deadline), SIGTERM and SIGINT wait until the block is done."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def _flush_stderr() -> None:
+    """Python's own stderr buffer, to the fd it was written for (a reader's warning: captured)."""
+    with suppress(Exception):
+        sys.stderr.flush()
 
 
 def decoder_lines(raw: bytes) -> list[str]:

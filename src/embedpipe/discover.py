@@ -96,7 +96,7 @@ def scan_tree(root: str | os.PathLike, extensions: list[str], subdir: str | None
                 if not name.lower().endswith(exts) and not (dicom and is_unnamed_dicom(here / name)):
                     stem, ext = os.path.splitext(name)
                     out.by_extension[ext.lower()] += 1
-                    if stem in records or (records and ext.lower() == ".dat"):
+                    if stem in records:
                         out.companions[ext.lower()] += 1
                     continue
                 key = (here / name).relative_to(root).as_posix()

@@ -32,11 +32,14 @@ def clean_message(text: str) -> str:
     return re.sub(r"\s+", " ", line).strip()[:MAX_MESSAGE]
 
 
-def relative_to(message: str, root: str | os.PathLike) -> str:
-    """The message with paths under the input root written as keys (relative to it): an error row
-    names its file by key, wherever the run's input happened to be mounted."""
+def relative_to(message: str, root: str | os.PathLike, key: str) -> str:
+    """The message with the file's path written as its key, and any other path under an absolute
+    input root (a WFDB record's `.dat`) relative to the root: an error row names its file by key,
+    wherever the input happened to be mounted. A relative root is only replaced as the file's path:
+    as a bare prefix it would also match inside other words (`data/` in `metadata/`)."""
+    message = message.replace(os.path.join(os.fspath(root), key), key)
     prefix = os.fspath(root).rstrip("/")
-    return message.replace(f"{prefix}/", "") if prefix not in ("", ".") else message
+    return message.replace(f"{prefix}/", "") if os.path.isabs(prefix) and prefix else message
 
 
 def error_fields(exc: BaseException) -> tuple[str, str]:

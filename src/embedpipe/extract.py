@@ -62,7 +62,7 @@ class FileDataset(Dataset):
             if self.slots is not None:
                 self.slots.end()
         if out is None:
-            return key, None, (error[0], relative_to(error[1], self.root)), {}
+            return key, None, (error[0], relative_to(error[1], self.root, key)), {}
         return key, out.sample, None, out.facts
 
 

@@ -109,6 +109,8 @@ def decode_audio(path: str) -> Decoded:
     an error naming both reasons, never the part one of them got through."""
     try:
         return decode_soundfile(path)
+    except MemoryError:
+        raise
     except Exception as soundfile_error:
         try:
             return decode_pyav(path)

@@ -74,6 +74,8 @@ def _decode_decord(path: str, num_frames: int, probe: VideoProbe) -> VideoClip:
     """decord's frames, when its frame index agrees with what FFmpeg presents; DecoderMismatch when not."""
     import decord  # imported here: decord loads FFmpeg, workers pay for it, the parent need not
 
+    if probe.container == "mpegts":
+        raise DecoderMismatch("decord hangs seeking in MPEG-TS")  # until the decode deadline kills it
     try:
         reader = decord.VideoReader(path, num_threads=1, ctx=decord.cpu(0))
         total = len(reader)
@@ -87,24 +89,36 @@ def _decode_decord(path: str, num_frames: int, probe: VideoProbe) -> VideoClip:
         if isinstance(exc, VideoReadError):
             raise
         message = clean_message(str(exc))
-        if "decoder not found" in message:  # decord's FFmpeg (4.x) lacks the codec: AV1, VVC
+        if "decoder not found" in message:  # decord's FFmpeg (4.1) lacks the codec: AV1, VVC
             raise NoDecoderError(message) from None
         raise VideoReadError(message or "cannot read it") from None
     if frames.ndim != 4 or frames.shape[0] != num_frames or frames.shape[-1] != 3:
         raise VideoReadError(f"unexpected frame array {frames.shape}")
-    if _repeats_a_frame(frames, indices):
-        # decord fills frames it could not decode with copies of the last one; PyAV counts what decodes
-        raise DecoderMismatch("two sampled frames are the same picture")
+    if probe.presented is None and _ends_on_a_repeat(frames, indices) and _count_with_pyav(path) != total:
+        # where the container cannot say how many frames it presents, decord fills frames it could
+        # not decode with copies of the last one
+        raise DecoderMismatch(f"decord counts {total} frames and ends on a repeated picture")
     fps = float(reader.get_avg_fps())  # from the stream's header: nothing more is decoded
     height, width = frames.shape[1:3]  # decord decodes at the source size
     return VideoClip(frames, total, probe.declared, frame_rate=fps if np.isfinite(fps) and fps > 0 else None,
                      height=int(height), width=int(width), counts_exact=probe.exact, decoder="decord")
 
 
-def _repeats_a_frame(frames: np.ndarray, indices: np.ndarray) -> bool:
-    """Whether two neighbouring samples of different frames are pixel-identical. A still scene can be:
-    then PyAV decodes the file and counts every frame, at the cost of one more decode."""
-    return any(indices[i] != indices[i - 1] and np.array_equal(frames[i], frames[i - 1]) for i in range(1, len(frames)))
+def _ends_on_a_repeat(frames: np.ndarray, indices: np.ndarray) -> bool:
+    """Whether the last two samples are different frames with the same picture: decord's fill, or a
+    still ending (a fade to black, a slide), which a count of the frames that decode tells apart."""
+    last = np.flatnonzero(indices != indices[-1])
+    return bool(len(last)) and np.array_equal(frames[-1], frames[last[-1]])
+
+
+def _count_with_pyav(path: str) -> int | None:
+    """Frames that decode (none converted); None when PyAV cannot decode the file either."""
+    import av
+
+    try:
+        return decode_frames(path, np.zeros(0, int))[1]
+    except (av.FFmpegError, DecodeFailed):
+        return None
 
 
 def _decode_pyav(path: str, num_frames: int, probe: VideoProbe) -> VideoClip:
@@ -112,14 +126,13 @@ def _decode_pyav(path: str, num_frames: int, probe: VideoProbe) -> VideoClip:
 
     if not probe.has_decoder:
         raise NoDecoderError(f"PyAV's FFmpeg has no {probe.codec} decoder")
-    total = probe.presented
     try:
-        if not total:  # unknown: count by decoding, then decode again for the frames
-            total = decode_frames(path, np.zeros(0, int))[1]
+        # the container's count, else its duration's (rounded: checked against what decodes), else a count
+        total = probe.presented or probe.declared or decode_frames(path, np.zeros(0, int))[1]
         if not total:
             raise VideoReadError("no frames")
         kept, decoded = decode_frames(path, frame_indices(total, num_frames))
-        if decoded != total:  # fewer decoded than presented: sample what there is
+        if decoded != total:  # fewer (or more) decoded than the header said: sample what there is
             if not decoded:
                 raise VideoReadError(f"none of the {total} frames decodes")
             kept, decoded = decode_frames(path, frame_indices(decoded, num_frames))

@@ -1,12 +1,12 @@
 """What FFmpeg (through PyAV) says a video holds, and PyAV as the second video decoder.
 
-decord is the first decoder (the official V-JEPA 2 numbers come from it), but its FFmpeg is old and its
-frame index is its own: it has no AV1 decoder, and it counts every packet of an MP4 or MOV, also those
-an edit list leaves out (an iPhone clip's trimmed last frame, the preroll frame before a clip's first
-picture). For those it labels frames one early and fills the end with copies of the last frame. The
-probe here reads the container's own index (or, where a container has none, its packets), counting
-what FFmpeg presents; when decord's count disagrees, PyAV decodes the file instead, every frame, and
-the count is the frames that really decoded.
+decord is the first decoder (the official V-JEPA 2 numbers come from it), but its FFmpeg (4.1) is old
+and its frame index is its own: it has no AV1 decoder, hangs seeking in MPEG-TS, and counts every
+packet of an MP4 or MOV, also those an edit list leaves out (an iPhone clip's trimmed last frame, the
+preroll frame before a clip's first picture); it then timestamps frames one early and fills the end
+with copies of the last frame. The probe reads the container's own index, with the header only,
+counting what FFmpeg presents; when decord's count disagrees, PyAV decodes the file instead, every
+frame, and the count is the frames that really decoded.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ class DecodeFailed(RuntimeError):
 class VideoProbe:
     """A video file's header as FFmpeg reads it (nothing decoded)."""
 
+    container: str  # FFmpeg's demuxer: "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "mpegts", ...
     codec: str  # the codec's short name, upper case: "H264", "HEVC", "AV1"
-    presented: int | None  # frames the container presents (packets an edit list drops not counted); None: unknown
+    presented: int | None  # frames the container presents (edit lists applied); None: its index does not say
     declared: int | None  # frames the header declares (an edit list's drops taken off), else from its duration
     exact: bool  # `declared` is a count, not a duration times a rate that rounds
     frame_rate: float | None
@@ -46,12 +47,18 @@ def probe_video(path: str) -> VideoProbe:
             if stream is None:
                 raise ProbeError("no video stream")
             codec, has_decoder = _codec(stream)
-            declared, exact = _declared(container, stream)
-            presented = _presented(container, stream)
-            if exact and declared is not None:
-                declared -= sum(1 for entry in stream.index_entries if entry.is_discard)
             rate = stream.average_rate or stream.guessed_rate
-            return VideoProbe(codec, presented, declared, exact, float(rate) if rate else None, has_decoder)
+            declared, exact = _declared(container, stream, rate)
+            presented = None
+            entries = stream.index_entries
+            if exact and len(entries) == declared:
+                # An index of every frame (MP4, MOV, AVI), read with the header. Matroska's and
+                # MPEG-TS's list keyframes or nothing: reading every packet instead would cost a
+                # long file's whole length, so there decord's own count stands.
+                declared -= sum(1 for entry in entries if entry.is_discard)
+                presented = declared
+            return VideoProbe(container.format.name, codec, presented, declared, exact,
+                              float(rate) if rate else None, has_decoder)
     except av.FFmpegError as exc:
         reason = exc.strerror or str(exc)
         unclear = "Invalid data found when processing input"  # FFmpeg's word for both
@@ -73,11 +80,10 @@ def _codec(stream) -> tuple[str, bool]:
         return "UNKNOWN CODEC", False
 
 
-def _declared(container, stream) -> tuple[int | None, bool]:
+def _declared(container, stream, rate) -> tuple[int | None, bool]:
     """The header's frame count (MP4's sample table, AVI's header), else its duration times its rate."""
     if stream.frames:
         return int(stream.frames), True
-    rate = stream.average_rate or stream.guessed_rate
     if stream.duration and stream.time_base:
         seconds = float(stream.duration * stream.time_base)
     elif container.duration:
@@ -85,24 +91,6 @@ def _declared(container, stream) -> tuple[int | None, bool]:
     else:
         return None, False
     return (round(seconds * float(rate)) if rate else None), False
-
-
-def _presented(container, stream) -> int | None:
-    """Frames FFmpeg presents: from the index where it lists every frame (MP4, MOV, AVI: read with the
-    header), else by reading the packets (Matroska's index lists keyframes only). A container that
-    fails part way (a cut file) gives the packets before the failure."""
-    entries = stream.index_entries
-    if stream.frames and len(entries) == stream.frames:
-        return sum(1 for entry in entries if not entry.is_discard)
-    import av
-
-    count = 0
-    try:
-        for packet in container.demux(stream):
-            count += bool(packet.size) and not packet.is_discard
-    except av.FFmpegError:
-        pass
-    return count
 
 
 def _rotated(frame) -> np.ndarray:
