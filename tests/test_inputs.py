@@ -65,6 +65,10 @@ AUDIO_DECLARED = {"audio/wavex/androidx_wav_format_extensible_6ch_f32_48k.wav": 
                   "audio/ogg_flac/androidx_bear_flac_48k_stereo.ogg": 131568 / 48000,  # STREAMINFO
                   "audio/adts/androidx_bbb_1ch_8k_aac_lc.aac": None,
                   "audio/adts/androidx_sample_adts_44k1_mono.aac": None}
+# Files that decode without an exception into filler (libjpeg only warns): error rows all the same. A
+# bad Huffman code; a scan cut short but closed with an end marker.
+ERROR_TYPES = {"image/broken/zune_fuzz_small-img_bad_huffman.jpg": "CorruptImageData",
+               "image/broken/androidx_pixel4xl_non-motion-photo-shortened.jpg": "CorruptImageData"}
 # Cut files that still decode: rows flagged truncated, not error rows.
 CUT_ROWS = {"audio/broken/androidx_wavex_6ch_f32_TRUNCATED_300000B.wav": (12495 / 48000, 24576 / 48000)}
 LIMBS = ["III", "aVR", "aVL", "aVF"]
@@ -145,6 +149,7 @@ def test_every_fixture_becomes_a_row_or_an_error_row(tiny_model, tiny_metis, tin
             assert np.isfinite(row["embedding"]).all(), key
             assert row.get("truncated") in (False, None) or key in CUT_ROWS, key  # the whole ones are not flagged
         assert set(errors) == broken, (modality, set(errors) ^ broken)
+        assert all(errors[k]["error_type"] == kind for k, kind in ERROR_TYPES.items() if k in errors)
         check_facts(modality, rows)
         for copy, original in SAME_CONTENT.items():  # the same frames under other container tags
             if copy in rows:
