@@ -94,10 +94,11 @@ def _decode_decord(path: str, num_frames: int, probe: VideoProbe) -> VideoClip:
         raise VideoReadError(message or "cannot read it") from None
     if frames.ndim != 4 or frames.shape[0] != num_frames or frames.shape[-1] != 3:
         raise VideoReadError(f"unexpected frame array {frames.shape}")
-    if probe.presented is None and _ends_on_a_repeat(frames, indices) and _count_with_pyav(path) != total:
-        # where the container cannot say how many frames it presents, decord fills frames it could
-        # not decode with copies of the last one
-        raise DecoderMismatch(f"decord counts {total} frames and ends on a repeated picture")
+    # Where the container cannot say how many frames it presents, decord fills frames it could not
+    # decode with copies of the last one; a count PyAV cannot make either proves nothing.
+    if (probe.presented is None and _ends_on_a_repeat(frames, indices)
+            and (counted := _count_with_pyav(path)) not in (None, total)):
+        raise DecoderMismatch(f"decord counts {total} frames, {counted} decode; it repeats the last")
     fps = float(reader.get_avg_fps())  # from the stream's header: nothing more is decoded
     height, width = frames.shape[1:3]  # decord decodes at the source size
     return VideoClip(frames, total, probe.declared, frame_rate=fps if np.isfinite(fps) and fps > 0 else None,
