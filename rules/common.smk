@@ -126,11 +126,18 @@ if SHARDING["by"] == "folder":
         if missing:
             config_error("shards.folders", f"{missing} not found under input_dir {config['input_dir']!r}")
     # A shard id names files and travels on command lines (quoted); a line break or another control
-    # character in it would not survive a manifest, a log line or a SLURM job name.
-    unusable = [s for s in SHARDS if any(ord(c) < 32 or ord(c) == 127 for c in s)]
+    # character in it would not survive a manifest, a log line or a SLURM job name. In a path Snakemake
+    # reads `{…}` as a wildcard and `<name>` as a path variable (an undefined one stops the DAG build
+    # in a traceback, a defined one is silently replaced).
+    unusable = [s for s in SHARDS if any(ord(c) < 32 or ord(c) == 127 for c in s)
+                or re.search(r"[{}]|<[a-z][a-z0-9_]*>", s)]
     if unusable:
-        config_error("shards.folders", f"folder names with line breaks or control characters cannot be shards: "
-                     f"{unusable}; rename them, or use shards.by: hash")
+        config_error("shards.folders", f"folder names with line breaks, control characters, '{{', '}}' or "
+                     f"'<name>' cannot be shards: {unusable}; rename them, or use shards.by: hash")
+    # '.' and '..' are folders too, but a shard's files (parts/<shard>, export/<shard>) would then be
+    # the run's folders themselves or their parents
+    if dots := [s for s in SHARDS if s in (".", "..")]:
+        config_error("shards.folders", f"{dots} are not folders under input_dir: name the folders themselves")
 else:
     SHARDS = ShardSpec("hash", num_shards=SHARDING.get("num_shards", 1)).shard_ids()
 

@@ -28,6 +28,7 @@ rule extract:
         ),
         log_every=config["extract"].get("log_every", 50),
         decode_timeout_s=config["extract"].get("decode_timeout_s", 300),
+        max_decoded_gb=config["extract"].get("max_decoded_gb", 4),
         require_gpu="--require_gpu" if config["extract"].get("require_gpu") else "",
     threads: extract_threads()
     log:
@@ -40,5 +41,6 @@ rule extract:
         " --output={output.embeddings:q} --errors={output.errors:q} --parts_dir={params.parts:q}"
         " --threads={threads} --num_workers={params.num_workers:q} --save_every={params.save_every:q}"
         " --part_mb={params.part_mb:q} --gpu_slots={params.gpu_slots:q} {params.gpu_lock_dir}"
-        " --log_every={params.log_every:q} --decode_timeout_s={params.decode_timeout_s:q} {params.require_gpu}"
+        " --log_every={params.log_every:q} --decode_timeout_s={params.decode_timeout_s:q}"
+        " --max_decoded_gb={params.max_decoded_gb:q} {params.require_gpu}"
         " > {log:q} 2>&1"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
+import logging
 import os
 import re
 import shutil
@@ -11,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 TMP_MARK = ".tmp-"
 # safetensors (Rust's `tempfile`) writes `.tmpXXXXXX` beside the file it saves and then renames it: a
 # job killed while saving a part's tokens leaves one in the parts folder, as large as the tokens.
@@ -28,6 +31,28 @@ class OutputWriteError(OSError):
         reason = os.strerror(cause.errno) if cause.errno else str(cause)  # pyarrow wraps it in prose
         super().__init__(cause.errno, f"could not write {dest}: {reason} ({free}); nothing was left under that name")
         self.dest = dest
+
+
+@contextlib.contextmanager
+def writing(dest: Path) -> Iterator[None]:
+    """A write error raised here names `dest`, not the temporary file or staging folder it went to
+    (or the innermost of nested atomic_paths)."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, OutputWriteError) and exc.dest == dest:
+            raise
+        raise OutputWriteError(dest, exc) from exc
+
+
+def out_of_space(exc: OSError) -> str | None:
+    """A failed write's one line (`could not write <file>: <reason> …`) for a step's log, or None
+    when `exc` is another error (a step re-raises those)."""
+    if isinstance(exc, OutputWriteError):
+        return exc.strerror
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"could not write {exc.filename}: {exc.strerror}"
+    return None
 
 
 def tmp_path_for(dest: Path) -> Path:
@@ -80,13 +105,28 @@ def staged_dir(dest: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def remove_staged_leftovers(dest: str | os.PathLike) -> None:
+def remove_staged_leftovers(dest: str | os.PathLike) -> int:
     """The staging folders (`.<name>.*`, and their `.old` swaps) a killed staged_dir(dest) left; only
     for a destination one job at a time writes."""
     dest = Path(dest)
+    removed = 0
     for p in dest.parent.glob(f".{glob.escape(dest.name)}.*"):
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def remove_leftovers_of(*dests: str | os.PathLike) -> int:
+    """At a step's start: the temporary files and staging folders a killed run of it left beside its
+    outputs. Matched by each output's own name, never by folder: another step writing into the same
+    folder at the same time keeps its temporaries (one output has one writer: Snakemake's rule)."""
+    removed = 0
+    for dest in map(Path, dests):
+        if n := remove_stale_tmp_of(dest) + remove_staged_leftovers(dest):
+            log.info("removed %d temporary file(s) a killed run left beside %s", n, dest)
+            removed += n
+    return removed
 
 
 def write_text_atomic(dest: str | os.PathLike, text: str) -> None:

@@ -143,7 +143,8 @@ def exclusion_note(exclusions: dict[str, Any] | None) -> str:
     if not exclusions:
         return ""
     labels = {"hidden": "dot-files", "line_breaks": "with a line break in the name",
-              "not_utf8": "with a name that is not UTF-8", "outside_shards": "outside the listed shard folders"}
+              "not_utf8": "with a name that is not UTF-8", "unsafe_paths": "listed with '..', '.' or empty parts",
+              "outside_shards": "outside the listed shard folders"}
     parts = [f"{len(names)} {labels[why]}" for why, names in exclusions["excluded"].items() if names]
     skipped = exclusions["skipped_by_extension"]
     if skipped:

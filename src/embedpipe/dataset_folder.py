@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from embedpipe.atomic import remove_staged_leftovers, staged_dir
+from embedpipe.atomic import remove_staged_leftovers, staged_dir, writing
 from embedpipe.dataset_names import dataset_file_name
 from embedpipe.sidecar import publish, referenced_files
 
@@ -39,7 +39,7 @@ def build_dataset_folder(staged: list[Path], folder: Path, write_card: Callable[
         raise EmptyDatasetError(f"none of the {len(staged)} shards holds a row: nothing to publish")
     remove_staged_leftovers(folder)
     written: list[str] = []
-    with staged_dir(folder) as tmp:
+    with writing(folder), staged_dir(folder) as tmp:  # an error names the folder, not its staging copy
         for i, source in enumerate(kept):
             name = dataset_file_name(i, len(kept))
             publish(source, tmp / name)

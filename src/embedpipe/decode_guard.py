@@ -32,6 +32,7 @@ from typing import Any, Protocol, TypeVar
 from torch.utils.data import DataLoader
 
 from embedpipe.error_text import error_fields
+from embedpipe.readers.limits import cap_worker_memory
 from embedpipe.shard_lock import close_inherited_locks
 from embedpipe.stop import critical
 
@@ -101,11 +102,13 @@ def settle_worker() -> None:
     the worker count is the parallelism; 15 workers × 16 BLAS threads each ran 20× slower), SIGTERM
     and SIGINT ignored (the main process handles preemption and Ctrl-C and stops the workers itself:
     a worker running the handler it was forked with on a terminal's SIGINT would die printing a
-    traceback), death with the main process however that dies, and no share in its shard lock."""
+    traceback), death with the main process however that dies, no share in its shard lock, and a
+    memory ceiling (`limits.cap_worker_memory`: an allocation past it is an error row, not an OOM kill)."""
     import threadpoolctl
     import torch
 
     close_inherited_locks()
+    cap_worker_memory()
     torch.set_num_threads(1)
     threadpoolctl.threadpool_limits(1)
     for sig in (signal.SIGTERM, signal.SIGINT):

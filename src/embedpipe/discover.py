@@ -131,7 +131,8 @@ def _unreadable(err: OSError) -> None:
 
 
 def representable(key: str, exclusions: Exclusions) -> bool:
-    """A key is one line of UTF-8 (manifests, keys.txt, Parquet strings); else it is a listed exclusion."""
+    """A key is one line of UTF-8 (manifests, keys.txt, Parquet strings) whose parts are names (no '..',
+    '.' or empty part: every file named after it stays in its folder); else it is a listed exclusion."""
     if len(key.splitlines()) != 1:  # \n, \r and every other line end str.splitlines knows
         exclusions.line_breaks.append(key)
         return False
@@ -139,6 +140,9 @@ def representable(key: str, exclusions: Exclusions) -> bool:
         key.encode("utf-8")
     except UnicodeEncodeError:  # os.walk's surrogate escapes of bytes that are not UTF-8
         exclusions.not_utf8.append(key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+        return False
+    if any(part in ("", ".", "..") for part in key.split("/")[1 if key.startswith("/") else 0:]):
+        exclusions.unsafe_paths.append(key)
         return False
     return True
 

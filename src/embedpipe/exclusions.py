@@ -21,20 +21,23 @@ class Exclusions:
     hidden_folders: list[str] = field(default_factory=list)  # not entered (.git, .snapshot)
     line_breaks: list[str] = field(default_factory=list)  # a manifest holds one key per line
     not_utf8: list[str] = field(default_factory=list)  # keys are UTF-8 text; shown with \x escapes
+    # listed by a dataset with '..', '.' or empty parts: such a key names a path outside what it is under
+    unsafe_paths: list[str] = field(default_factory=list)
     outside_shards: list[str] = field(default_factory=list)  # in folders not listed in shards.folders
     linked_folders: list[str] = field(default_factory=list)  # links to folders below the top level: not entered
     limit: int | None = None  # a trial run's files per shard
     beyond_limit: dict[str, int] = field(default_factory=dict)  # per shard: files after the first `limit`
 
     def listed(self) -> int:
-        return len(self.hidden) + len(self.line_breaks) + len(self.not_utf8) + len(self.outside_shards)
+        return (len(self.hidden) + len(self.line_breaks) + len(self.not_utf8) + len(self.unsafe_paths)
+                + len(self.outside_shards))
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "skipped_by_extension": dict(sorted(self.by_extension.items())),
             "wfdb_companions": dict(sorted(self.companions.items())),
             "excluded": {"hidden": self.hidden, "line_breaks": self.line_breaks, "not_utf8": self.not_utf8,
-                         "outside_shards": self.outside_shards},
+                         "unsafe_paths": self.unsafe_paths, "outside_shards": self.outside_shards},
             "hidden_folders": self.hidden_folders,
             "linked_folders": self.linked_folders,
             "num_excluded": self.listed(),
@@ -52,6 +55,7 @@ class Exclusions:
             lines.append(f"skipped {n} files: {_tally(others)} — add them to `extensions` to embed them")
         reasons = [(self.hidden, "dot-files (hidden)"), (self.line_breaks, "names with a line break"),
                    (self.not_utf8, "names that are not UTF-8"),
+                   (self.unsafe_paths, "listed paths with '..', '.' or empty parts (list them without)"),
                    (self.outside_shards, "files outside the listed shards.folders")]
         for names, why in reasons:
             if names:

@@ -25,6 +25,7 @@ from embedpipe.extract import DECODE_TIMEOUT_S, ModelFailure, auto_workers, run_
 from embedpipe.finished import input_stamp, keep_finished, restore_finished
 from embedpipe.gpu_report import NoGpu, require_gpu
 from embedpipe.model_files import ModelFileError, ModelLoadError, check_model_path, model_error
+from embedpipe.readers.limits import DEFAULT_MAX_DECODED_GB, set_max_decoded_gb
 from embedpipe.runinfo import package_versions
 from embedpipe.shard_lock import ShardBusy, shard_lock
 from embedpipe.stop import StopRequest
@@ -55,6 +56,7 @@ class ExtractSettings:
     log_every: int = 50
     keep_parts: bool = False
     decode_timeout_s: float = DECODE_TIMEOUT_S
+    max_decoded_gb: float = DEFAULT_MAX_DECODED_GB  # decode workers are forked after it is set, and inherit it
     require_gpu: bool = False  # no GPU visible: fail at the start, not embed on the CPU for days
 
 
@@ -118,6 +120,7 @@ class ExtractStep:
                              part_bytes=s.part_mb << 20, sidecar=encoder.output.sidecar)
         device = encoder.model.device
         workers = auto_workers(s.threads) if s.num_workers == "auto" else int(s.num_workers)
+        set_max_decoded_gb(s.max_decoded_gb)
         log.info("shard %s: %d files; %s %s on %s, batch %d, %d decode workers", s.shard, len(keys), s.encoder,
                  s.options.get("model"), device, encoder.batch_size, workers)
         try:

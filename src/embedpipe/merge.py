@@ -13,7 +13,6 @@ it, exactly what torch.save writes for a dict of views of one matrix.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from embedpipe.atomic import OutputWriteError, atomic_path
+from embedpipe.atomic import atomic_path, remove_leftovers_of, writing
 from embedpipe.ptzip import TensorDictWriter
 
 log = logging.getLogger(__name__)
@@ -44,18 +43,6 @@ def shard_geometry(paths: Sequence[Path], column: str) -> tuple[int, int]:
     return total, dim
 
 
-@contextlib.contextmanager
-def writing(dest: Path) -> Iterator[None]:
-    """A write error raised here names `dest`: the three files are written inside each other's
-    atomic_path, which would otherwise name the innermost one."""
-    try:
-        yield
-    except OutputWriteError:
-        raise
-    except OSError as exc:
-        raise OutputWriteError(dest, exc) from exc
-
-
 def shard_batches(path: Path, column: str, dim: int) -> Iterator[tuple[list[str], np.ndarray]]:
     """A shard's (keys, float32 [n, dim] values), BATCH_ROWS rows at a time, in file order."""
     for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=["key", column]):
@@ -68,6 +55,7 @@ def shard_pt(shard_path: str | os.PathLike, pt_path: Path, strip_prefix: str | N
     """One shard's `{key: tensor[D]}` .pt, streamed like merge_all. `strip_prefix` (the shard's
     folder and "/"): keys relative to the folder, as the EchoJEPA script wrote its per-folder files."""
     path = Path(shard_path)
+    remove_leftovers_of(pt_path)  # a killed run's half-written .pt, as large as the shard
     total, dim = shard_geometry([path], column)
     keys: list[str] = []
     with atomic_path(pt_path) as tmp, TensorDictWriter(tmp, total, dim) as pt:
@@ -86,6 +74,7 @@ def merge_all(shard_paths: Sequence[str | os.PathLike], pt_path: Path, npy_path:
               column: str = "embedding") -> int:
     """Merge shard Parquet files (in the given order). Returns the row count."""
     paths = [Path(p) for p in shard_paths]
+    remove_leftovers_of(pt_path, npy_path, keys_path)  # a killed run's: twice the matrix, never complete
     total, dim = shard_geometry(paths, column)
     keys: list[str] = []
     # All three are written before any is renamed: a failed write (a full disk) leaves no new file

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from embedpipe.encoders.family import OptionError
+
 EXPECTED = {
     "vjepa2": "a V-JEPA 2 model folder (config.json with model_type vjepa2, and its weights)",
     "metis": "a w2v-BERT 2.0 model folder (config.json with model_type wav2vec2-bert, and its weights)",
@@ -64,6 +66,8 @@ def check_model_path(family: str, path: str | None) -> None:
 def model_error(family: str, path: str | None, model: str, exc: BaseException) -> ModelFileError:
     """The one-line error for an exception raised while building or loading the model."""
     cause = exc.__cause__ if isinstance(exc, ModelLoadError) and exc.__cause__ else exc
+    if isinstance(cause, OptionError):  # another file the options name (metis's stats_path): that key
+        return ModelFileError(str(cause))
     text = " ".join(part.strip() for part in str(cause).splitlines() if part.strip()) or type(cause).__name__
     if not path:
         return ModelFileError(f"cannot load the {family} model {model!r}: {type(cause).__name__}: {text[:MAX_REASON]}")

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from embedpipe.assemble import CHUNK_BYTES
-from embedpipe.atomic import atomic_path
+from embedpipe.atomic import atomic_path, remove_leftovers_of, remove_stale_tmp
 from embedpipe.footer import read_provenance, with_provenance
 from embedpipe.metadata import Joiner
 from embedpipe.parquet_io import parquet_options, rows_per_group, write_parquet
@@ -82,6 +82,10 @@ def write_dataset_shard(
     schema = with_provenance(list(joiner.fields) + value_fields + pca_fields, meta)
     rows = 0
     sidecars = SidecarLinks(embeddings_path.parent, out_path)
+    remove_leftovers_of(out_path)  # a killed run's, as large as the file
+    for f in value_fields:  # copied sidecars (no hard links there): this shard's folder, one job's
+        if f.name.endswith(FILE_SUFFIX):
+            remove_stale_tmp(sidecars.out_dir / f.name.removesuffix(FILE_SUFFIX) / sidecars.stem)
     with atomic_path(out_path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd",
                                                            **parquet_options(schema)) as writer:
         for batch in source.iter_batches(batch_size=batch_rows_for(source)):

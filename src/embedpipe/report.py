@@ -11,10 +11,12 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # headless: compute nodes have no display
+# A user's matplotlibrc asking for LaTeX would send every name through it (and nodes have no LaTeX).
+matplotlib.rcParams["text.usetex"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from embedpipe.atomic import atomic_path, write_text_atomic  # noqa: E402
+from embedpipe.atomic import atomic_path, remove_leftovers_of, write_text_atomic  # noqa: E402
 from embedpipe.validate import ValidationResult  # noqa: E402
 
 PLOTS = ("norms", "pca_spectrum", "pca_scatter", "cosine")
@@ -24,6 +26,12 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 figure { display: inline-block; margin: 0.5em; } img { max-width: 520px; }
 pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.8em; }"""
+
+
+def plain(name: object) -> str:
+    """A name (shard, key, class, model) as a plot shows it: matplotlib reads text between two `$` as
+    mathtext and fails on what it cannot parse (`m$\\undefinedcmd$`); `\\$` is a literal dollar."""
+    return str(name).replace("$", r"\$")
 
 
 def save_figure(fig: plt.Figure, path: Path) -> None:
@@ -45,7 +53,7 @@ def plot_norms(result: ValidationResult, path: Path) -> None:
         norms = stats.shard_norms(shard) if stats is not None else np.zeros(0)
         if len(norms):
             ax.hist(norms, bins=30, color="#3b6ea8")
-        ax.set_title(f"{shard} (n={len(norms)})", fontsize=8)
+        ax.set_title(f"{plain(shard)} (n={len(norms)})", fontsize=8)
         ax.tick_params(labelsize=7)
     more = f" (first {len(shards)} of {len(result.shards)} shards)" if len(result.shards) > len(shards) else ""
     fig.suptitle(f"L2 norm per shard{more}", fontsize=10, y=1.03)
@@ -79,7 +87,7 @@ def plot_pca_scatter(result: ValidationResult, path: Path) -> None:
         cmap = plt.get_cmap("tab20")
         for i, shard in enumerate(result.shards[:20]):
             mask = labels == shard
-            ax.scatter(xy[mask, 0], xy[mask, 1], s=6, alpha=0.6, color=cmap(i % 20), label=shard)
+            ax.scatter(xy[mask, 0], xy[mask, 1], s=6, alpha=0.6, color=cmap(i % 20), label=plain(shard))
         if len(result.shards) <= 20:
             ax.legend(fontsize=6, markerscale=2, loc="best")
         ax.set_title(f"2-D PCA of a sample of {len(sample)} rows, coloured by shard", fontsize=10)
@@ -102,9 +110,13 @@ def plot_cosine(result: ValidationResult, path: Path, max_mean_cosine: float) ->
     save_figure(fig, path)
 
 
+def plot_paths(out_dir: Path) -> dict[str, Path]:
+    return {name: out_dir / f"{name}.png" for name in PLOTS}
+
+
 def write_plots(result: ValidationResult, out_dir: Path, max_mean_cosine: float) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {name: out_dir / f"{name}.png" for name in PLOTS}
+    paths = plot_paths(out_dir)
     plot_norms(result, paths["norms"])
     plot_pca_spectrum(result, paths["pca_spectrum"])
     plot_pca_scatter(result, paths["pca_scatter"])
@@ -190,9 +202,10 @@ def render_html(result: ValidationResult, plots: dict[str, Path], provenance: di
 def write_report(result: ValidationResult, out_dir: Path, provenance: dict[str, Any], title: str,
                  max_mean_cosine: float, sections: str = "") -> dict[str, Path]:
     """metrics.json, the four plots and report.html into out_dir; returns their paths."""
-    plots = write_plots(result, out_dir, max_mean_cosine)
     metrics = out_dir / "metrics.json"
     report = out_dir / "report.html"
+    remove_leftovers_of(metrics, report, *plot_paths(out_dir).values())
+    plots = write_plots(result, out_dir, max_mean_cosine)
     write_text_atomic(report, render_html(result, plots, provenance, title, sections))
     write_text_atomic(metrics, json.dumps(result.metrics, indent=2))
     return {"metrics": metrics, "report": report, **plots}

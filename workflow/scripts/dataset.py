@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from embedpipe.atomic import out_of_space, remove_leftovers_of
 from embedpipe.card import build_card
 from embedpipe.dataset_folder import EmptyDatasetError, build_dataset_folder
 from embedpipe.pca import NAME as PCA_NAME
@@ -37,16 +38,23 @@ def main(argv: list[str] | None = None) -> int:
     exclusions = json.loads(Path(args.exclusions).read_text()) if args.exclusions else None
     dataset = json.loads(args.dataset)
     folder = Path(args.folder)
+    remove_leftovers_of(args.file_list)  # a killed run's; the folder's staging copies: build_dataset_folder
     try:
         files = build_dataset_folder(
             [Path(f) for f in args.staged], folder,
             lambda published: build_card(published, metrics, dataset, args.load_name, exclusions, args.load_config),
             {PCA_NAME: Path(args.pca)} if args.pca else None,
         )
+        write_file_list(folder, files, Path(args.file_list))
     except EmptyDatasetError as exc:
         log.error("%s", exc)
         return 1
-    write_file_list(folder, files, Path(args.file_list))
+    except OSError as exc:
+        if (what := out_of_space(exc)) is None:
+            raise
+        log.error("%s. The staged shard files are untouched; free space and rerun: the dataset step builds "
+                  "the folder again from them.", what)
+        return 1
     log.info("%s lists %d files", args.file_list, len(files))
     return 0
 

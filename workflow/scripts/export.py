@@ -15,7 +15,9 @@ import logging
 import sys
 from pathlib import Path
 
+from embedpipe.atomic import remove_leftovers_of
 from embedpipe.encoders import all_exports
+from embedpipe.export_names import ExportError
 from embedpipe.runinfo import setup_logging
 
 log = logging.getLogger("export")
@@ -33,7 +35,12 @@ def main(argv: list[str] | None = None, target: str | None = None, doc: str | No
     export = exports[args.target]
     if export.per_shard and len(args.shards) != 1:
         p.error(f"{args.target} writes one shard's folder: give one shard file, not {len(args.shards)}")
-    n = export.write([Path(s) for s in args.shards], Path(args.out), args.column)
+    remove_leftovers_of(args.out)  # a file's temporary or a folder's staging copy, from a killed run
+    try:
+        n = export.write([Path(s) for s in args.shards], Path(args.out), args.column)
+    except ExportError as exc:  # a key the export cannot place: one line naming it, not a traceback
+        log.error("%s: %s", args.target, exc)
+        return 1
     log.info("%s: %d files -> %s", args.target, n, args.out)
     return 0
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from embedpipe.encoders import OptionError, family
 from embedpipe.extract import DECODE_TIMEOUT_S
 from embedpipe.extract_step import ExtractSettings, ExtractStep
+from embedpipe.readers.limits import DEFAULT_MAX_DECODED_GB
 from embedpipe.runinfo import setup_logging
 
 
@@ -69,6 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep_parts", action="store_true", help="keep part files after assembling the shard")
     p.add_argument("--decode_timeout_s", type=positive, default=DECODE_TIMEOUT_S,
                    help="a file that takes longer to open and decode is an error row (a FIFO, a hung mount)")
+    p.add_argument("--max_decoded_gb", type=positive, default=DEFAULT_MAX_DECODED_GB,
+                   help="GiB one file may decode to, from its header: more is an error row (a tiny rate resampled)")
     p.add_argument("--require_gpu", action="store_true",
                    help="fail at once when no GPU is visible (as the Metis script refused to run on the CPU)")
     return p.parse_args(argv)
@@ -115,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         log_every=args.log_every,
         keep_parts=args.keep_parts,
         decode_timeout_s=args.decode_timeout_s,
+        max_decoded_gb=args.max_decoded_gb,
         require_gpu=args.require_gpu,
     )).run()
 

@@ -5,12 +5,11 @@ or, with --folder_pt, write one shard's `{key: tensor}` .pt (the EchoJEPA script
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import sys
 from pathlib import Path
 
-from embedpipe.atomic import OutputWriteError
+from embedpipe.atomic import out_of_space
 from embedpipe.merge import merge_all, shard_pt
 from embedpipe.runinfo import setup_logging
 
@@ -36,10 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             n = merge_all(args.shards, Path(args.pt), Path(args.npy), Path(args.keys))
     except OSError as exc:
-        if not isinstance(exc, OutputWriteError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
         # A full disk or quota: one line saying which file and what to do, as extract says it.
-        what = exc.strerror if isinstance(exc, OutputWriteError) else f"could not write {exc.filename}: {exc.strerror}"
+        if (what := out_of_space(exc)) is None:
+            raise
         log.error("%s. The shard files are untouched; free space and rerun: %s starts again from them.", what,
                   "the export" if args.folder_pt else "merge_all")
         return 1

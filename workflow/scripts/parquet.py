@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import sys
 from pathlib import Path
 
-from embedpipe.atomic import OutputWriteError
+from embedpipe.atomic import out_of_space
 from embedpipe.metadata import build_metadata
 from embedpipe.parquet import write_dataset_shard
 from embedpipe.pca import Pca
@@ -41,10 +40,9 @@ def main(argv: list[str] | None = None) -> int:
                             {"shard": args.shard, "metadata": args.metadata},
                             Pca.load(args.pca) if args.pca else None)
     except OSError as exc:
-        if not isinstance(exc, OutputWriteError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
         # A full disk or quota: one line saying which file and what to do, as extract says it.
-        what = exc.strerror if isinstance(exc, OutputWriteError) else f"could not write {exc.filename}: {exc.strerror}"
+        if (what := out_of_space(exc)) is None:
+            raise
         logging.getLogger("parquet").error("%s. The shard's embeddings %s are untouched; free space and rerun.",
                                            what, args.embeddings)
         return 1

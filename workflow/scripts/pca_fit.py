@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from embedpipe.atomic import remove_leftovers_of
 from embedpipe.pca import PcaError, fit_pca
 from embedpipe.runinfo import setup_logging
 
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     setup_logging()
     log = logging.getLogger("pca")
+    remove_leftovers_of(args.out)
     try:
         pca = fit_pca(args.shards, args.components, at_most=args.at_most)
     except PcaError as exc:

@@ -15,6 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from embedpipe.atomic import out_of_space
 from embedpipe.footer import read_provenance
 from embedpipe.report import write_report
 from embedpipe.runinfo import setup_logging
@@ -81,12 +82,19 @@ def main(argv: list[str] | None = None) -> int:
     provenance = read_provenance(args.dataset_files[0])
     sections = other_sections(args)
     if not result.passed:
-        paths = write_report(result, out_dir / "failed", provenance, args.title, config.max_mean_cosine,
-                             sections)
+        out_dir = out_dir / "failed"
+    else:
+        shutil.rmtree(out_dir / "failed", ignore_errors=True)  # an earlier failure's report is stale now
+    try:
+        paths = write_report(result, out_dir, provenance, args.title, config.max_mean_cosine, sections)
+    except OSError as exc:
+        if (what := out_of_space(exc)) is None:
+            raise
+        log.error("%s. The dataset files are untouched; free space and rerun validate.", what)
+        return 1
+    if not result.passed:
         log.error("validation failed; report in %s", paths["report"])
         return 1
-    shutil.rmtree(out_dir / "failed", ignore_errors=True)  # an earlier failure's report is stale now
-    paths = write_report(result, out_dir, provenance, args.title, config.max_mean_cosine, sections)
     totals = result.metrics["totals"]
     log.info("validation passed: %d rows, %d errors; report %s", totals["rows"], totals["errors"], paths["report"])
     return 0

@@ -7,6 +7,7 @@ family's model code only when a job runs it.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from embedpipe.encoders.roles import Encoder
 
 Options = dict[str, Any]
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 class OptionError(ValueError):
@@ -100,12 +102,24 @@ class Family:
             raise OptionError(key, error.message)
         options = defaults | given
         options["name"] = self.name
+        if not PLAIN_NAME.fullmatch(options.get("model") or "x"):
+            # it names files (merge_all's <model>_embeddings_all.pt) and Snakemake patterns
+            raise OptionError("encoder.model", f"{options['model']!r} must be a plain name (letters, digits, "
+                              "'.', '_', '-', starting with a letter or digit): it names the run's files")
         return options
 
     def check(self, options: Options, files: bool = True, made: Collection[str] = ()) -> Options:
         """Options (as `options()` returns them) that pass the family's start-up checks. `made`: model
         files a rule of this run makes (pretrain's final.pt); an encoder.path among them is not looked for."""
-        self.checks(options, files and options.get("path") not in made)
+        files = files and options.get("path") not in made
+        self.checks(options, files)
+        if files:
+            from embedpipe.model_files import ModelFileError, check_model_path  # it imports this module
+
+            try:  # what the path holds (a file where a folder belongs...) stops the dry run, not the GPU job
+                check_model_path(self.name, options.get("path"))
+            except ModelFileError as exc:
+                raise OptionError("encoder.path", str(exc).removeprefix("encoder.path ")) from None
         return options
 
     def build(self, options: Options, device: torch.device) -> Encoder:

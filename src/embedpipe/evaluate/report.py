@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from embedpipe.report import PAGE_STYLE, html_figure, html_table, save_figure  # noqa: E402
+from embedpipe.report import PAGE_STYLE, html_figure, html_table, plain, save_figure  # noqa: E402
 
 if TYPE_CHECKING:
     from embedpipe.evaluate.run import Evaluation
@@ -32,12 +32,13 @@ def plot_roc(result: Evaluation, path: Path) -> None:
     for c, name in enumerate(m["classes"][:MAX_CURVES]):
         if 0 < targets[:, c].sum() < len(targets):
             fpr, tpr, _ = roc_curve(targets[:, c], scores[:, c])
-            ax.plot(fpr, tpr, color=cmap(c % 20), lw=1.2, label=f"{name} ({m['per_class'][name]['auroc']:.3f})")
+            ax.plot(fpr, tpr, color=cmap(c % 20), lw=1.2, label=f"{plain(name)} ({m['per_class'][name]['auroc']:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", lw=1)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     pooled = "" if m["protocol"]["kind"] == "split" else ", test folds pooled"
-    ax.set_title(f"{m['task']}: linear probe ROC{pooled}\nmacro AUROC {_fmt(m['macro_auroc']['value'])}", fontsize=9)
+    ax.set_title(f"{plain(m['task'])}: linear probe ROC{pooled}\nmacro AUROC {_fmt(m['macro_auroc']['value'])}",
+                 fontsize=9)
     ax.legend(fontsize=6, loc="lower right")
     save_figure(fig, path)
 

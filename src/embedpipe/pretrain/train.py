@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 
 from embedpipe.atomic import OutputWriteError
 from embedpipe.decode_guard import kill_leftover_children, stop_workers
+from embedpipe.error_text import clean_message
 from embedpipe.pretrain import checkpoint
 from embedpipe.pretrain import data as pdata
 from embedpipe.pretrain.masks import BlockMasks
@@ -149,6 +150,16 @@ class PretrainStep:
         path = checkpoint.latest(self.ckpt_dir)
         if path is None:
             return 0
+        try:
+            return self._restore(path, model, optimizer, scheduler)
+        except PretrainError:
+            raise
+        except Exception as exc:  # a file under a checkpoint's name that is not one of ours, or damaged
+            raise PretrainError(f"{path}: cannot resume from it ({type(exc).__name__}: "
+                                f"{clean_message(str(exc))[:300]}); move it away to resume from the checkpoint "
+                                "before it, or use another run folder") from None
+
+    def _restore(self, path: Path, model: MyJepa, optimizer: torch.optim.Optimizer, scheduler: Any) -> int:
         state = checkpoint.load(path)
         if state["config"] != self.s.model.checkpoint_config():
             raise PretrainError(f"{path} was trained with another model config; use another run folder")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embedpipe.readers.declared import audio_declared_frames, is_truncated
+from embedpipe.readers.limits import MAX_AUDIO_SECONDS, DecodedTooLarge, check_decoded, check_duration
 
 TARGET_RATE = 16000
 READ_BLOCK_FRAMES = 1 << 20
@@ -57,8 +58,11 @@ def decode_soundfile(path: str) -> Decoded:
         # Block by block until one comes back empty: soundfile reads "to the end" only where libsndfile
         # can seek (not in GSM 6.10 or G.72x), and a header's frame count is no size to allocate up front.
         blocks: list[np.ndarray] = []
+        frames = 0
         while len(block := fh.read(READ_BLOCK_FRAMES, dtype="float32", always_2d=True)):
             blocks.append(block)
+            frames += len(block)
+            check_clip(frames, int(fh.samplerate), fh.channels)
         data = np.concatenate(blocks) if blocks else np.zeros((0, fh.channels), np.float32)
         return Decoded(data, int(fh.samplerate), declared, "soundfile")
 
@@ -71,8 +75,11 @@ def decode_pyav(path: str) -> Decoded:
         if not container.streams.audio:
             raise AudioReadError("no audio stream")
         stream = container.streams.audio[0]
-        chunks = [f.to_ndarray() for f in container.decode(stream)]
-        rate = int(stream.rate)
+        rate, chunks, frames = int(stream.rate), [], 0
+        for frame in container.decode(stream):
+            chunks.append(frame.to_ndarray())
+            frames += frame.samples
+            check_clip(frames, rate, stream.channels or 1)
         known = stream.duration and stream.time_base
         stated = round(float(stream.duration * stream.time_base) * rate) if known else None
         declared = audio_declared_frames(path, container.format.name, rate, stated)
@@ -109,13 +116,24 @@ def decode_audio(path: str) -> Decoded:
     an error naming both reasons, never the part one of them got through."""
     try:
         return decode_soundfile(path)
-    except MemoryError:
+    except (MemoryError, DecodedTooLarge):  # PyAV would decode the same samples
         raise
     except Exception as soundfile_error:
         try:
             return decode_pyav(path)
         except Exception as pyav_error:
             raise AudioReadError(f"soundfile: {_reason(soundfile_error)}; PyAV: {_reason(pyav_error)}") from pyav_error
+
+
+def check_clip(frames: int, rate: int, channels: int) -> None:
+    """Refuse a clip over the limits before its next allocation. Checked block by block as it decodes, not
+    from the header alone (a count can lie or be absent), so before the 16-kHz copy: a 40-KB WAV
+    declaring 1 Hz is 1.3 GB resampled."""
+    if rate > 0:
+        check_duration(frames / rate, MAX_AUDIO_SECONDS, f"{frames} frames at {rate} Hz")
+        out = resampled_length(frames, rate, TARGET_RATE)
+        check_decoded(4 * (frames * channels + out), f"{frames} frames × {channels} channels at {rate} Hz, "
+                      f"{out} at 16 kHz")
 
 
 def resampled_length(n: int, rate: int, target_rate: int) -> int:

@@ -23,6 +23,7 @@ import numpy as np
 from embedpipe.readers import dicom_header
 from embedpipe.readers.dicom_color import ColourError, frame_to_rgb
 from embedpipe.readers.dicom_items import ItemError, encapsulated_frames, read_fragments
+from embedpipe.readers.limits import check_decoded
 from embedpipe.readers.video import VideoClip, VideoReadError, frame_indices
 
 # The only header fields read (besides the file meta, which pydicom always reads and of which only the
@@ -180,6 +181,12 @@ def _sampled(fh: BinaryIO, start: int, end: int, header: Any, syntax: Any, vr: s
     if present == 0:
         raise DicomReadError(f"no whole frame in the Pixel Data ({declared} declared): the file is cut short")
     wanted, positions = np.unique(frame_indices(present, num_frames), return_inverse=True)
+    # Before a decoder allocates a frame: 400 KB of RLE can declare 30000×30000 pixels. The decoder's
+    # frames (at Bits Allocated) and the uint8 RGB clip.
+    rows, columns, per_pixel = int(header.Rows), int(header.Columns), int(header.get("SamplesPerPixel") or 1)
+    frame_bytes = rows * columns * per_pixel * -(-int(header.BitsAllocated) // 8)
+    check_decoded(len(wanted) * frame_bytes + num_frames * rows * columns * 3,
+                  f"{rows}×{columns}×{per_pixel} × {len(wanted)} frames", DicomReadError)
     if syntax.is_encapsulated:
         encoded = encapsulate([read_fragments(fh, frames[i]) for i in wanted])
         options["number_of_frames"] = len(wanted)

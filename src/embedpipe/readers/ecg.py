@@ -19,6 +19,7 @@ from xml.etree import ElementTree
 import numpy as np
 
 from embedpipe.readers import wfdb_signal
+from embedpipe.readers.limits import check_decoded, check_duration
 from embedpipe.readers.sniff import has_dicom_preamble
 
 LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -36,6 +37,7 @@ NAN_FILLS = ("zero", "interpolate")
 # with it, a record is resampled whole and cut after.
 CUT_MARGIN_S = 0.5
 MAX_SECONDS = 3600.0  # a whole record longer than this (a 24-h Holter: 4 GB as float64) is refused
+WHOLE_HINT = " read whole; use encoder.length 10s"
 _TO_MV = {"uv": 1e-3, "microvolts": 1e-3, "mv": 1.0, "millivolts": 1.0, "v": 1e3, "volts": 1e3}
 _CANONICAL = {name.upper(): name for name in LEADS}
 # Modified limb leads of Holter/monitoring records (MIT-BIH's MLII) stand in for the limb lead.
@@ -88,9 +90,8 @@ def read_wfdb(path: str, seconds: float | None = TARGET_SAMPLES / TARGET_RATE,
         # Cut to `seconds`, only what is used is read: a 30-min Holter record is not read whole. The
         # header's rate and length count frames, so the cut is in seconds whatever a signal's samples per frame.
         rate, sig_len = wfdb_signal.record_rate_and_length(lines)
-        if not seconds and sig_len and rate and sig_len / rate > max_seconds:
-            raise EcgReadError(f"{path}: {sig_len / rate:.0f} s is longer than {max_seconds:.0f} s read whole; "
-                               "use encoder.length 10s")
+        if not seconds and sig_len and rate:
+            check_duration(sig_len / rate, max_seconds, path, WHOLE_HINT, EcgReadError)
         sampto = math.ceil(rate * (seconds + CUT_MARGIN_S)) if seconds else sig_len
         try:
             header = wfdb_signal.parse_header(lines)
@@ -189,6 +190,9 @@ def to_standard_leads(leads: dict[str, np.ndarray], rate: float, source: str,
     length = max(len(v) for v in picked.values())
     if seconds and resample != "fft":
         length = min(length, math.ceil(rate * (seconds + CUT_MARGIN_S)))
+    # Before the arrays: a short file declaring 0.1 Hz is gigabytes at 500 Hz (float64, source and resampled).
+    out = length * TARGET_RATE / rate
+    check_decoded(8 * len(LEADS) * (length + out), f"{length} samples a lead at {rate:g} Hz ({out:.0f} at 500 Hz)")
     stacked = np.zeros((len(LEADS), length), dtype=np.float64)
     for i, lead in enumerate(LEADS):
         if lead in picked:
@@ -279,6 +283,8 @@ def read_ecg(path: str, seconds: float | None = TARGET_SAMPLES / TARGET_RATE, re
     leads, rate, derived, source_format = read_source(path, None if resample == "fft" else seconds, max_seconds)
     if rate <= 0:
         raise EcgReadError(f"sampling rate {rate} in {path}")
+    if not seconds or resample == "fft":  # read whole: WFDB and DICOM checked their headers, XML is checked here
+        check_duration(max(map(len, leads.values()), default=0) / rate, max_seconds, path, WHOLE_HINT, EcgReadError)
     record = to_standard_leads(leads, rate, path, seconds, resample, nan)
     record.leads_derived = [lead for lead in record.leads_found if lead in derived]
     record.source_format = source_format

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from embedpipe.readers import dicom_header
-from embedpipe.readers.ecg import CUT_MARGIN_S, MAX_SECONDS, EcgReadError, canonical_lead, mv_per_unit
+from embedpipe.readers.ecg import CUT_MARGIN_S, MAX_SECONDS, WHOLE_HINT, EcgReadError, canonical_lead, mv_per_unit
+from embedpipe.readers.limits import check_duration
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -145,9 +146,8 @@ def _read(path: str, seconds: float | None, max_seconds: float) -> tuple[dict[st
     if not (math.isfinite(rate) and rate > 0):
         raise EcgReadError(f"{path}: the waveform group has no sampling frequency")
     samples = int(group.NumberOfWaveformSamples)
-    if not seconds and samples / rate > max_seconds:
-        raise EcgReadError(f"{path}: {samples / rate:.0f} s is longer than {max_seconds:.0f} s read whole; "
-                           "use encoder.length 10s")
+    if not seconds:
+        check_duration(samples / rate, max_seconds, path, WHOLE_HINT, EcgReadError)
     keep = math.ceil(rate * (seconds + CUT_MARGIN_S)) if seconds else samples
     values = _samples(group, ds.original_encoding[1] is not False, f"{path}: waveform group", keep)
     channels = group.ChannelDefinitionSequence

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from embedpipe.atomic import staged_dir
+from embedpipe.export_names import inside, unique_names
 
 
 def export_ecgfounder_json(shards: Iterable[Path], out_dir: Path, column: str = "features",
@@ -16,26 +17,25 @@ def export_ecgfounder_json(shards: Iterable[Path], out_dir: Path, column: str = 
     """One JSON per ECG as the ECGFounder script wrote it, named after the input file (`deid_3.xml` →
     `deid_3.json`): `{"embedding": [[...]], "shape": [T, C], "description": ..., "modality": "ecg"}`.
 
-    Unlike the script's, `embedding` holds only the recording's own frames (no batch padding). Two
-    inputs with the same file name in different folders would overwrite each other flat, so then
-    the keys' folders are kept. The folder appears complete or not at all: it is written beside
-    and renamed into place. Returns the number of files written.
+    Unlike the script's, `embedding` holds only the recording's own frames (no batch padding). Keys
+    that would share a name (`rec.hea` and `rec.xml`, `a/x.xml` and `b/x.xml`) are named by their whole
+    key instead (`export_names.unique_names`: `a/rec.hea.json`), so none overwrites another. The folder
+    appears complete or not at all: it is written beside and renamed into place. Returns the number
+    of files written.
     """
     keys = [k for s in shards for k in pq.read_table(s, columns=["key"]).column("key").to_pylist()]
-    stems = [Path(k).with_suffix("").name for k in keys]
-    nested = len(set(stems)) < len(stems)
-    n = 0
+    names = unique_names(keys, lambda key: Path(key).with_suffix("").name, ".json")
+    written: set[Path] = set()
     with staged_dir(out_dir) as staging:
         for shard in shards:
             for batch in pq.ParquetFile(shard).iter_batches(batch_size=batch_rows, columns=["key", column]):
                 for key, frames in zip(batch.column("key").to_pylist(), batch.column(column).to_pylist(),
                                        strict=True):
-                    name = Path(key).with_suffix(".json")
-                    dest = staging / (name.relative_to(name.anchor) if nested else name.name)
+                    dest = inside(staging, names[key], key)
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     doc = {"embedding": frames, "shape": [len(frames), len(frames[0]) if frames else 0],
                            "description": f"ECG embedding extracted from {Path(key).name} using ECGFounder",
                            "modality": "ecg"}
                     dest.write_text(json.dumps(doc))
-                    n += 1
-    return n
+                    written.add(dest)
+    return len(written)

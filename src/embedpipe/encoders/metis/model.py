@@ -14,6 +14,7 @@ import torch
 
 from embedpipe.encoders.batch import Batch
 from embedpipe.encoders.device import resolve_precision
+from embedpipe.encoders.family import OptionError
 from embedpipe.encoders.metis import LATENT_DIM
 from embedpipe.encoders.metis.fbank import KaldiFbank, stacked_frames
 from embedpipe.encoders.metis.repcodec import load_codec, load_stats
@@ -68,7 +69,8 @@ class MetisModel(Model):
         self.codec = load_codec(self.codec_file()).to(device).eval()
         mean, std = load_stats(self.stats_path)
         if mean.shape[0] != ssl.config.hidden_size:
-            raise ValueError(f"{self.stats_path}: {mean.shape[0]} statistics for a {ssl.config.hidden_size}-wide model")
+            raise OptionError("encoder.stats_path", f"{self.stats_path}: {mean.shape[0]} statistics for a "
+                              f"{ssl.config.hidden_size}-wide model")
         self.mean, self.std = mean.to(device), std.to(device)
         self.latent_dim = self.codec.in_project.bias.shape[0]
 

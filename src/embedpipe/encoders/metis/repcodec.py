@@ -16,6 +16,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from embedpipe.encoders.family import OptionError
+from embedpipe.error_text import clean_message
+
 # Checkpoint entries this module owns; the rest (decoder, codebook, out_project) are not needed
 # to compute the latent and are left out by name.
 OWN_PREFIXES = ("encoder.", "quantizer.quantizers.0.in_project.")
@@ -134,9 +137,13 @@ def load_codec(path: str | Path) -> SemanticCodecEncoder:
 
 def load_stats(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, std) from the codec's `{"mean": [D], "var": [D]}` statistics file."""
-    stats = torch.load(str(path), map_location="cpu", weights_only=True)
+    try:
+        stats = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # the key, not the model (model_error blames encoder.path for the rest)
+        raise OptionError("encoder.stats_path", f"{path}: not a statistics file torch loads ({type(exc).__name__}: "
+                          f"{clean_message(str(exc))[:200]})") from None
     if not isinstance(stats, dict) or not {"mean", "var"} <= set(stats):
-        raise ValueError(f"{path}: expected a dict with 'mean' and 'var'")
+        raise OptionError("encoder.stats_path", f"{path}: expected a dict with 'mean' and 'var'")
     mean = torch.as_tensor(stats["mean"], dtype=torch.float32)
     var = torch.as_tensor(stats["var"], dtype=torch.float32)
     return mean, torch.sqrt(var)

@@ -7,6 +7,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from embedpipe.atomic import staged_dir
+from embedpipe.export_names import inside, unique_names
+
+SUFFIX = "_features.pt"
 
 
 def export_deepearth_pt(shard: Path, out_dir: Path, column: str = "tokens") -> int:
@@ -14,8 +17,11 @@ def export_deepearth_pt(shard: Path, out_dir: Path, column: str = "tokens") -> i
     `<out_dir>/<stem>_features.pt` = `{"features": [T'·H'·W', D] float16, "shape", "dtype", "source_chunk",
     "image_id"}`, `features` flattened t-major as DeepEarth's `[4608, 1408]`.
 
-    Streams: one image's tokens in memory at a time, read from the shard's safetensors beside it. The
-    folder appears complete or not at all (written beside, renamed into place). Returns the files written.
+    Streams: one image's tokens in memory at a time, read from the shard's safetensors beside it. Photos
+    that would share a name (`a/x.jpg` and `b/x.jpg`, `x.jpg` and `x.png`) are named by their whole key
+    instead, less the shard's folder (`export_names.unique_names`: `a/x.jpg_features.pt`, `image_id`
+    `a/x.jpg`), so none overwrites another. The folder appears complete or not at all (written beside,
+    renamed into place). Returns the files written.
     """
     import torch
     from safetensors import safe_open
@@ -24,7 +30,10 @@ def export_deepearth_pt(shard: Path, out_dir: Path, column: str = "tokens") -> i
     file_col = f"{column}_file"
     if file_col not in source.schema_arrow.names:
         raise ValueError(f"{shard} has no {column!r}: run with encoder.outputs including {column!r}")
-    n, opened = 0, {}
+    keys = source.read(columns=["key"]).column("key").to_pylist()
+    names = unique_names(keys, lambda key: Path(key).name.split(".")[0], SUFFIX, folder=shard.stem)
+    written: set[Path] = set()
+    opened = {}
     with staged_dir(out_dir) as staging:
         for batch in source.iter_batches(batch_size=256, columns=["key", file_col]):
             for key, rel in zip(batch.column("key").to_pylist(), batch.column(file_col).to_pylist(), strict=True):
@@ -33,9 +42,9 @@ def export_deepearth_pt(shard: Path, out_dir: Path, column: str = "tokens") -> i
                     opened[rel] = safe_open(str(shard.parent / rel), "pt")
                 grid = opened[rel].get_tensor(key)
                 features = grid.reshape(-1, grid.shape[-1]).contiguous()
-                stem = Path(key).name.split(".")[0]
+                dest = inside(staging, names[key], key)
+                dest.parent.mkdir(parents=True, exist_ok=True)
                 torch.save({"features": features, "shape": features.shape, "dtype": "float16",
-                            "source_chunk": Path(rel).name, "image_id": stem},
-                           staging / f"{stem}_features.pt")
-                n += 1
-    return n
+                            "source_chunk": Path(rel).name, "image_id": names[key].removesuffix(SUFFIX)}, dest)
+                written.add(dest)
+    return len(written)
