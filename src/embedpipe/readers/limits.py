@@ -5,7 +5,7 @@ the size it declares, not a job killed by the kernel for memory.
 
 The byte limit is extract.max_decoded_gb: the extract step sets it (`set_max_decoded_gb`) before its
 decode workers are forked, so they inherit it. What a header hides (a count that lies) is left to the
-workers' memory ceiling (`decode_guard.limit_worker_memory`).
+workers' memory ceiling (`cap_worker_memory`, set by `decode_guard.settle_worker`).
 """
 
 from __future__ import annotations
