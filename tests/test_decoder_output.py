@@ -8,10 +8,13 @@ import os
 import signal
 import time
 
+import pytest
+
 from embedpipe import decoder_output
 from embedpipe.decode_guard import read_within
 from embedpipe.decoder_output import DecoderOutput, decoder_lines
 from embedpipe.error_text import relative_to
+from embedpipe.stop import Interrupted, StopRequest
 
 
 def fd2() -> tuple[int, int]:
@@ -46,10 +49,26 @@ def test_without_a_scratch_file_the_file_is_still_read_uncaptured(monkeypatch):
     assert read == "decoded" and fd2() == before
 
 
-def test_signals_wait_while_fd2_is_swapped():
-    with decoder_output._signals_held():
-        assert signal.SIGALRM in signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    assert signal.SIGALRM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+def test_a_stop_signal_during_the_swaps_waits_until_fd2_is_back(monkeypatch):
+    """SIGTERM while the main process decodes (num_workers 0) raises Interrupted: never between the
+    two halves of a swap, which would leave stderr in the scratch file for the rest of the job."""
+    stop, before = StopRequest().install(), fd2()
+    monkeypatch.setattr(decoder_output, "_flush_stderr", lambda: os.kill(os.getpid(), signal.SIGTERM))
+    try:
+        with pytest.raises(Interrupted), stop.waiting(), DecoderOutput().labelled("k"):
+            pass
+    finally:
+        stop.restore()
+    assert fd2() == before
+
+
+def test_the_deadline_never_outlives_its_block():
+    """The capture is undone outside read_within: no alarm may fire there, however late it came."""
+    handler = signal.getsignal(signal.SIGALRM)
+    for _ in range(200):
+        read_within(lambda: sum(range(20000)), timeout_s=1e-4)
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        assert signal.getsignal(signal.SIGALRM) is handler
 
 
 def test_each_distinct_line_once_without_ffmpegs_addresses():

@@ -77,10 +77,16 @@ class Deadline:
             raise DecodeTimeout(timeout_error(self.timeout_s)[1])
 
     def __exit__(self, *_exc: object) -> None:
-        if self._armed:
-            self._armed = False
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._previous)
+        if not self._armed:
+            return
+        while True:  # an alarm due just now raises here at most once: never past the timer's stop
+            try:
+                self._armed = False  # from here the handler does nothing
+                break
+            except DecodeTimeout:
+                pass
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self._previous)
 
 
 T = TypeVar("T")

@@ -12,17 +12,17 @@ from __future__ import annotations
 import logging
 import os
 import re
-import signal
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import IO
 
+from embedpipe.stop import critical
+
 log = logging.getLogger(__name__)
 MAX_LINES = 5  # distinct lines logged per file: a corrupt stream can print one per packet
 MAX_BYTES = 64 * 1024  # read back at most this much of it
-HELD_SIGNALS = {signal.SIGALRM, signal.SIGTERM, signal.SIGINT}
 _POINTER = re.compile(r" @ 0x[0-9a-f]+\]")  # FFmpeg's context address: differs every run, names nothing
 
 
@@ -51,12 +51,14 @@ class DecoderOutput:
             yield
             return
         try:
-            with _signals_held():  # a deadline's alarm here raises only after fd 2 is swapped: the finally restores it
+            # A stop signal (SIGTERM, with num_workers 0) raises only after a swap, where the finally
+            # restores fd 2; the decode deadline's alarm is armed inside read_within, within this block.
+            with critical():
                 _flush_stderr()
                 os.dup2(scratch.fileno(), 2)
             yield
         finally:
-            with _signals_held():
+            with critical():
                 _flush_stderr()
                 os.dup2(saved, 2)
                 os.close(saved)
@@ -66,16 +68,6 @@ class DecoderOutput:
 
     def __getstate__(self) -> dict:
         return {"_scratch": None, "_pid": 0}  # a spawned worker opens its own
-
-
-@contextmanager
-def _signals_held() -> Iterator[None]:
-    """SIGALRM (the decode deadline), SIGTERM and SIGINT wait until the block is done."""
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _flush_stderr() -> None:
