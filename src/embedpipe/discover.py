@@ -10,6 +10,7 @@ from pathlib import Path
 
 from embedpipe.atomic import write_text_if_changed
 from embedpipe.exclusions import Exclusions
+from embedpipe.export_names import has_unsafe_part
 from embedpipe.readers.sniff import has_dicom_preamble
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ def representable(key: str, exclusions: Exclusions) -> bool:
     except UnicodeEncodeError:  # os.walk's surrogate escapes of bytes that are not UTF-8
         exclusions.not_utf8.append(key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
         return False
-    if any(part in ("", ".", "..") for part in key.split("/")[1 if key.startswith("/") else 0:]):
+    if has_unsafe_part(key):
         exclusions.unsafe_paths.append(key)
         return False
     return True

@@ -19,11 +19,16 @@ class ExportError(ValueError):
     """An export that would lose or misplace a file; its message names the key."""
 
 
+def has_unsafe_part(path: str) -> bool:
+    """Whether a `/`-separated path (a leading `/` aside) has a `..`, `.` or empty part: a file named
+    after it would not stay in the folder it is written under. Discover leaves such keys out."""
+    return any(part in ("", ".", "..") for part in path.removeprefix("/").split("/"))
+
+
 def inside(folder: Path, name: str, key: str) -> Path:
     """`folder / name`, refused unless it lies inside `folder`: no absolute name, no `..`, `.` or empty
     component, and nothing that resolves elsewhere (a link inside the folder)."""
-    parts = name.split("/")
-    if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    if name.startswith("/") or has_unsafe_part(name):
         raise ExportError(f"key {key!r}: its file name {name!r} would not lie inside {str(folder)!r}; "
                           "keys with '..', '.', empty or absolute parts are not exported")
     target = folder / name
