@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +20,19 @@ ORIENTATION = {"apply": "EXIF orientation applied",
                "ignore": "EXIF orientation ignored (the stored pixel grid, as Pillow's convert('RGB'))"}
 
 
-def read_geometry(source: str, preset: Any, clip_frames: int) -> Geometry:
-    """Crop, width, tubelet and patch size from the model's config.json (local) or the preset (hub)."""
+def read_geometry(source: str, preset: Any, clip_frames: int) -> tuple[Geometry, int]:
+    """Crop, width, tubelet and patch size from the model's config.json (local) or the preset (hub), and
+    the most frames its temporal positions were trained on (its frames_per_clip)."""
     local = Path(source)
     if (local / "config.json").is_file():
         from transformers import VJEPA2Config
 
         cfg = VJEPA2Config.from_pretrained(local)
-        return Geometry(cfg.crop_size, cfg.hidden_size, cfg.tubelet_size, cfg.patch_size, clip_frames)
+        geometry = Geometry(cfg.crop_size, cfg.hidden_size, cfg.tubelet_size, cfg.patch_size, clip_frames)
+        return geometry, int(cfg.frames_per_clip)
     if preset is None:
         raise FileNotFoundError(f"encoder.path: no config.json in {source!r}")
-    return Geometry(preset.crop, preset.dim, 2, 16, clip_frames)
-
-
-def frames_per_clip(source: str) -> int:
-    """The most frames the model's temporal positions were trained on: its config's, or the presets'."""
-    config = Path(source) / "config.json"
-    if config.is_file():
-        return int(json.loads(config.read_text()).get("frames_per_clip", PRESET_FRAMES_PER_CLIP))
-    return PRESET_FRAMES_PER_CLIP
+    return Geometry(preset.crop, preset.dim, 2, 16, clip_frames), PRESET_FRAMES_PER_CLIP
 
 
 def build(options: dict[str, Any], device: torch.device) -> Encoder:
@@ -47,13 +40,13 @@ def build(options: dict[str, Any], device: torch.device) -> Encoder:
     source = options["path"] or preset.hub_id
     image = options["media"] == "image"
     frames_key = "image_frames" if image else "num_frames"
-    geometry = read_geometry(source, preset, options[frames_key])
+    geometry, frames_per_clip = read_geometry(source, preset, options[frames_key])
     for key in dict.fromkeys(("num_frames", frames_key)):
         if options[key] < geometry.tubelet or options[key] % geometry.tubelet:
             raise ValueError(f"encoder.{key}: {options[key]} is not a positive multiple of tubelet size "
                              f"{geometry.tubelet}")
-        if options[key] > (limit := frames_per_clip(source)):
-            raise ValueError(f"encoder.{key}: {too_many_frames(options[key], limit)}")
+        if options[key] > frames_per_clip:
+            raise ValueError(f"encoder.{key}: {too_many_frames(options[key], frames_per_clip)}")
     outputs = tuple(o for o in TOKEN_OUTPUTS if o in options["outputs"] and o != "mean")
     precision = resolve_precision(options["precision"], device, "vjepa2", PRECISIONS)
     transform = transforms.resolve_transform(options["transform"], device)
