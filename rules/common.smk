@@ -11,8 +11,10 @@ from embedpipe.identifying import IDENTIFYING_BY_KIND, refusal, unacknowledged  
 from embedpipe.encoders import OptionError, all_exports, family  # noqa: E402
 from embedpipe.evaluate.settings import PTBXL_FILES, config_problems  # noqa: E402
 from embedpipe.hub_configs import config_name_of  # noqa: E402
+from embedpipe.made_with import change_stamp, made_with  # noqa: E402
 
 from snakemake.exceptions import WorkflowError  # noqa: E402
+from snakemake.logging import logger  # noqa: E402
 
 
 def config_error(key, message):
@@ -158,6 +160,11 @@ HF_FLAGS = (
 EMBEDDINGS = f"{RUN_DIR}/embeddings/{{shard}}.parquet"
 ERRORS = f"{RUN_DIR}/embeddings/{{shard}}.errors.parquet"
 PARTS = f"{RUN_DIR}/parts/{{shard}}"
+# A shard made with other settings than this config's gets a stamp here (settings_changed), the record
+# of why extract embedded it again.
+SETTINGS_CHANGED_DIR = f"{LOG_DIR}/settings_changed"
+CONFIG_MADE_WITH = made_with(ENCODER, skip_files=MADE_MODELS)
+CHANGED = {}  # shard → its stamp, once settings_changed has looked
 # Each shard's dataset file is staged first; the dataset step then builds the published folder from
 # exactly this run's non-empty shards, numbered train-0000i-of-0000N, and lists what it holds.
 STAGED = f"{RUN_DIR}/staged/{{shard}}.parquet"
@@ -170,6 +177,7 @@ MERGED = {
     "npy": f"{RUN_DIR}/{MODEL}_embeddings_all.npy",
     "index": f"{RUN_DIR}/{MODEL}_embeddings_all.keys.txt",
 }
+
 FOLDER_PT = f"{RUN_DIR}/export/folder_pt/{MODEL}_embeddings_{{shard}}.pt"
 # pca.components: fitted on the run's rows, each dataset row gets embedding_pca, pca.npz is published
 PCA_COMPONENTS = (config.get("pca") or {}).get("components")
@@ -335,6 +343,27 @@ def folder_pt_prefix(wildcards):
     if SHARDING["by"] != "folder":
         config_error("merge.folder_pt_keys", "folder needs shards.by: folder (hash shards are not folders)")
     return f"--strip_prefix={shlex.quote(f'{wildcards.shard}/')}"
+
+
+def settings_changed(wildcards):
+    """extract's input function: nothing while the shard on disk was made with this config's model,
+    weights and preprocessing; else a stamp just written in the logs, newer than the shard, so extract
+    embeds it again. Snakemake alone would reuse the shard under mtime triggers, after weights were
+    replaced under the same path, or when another config wrote this run folder. (Written even by a dry
+    run, as Snakemake's own log is: a missing input file would not trigger a rerun under mtime.)"""
+    if not workflow.is_main_process:
+        return []
+    if not CHANGED:  # every shard's stamp at once: Snakemake lists the folder once, at its first stamp
+        CHANGED[None] = None
+        for shard in SHARDS:
+            shard_file = EMBEDDINGS.format(shard=shard)
+            if os.path.exists(shard_file) and (changed := change_stamp(shard_file, CONFIG_MADE_WITH,
+                                                                       SETTINGS_CHANGED_DIR)):
+                CHANGED[shard] = changed[0]
+                logger.warning(f"{shard_file} was made with other settings than this config's "
+                               f"({'; '.join(changed[1])}): extract embeds it again. To keep both, give this "
+                               "config a run of its own (run: <name>).")
+    return CHANGED.get(wildcards.shard) or []
 
 
 def require_repo_id(wildcards):

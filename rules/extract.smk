@@ -7,6 +7,7 @@ rule extract:
     input:
         manifest=MANIFEST,
         model=model_inputs(),
+        settings_changed=settings_changed,
     output:
         embeddings=EMBEDDINGS,
         errors=ERRORS,
@@ -44,3 +45,4 @@ rule extract:
         " --log_every={params.log_every:q} --decode_timeout_s={params.decode_timeout_s:q}"
         " --max_decoded_gb={params.max_decoded_gb:q} {params.require_gpu}"
         " > {log:q} 2>&1"
+

@@ -23,6 +23,7 @@ rule validate:
         out_dir=lambda wc, output: os.path.dirname(output.metrics),
         title=shlex.quote(DATASET_TITLE),
         thresholds=validate_args(),
+        made_with=json.dumps(CONFIG_MADE_WITH, sort_keys=True),
         sections=lambda wc, input: "".join(f" --{name} {shlex.join(input[name])}" for name in
                                            ("pretraining", "evaluation") if input[name]),
     log:
@@ -32,4 +33,4 @@ rule validate:
     shell:
         "{params.run} --shards_json={params.shards:q} --manifests {input.manifests:q}"
         " --dataset_files {input.dataset:q} --error_files {input.errors:q} --out_dir {params.out_dir:q}"
-        " --title={params.title} {params.thresholds}{params.sections} > {log:q} 2>&1"
+        " --title={params.title} --made_with={params.made_with:q} {params.thresholds}{params.sections} > {log:q} 2>&1"

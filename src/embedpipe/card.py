@@ -229,6 +229,8 @@ fraction {totals["error_fraction"]}), in {counted(len(files), "Parquet file")}.{
 
 - Encoder: `{provenance.get("encoder")}`, model `{provenance.get("model")}` from `{provenance.get("model_id")}`,
   revision `{provenance.get("revision") or "latest at run time"}`
+- Fingerprint: `{metrics.get("fingerprint") or "not recorded"}` (model, weights and preprocessing: every
+  shard's, checked by validate)
 - Compute dtype: {provenance.get("compute_dtype")}
 - Run date (UTC): {provenance.get("created", "not recorded")}
 - Preprocessing:

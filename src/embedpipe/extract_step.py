@@ -9,7 +9,7 @@ assemble the shard. The executor loop is extract.run_extract; the script only pa
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from embedpipe.encoders.roles import Encoder
 from embedpipe.extract import DECODE_TIMEOUT_S, ModelFailure, auto_workers, run_extract
 from embedpipe.finished import input_stamp, keep_finished, restore_finished
 from embedpipe.gpu_report import NoGpu, require_gpu
+from embedpipe.made_with import made_with
 from embedpipe.model_files import ModelFileError, ModelLoadError, check_model_path, model_error
 from embedpipe.readers.limits import DEFAULT_MAX_DECODED_GB, set_max_decoded_gb
 from embedpipe.runinfo import package_versions
@@ -137,16 +138,18 @@ class ExtractStep:
         s = self.s
         check_model_path(s.encoder, s.options.get("path"))
         try:
-            return build_encoder(s.encoder, s.options, device)
+            encoder = build_encoder(s.encoder, s.options, device)
         except OptionError:
             raise  # a config key, named
         except Exception as exc:  # what the model files hold, or an option that contradicts them
             raise model_error(s.encoder, s.options.get("path"), s.options.get("model"), exc) from exc
+        return replace(encoder, made_with=made_with(family(s.encoder).options(s.options)))
 
     def finalize(self, keys: list[str], encoder: Encoder, writer: ShardWriter, inputs: dict[str, str]) -> int:
         s = self.s
         metadata = {
             **encoder.provenance(),
+            "fingerprint": encoder.fingerprint(),  # every shard of one dataset shares it (validate checks)
             "compute_dtype": encoder.model.compute_dtype(),
             "shard": s.shard,
             "num_files": len(keys),

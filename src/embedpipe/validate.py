@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from embedpipe.discover import read_manifest
 from embedpipe.error_text import ErrorGroups
 from embedpipe.footer import read_provenance
+from embedpipe.made_with import model_problems
 from embedpipe.stats import EmbeddingStats, effective_rank, summarise
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class ShardCounts:
     declared_dims: set[int] = field(default_factory=set)  # the model's width, from provenance
     null_keys: list[str] = field(default_factory=list)  # rows whose embedding is null
     keys: KeyTally | None = None
+    made_with: dict[str, Any] | None = None  # what the footer says the rows were made with
+    fingerprint: str | None = None
 
     @property
     def reconciled(self) -> bool:
@@ -119,6 +122,7 @@ def scan_dataset_file(path: Path, counts: ShardCounts, seen: dict[str, str], dup
     key_column = meta.get("key_column", "key")
     if "embedding_dim" in meta:
         counts.declared_dims.add(int(meta["embedding_dim"]))
+    counts.made_with, counts.fingerprint = meta.get("made_with"), meta.get("fingerprint")
     f = pq.ParquetFile(path)
     counts.columns = tuple(f"{c.name}: {c.type}" for c in f.schema_arrow)
     dim = f.schema_arrow.field(column).type.list_size
@@ -155,7 +159,9 @@ def validate_dataset(
     dataset_files: dict[str, Path],
     error_files: dict[str, Path],
     config: ValidationConfig,
+    made_with: dict[str, Any] | None = None,
 ) -> ValidationResult:
+    """`made_with`: the configuration's (made_with.made_with); every shard must record it."""
     per_shard: list[ShardCounts] = []
     seen: dict[str, str] = {}
     duplicates: list[str] = []
@@ -180,13 +186,14 @@ def validate_dataset(
         per_shard.append(counts)
         log.info("%s: %d files, %d rows, %d errors", shard, counts.manifest, counts.rows, counts.errors)
     stats = holder[0] if holder else None
-    metrics = assemble_metrics(per_shard, duplicates, dtypes, stats, config)
+    metrics = assemble_metrics(per_shard, duplicates, dtypes, stats, config, made_with)
     metrics["errors_by_type"] = failures.summary()
     return ValidationResult(metrics, stats, shards)
 
 
 def assemble_metrics(per_shard: list[ShardCounts], duplicates: list[str], dtypes: set[str],
-                     stats: EmbeddingStats | None, config: ValidationConfig) -> dict[str, Any]:
+                     stats: EmbeddingStats | None, config: ValidationConfig,
+                     made_with: dict[str, Any] | None = None) -> dict[str, Any]:
     total_files = sum(c.manifest for c in per_shard)
     total_rows = sum(c.rows for c in per_shard)
     total_errors = sum(c.errors for c in per_shard)
@@ -208,8 +215,13 @@ def assemble_metrics(per_shard: list[ShardCounts], duplicates: list[str], dtypes
     # Spread needs a few rows to mean anything; the finite/not_empty checks cover the rest.
     judged = stats is not None and stats.count >= MIN_ROWS_FOR_SPREAD
     dup_pairs = stats.duplicate_pairs if stats is not None else []
+    model = model_problems({c.shard: (c.made_with, c.fingerprint) for c in per_shard}, made_with)
+    fingerprints = {c.fingerprint for c in per_shard}
     checks = [
         same_columns(per_shard),
+        Check("same_model", not model, "; ".join(model) + ": re-embed those shards (snakemake --forcerun extract)"
+              if model else f"every shard made with this config's model, weights and preprocessing "
+              f"(fingerprint {next(iter(fingerprints), None)})"),
         Check("counts_reconcile", not bad_counts,
               "files = rows + errors in every shard" if not bad_counts else f"mismatch in {bad_counts}"),
         Check("keys_match_manifest", not bad_keys,
@@ -245,6 +257,7 @@ def assemble_metrics(per_shard: list[ShardCounts], duplicates: list[str], dtypes
             "error_fraction": round(error_fraction, 6) if math.isfinite(error_fraction) else None,
         },
         "checks": [asdict(c) for c in checks],
+        "fingerprint": next(iter(fingerprints)) if len(fingerprints) == 1 else None,
         "shards": [
             {
                 "shard": c.shard, "files": c.manifest, "rows": c.rows, "errors": c.errors,

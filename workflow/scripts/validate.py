@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--error_files", nargs="+", required=True)
     p.add_argument("--out_dir", required=True, help="validation folder (metrics.json, report.html, plots)")
     p.add_argument("--title", default="embedpipe dataset")
+    p.add_argument("--made_with", type=json.loads, help="the config's settings (JSON): every shard must "
+                   "record them (embedpipe.made_with)")
     p.add_argument("--evaluation", nargs=2, metavar=("METRICS_JSON", "ROC_PNG"),
                    help="the evaluate step's outputs: its section of the report")
     p.add_argument("--pretraining", nargs=2, metavar=("METRICS_CSV", "LOSS_PNG"),
@@ -75,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         dict(zip(args.shards, map(Path, args.dataset_files), strict=True)),
         dict(zip(args.shards, map(Path, args.error_files), strict=True)),
         config,
+        args.made_with,
     )
     for check in result.metrics["checks"]:
         log.info("%s %s: %s", "PASS" if check["passed"] else "FAIL", check["name"], check["detail"])

@@ -96,6 +96,8 @@ class Encoder:
     model: Model
     output: OutputSpec
     describe: Callable[[], dict[str, Any]]
+    # The configuration's settings (made_with.made_with): set by the extract job, part of the provenance.
+    made_with: dict[str, Any] = field(default_factory=dict)
 
     @property
     def batch_size(self) -> int:
@@ -105,7 +107,7 @@ class Encoder:
         return self.output.columns + self.reader.fact_fields()
 
     def provenance(self) -> dict[str, Any]:
-        return self.describe()
+        return self.describe() | ({"made_with": self.made_with} if self.made_with else {})
 
     def fingerprint(self) -> str:
         """Identifies model + preprocessing: parts written under another fingerprint are not reused."""
