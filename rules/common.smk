@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # the Snakefile itself needs only stdlib parts
 from embedpipe.discover import ShardSpec, list_top_folders  # noqa: E402
-from embedpipe.identifying import IDENTIFYING_BY_KIND, refusal, unacknowledged  # noqa: E402
+from embedpipe.identifying import IDENTIFYING_BY_KIND, PATTERNS_KEY, pattern_problem, refusal, unacknowledged  # noqa: E402
 from embedpipe.encoders import OptionError, all_exports, family  # noqa: E402
 from embedpipe.evaluate.settings import PTBXL_FILES, config_problems  # noqa: E402
 from embedpipe.hub_configs import config_name_of  # noqa: E402
@@ -194,8 +194,8 @@ UPLOAD_RECEIPT = f"{RUN_DIR}/upload/" + ("plan.json" if UPLOAD.get("dry_run") el
 if UPLOAD.get("public") and config["dataset"].get("credentialed"):
     config_error("upload.public", "true is refused for a dataset with dataset.credentialed: true "
                  "(e.g. MIMIC under the PhysioNet data use agreement); upload it privately")
-# Known here only where the metadata kind fixes the columns; for kind none the keys decide, and
-# upload.py checks what the files themselves record.
+# Known here where the metadata kind fixes the columns (none: its keys are identifying or unjudged); for
+# deepearth the names decide, and upload.py checks what the files themselves record.
 UPLOAD_ACKNOWLEDGED = UPLOAD.get("public_identifying_columns") or []
 # upload.path_in_repo: the config a model's folder is read by (the folder's name when not given)
 UPLOAD_CONFIG = config_name_of(UPLOAD["path_in_repo"], UPLOAD.get("config_name")) if UPLOAD.get("path_in_repo") else None
@@ -203,6 +203,10 @@ if UPLOAD.get("public") and (
     missing := unacknowledged(IDENTIFYING_BY_KIND.get(config["metadata"]["kind"]) or (), UPLOAD_ACKNOWLEDGED)
 ):
     config_error("upload.public", refusal(missing))
+# Identifier shapes of the user's own, looked for in every key by the parquet step (judge_keys).
+IDENTIFYING_PATTERNS = config["metadata"].get("identifying_patterns") or []
+if problem := pattern_problem(IDENTIFYING_PATTERNS):
+    config_error(PATTERNS_KEY, problem)
 
 
 # The evaluation reads the staged dataset files validate reads, and runs before validate, whose report

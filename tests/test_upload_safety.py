@@ -181,9 +181,11 @@ def test_dataset_files_record_the_columns_that_identify_people(tmp_path):
     plain = dataset_file(tmp_path, tmp_path / "audio.parquet", KeyOnly(), ["speaker1/p10/s1/a.wav"])
     photos = dataset_file(tmp_path, tmp_path / "photos.parquet", DeepEarthNames(),
                           ["taxon_1/gbif_1_taxon_1_Aa_bb_img_1.jpg"])
-    recorded = {p.stem: sorted(read_provenance(p)["identifying_columns"])
+    recorded = {p.stem: (sorted(read_provenance(p)["identifying_columns"]), read_provenance(p)["unjudged_columns"])
                 for p in (echo, mimic_keys, plain, photos)}
-    assert recorded == {"echo": ECHO_COLUMNS, "ecg": ["key"], "audio": [], "photos": []}
+    # plain paths are not judged harmless: nobody knows what their names hold
+    assert recorded == {"echo": (ECHO_COLUMNS, []), "ecg": (["key"], []), "audio": ([], ["key"]),
+                        "photos": ([], [])}
     assert set(ECHO_COLUMNS) == {f.name for f in EchoMetadata.fields}  # every echo metadata column
 
 
@@ -200,7 +202,10 @@ def test_public_upload_of_identifying_columns_needs_each_named(tmp_path):
 
 def test_public_upload_refuses_files_without_a_record_and_passes_clean_ones(tmp_path):
     file_list = make_dataset(tmp_path)
-    assert plan(file_list, public=True).identifying == []  # keys that hold no MIMIC ids
+    with pytest.raises(UploadRefused, match=r"cannot judge\) that upload\.public_identifying_columns does not "
+                                            r"name: key\."):
+        plan(file_list, public=True)  # plain file paths: of unknown origin
+    assert plan(file_list, public=True, acknowledged=("key",)).identifying == ["key"]
     table = pq.read_table(tmp_path / "parquet" / DATA)
     pq.write_table(table.replace_schema_metadata({}), tmp_path / "parquet" / DATA)  # as an older embedpipe wrote
     write_file_list(tmp_path / "parquet", [DATA, "README.md", TOKENS], file_list)
@@ -238,7 +243,11 @@ def test_card_names_the_identifying_columns_from_the_files(tmp_path):
     plain = dataset_file(tmp_path, tmp_path / "plain.parquet", KeyOnly(), ["a/x.wav"])
     section = identifying_section([echo])
     assert section.startswith("## Identifying columns\n") and "`subject_id`" in section and "`note_id`" in section
-    assert identifying_section([plain]) == "## Identifying columns\n\nNone: no column identifies a person."
+    assert "`key`: file paths of unknown origin" in identifying_section([plain])
+    assert "None:" not in identifying_section([plain])
+    photos = dataset_file(tmp_path, tmp_path / "photos.parquet", DeepEarthNames(),
+                          ["taxon_1/gbif_1_taxon_1_Aa_bb_img_1.jpg"])
+    assert identifying_section([photos]).startswith("## Identifying columns\n\nNone: no column identifies")
     assert "`subject_id`" in identifying_section([plain, echo])  # any file's columns count
     pq.write_table(pq.read_table(plain).replace_schema_metadata({}), tmp_path / "old.parquet")
     assert "Not recorded: old.parquet" in identifying_section([tmp_path / "old.parquet"])

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from embedpipe.footer import read_provenance
-from embedpipe.identifying import recorded_identifying
+from embedpipe.identifying import ACK_KEY, PATTERNS_KEY, SHAPES, recorded
 from embedpipe.pca import NAME as PCA_NAME
 from embedpipe.pca import Pca
 from embedpipe.sidecar import FILE_SUFFIX
@@ -166,17 +166,30 @@ def exclusion_note(exclusions: dict[str, Any] | None) -> str:
 
 
 def identifying_section(files: list[Path]) -> str:
-    """Which columns identify people, as the dataset files record it (the upload checks the same record)."""
-    columns, unrecorded = recorded_identifying(files)
-    if unrecorded:
-        text = (f"Not recorded: {', '.join(unrecorded)} were written before embedpipe recorded them. Treat "
+    """Which columns identify people, and which nobody could judge, as the dataset files record it (the
+    upload checks the same record). It never says that nothing identifies a person unless every column
+    was judged."""
+    found = recorded(files)
+    if found.unrecorded:
+        return ("## Identifying columns\n\n"
+                f"Not recorded: {', '.join(found.unrecorded)} were written before embedpipe recorded them. Treat "
                 "every id, path, datetime and note column as identifying.")
-    elif columns:
-        text = (f"{', '.join(f'`{c}`' for c in columns)}: these identify people (ids, paths that hold ids, "
-                "datetimes, note ids). Share the dataset only as the source data's terms allow.")
-    else:
-        text = "None: no column identifies a person."
-    return f"## Identifying columns\n\n{text}"
+    parts = []
+    if found.identifying:
+        parts.append(f"{', '.join(f'`{c}`' for c in sorted(found.identifying))}: these identify people (ids, paths "
+                     "that hold ids, datetimes, note ids). Share the dataset only as the source data's terms allow.")
+    for column, shapes in sorted(found.shapes.items()):
+        parts.append(f"`{column}` holds {', '.join(sorted(shapes))} in some of its values.")
+    if found.unjudged:
+        known = ", ".join(SHAPES)
+        parts.append(f"{', '.join(f'`{c}`' for c in sorted(found.unjudged))}: file paths of unknown origin. embedpipe "
+                     f"found none of the identifier shapes it looks for ({known}, and {PATTERNS_KEY}) in them, but "
+                     "cannot tell whether a folder or file name names a person: check before sharing. A public "
+                     f"upload needs them named in {ACK_KEY}.")
+    if not parts:
+        parts.append("None: no column identifies a person (every file name follows the dataset's naming and holds "
+                     "no identifier shape).")
+    return "## Identifying columns\n\n" + "\n\n".join(parts)
 
 
 def card_body(files: list[Path], metrics: dict[str, Any], dataset: dict[str, Any], provenance: dict[str, Any],

@@ -10,9 +10,8 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from embedpipe.identifying import ECG_IDENTIFYING, ECHO_IDENTIFYING, looks_like_mimic_path
+from embedpipe.identifying import ECG_IDENTIFYING, ECHO_IDENTIFYING
 
 ECHO_FIELDS = [
     pa.field("subject_id", pa.int64()),
@@ -35,6 +34,12 @@ def parse_echo_path(key: str) -> dict[str, Any]:
     subject = next((int(m.group(1)) for p in parts if (m := _SUBJECT.match(p))), None)
     study = next((int(m.group(1)) for p in parts if (m := _STUDY.match(p))), None)
     return {"subject_id": subject, "study_id": study, "dicom_id": PurePosixPath(key).stem}
+
+
+def is_mimic_path(key: str) -> bool:
+    """The key follows MIMIC's layout: both a subject and a study folder."""
+    ids = parse_echo_path(key)
+    return ids["subject_id"] is not None and ids["study_id"] is not None
 
 
 def _text(value: Any) -> str | None:
@@ -110,13 +115,16 @@ def read_list(path: str, columns: set[str]) -> pd.DataFrame:
 
 
 class ListedIdentifying:
-    """A joiner whose identifying columns are known from its kind, whatever the rows hold."""
+    """A joiner whose identifying columns are known from its kind; `parses` says whether a key follows
+    the kind's naming (`naming`), which judge_keys checks of every key before the rows are written."""
 
     key_column = "file_path"
     identifying: tuple[str, ...] = ()
+    kind = naming = ""
 
-    def identifying_in(self, source: pq.ParquetFile) -> list[str]:
-        return list(self.identifying)
+    @staticmethod
+    def parses(key: str) -> bool:
+        return is_mimic_path(key)
 
 
 class EchoMetadata(ListedIdentifying):
@@ -126,6 +134,7 @@ class EchoMetadata(ListedIdentifying):
 
     fields = ECHO_FIELDS
     identifying = ECHO_IDENTIFYING
+    kind, naming = "mimic_iv_echo", "p<NN>/p<subject_id>/s<study_id>/<file>"
 
     def __init__(self, record_list: str, study_list: str) -> None:
         records = read_list(record_list, {"subject_id", "study_id", "dicom_filepath", "acquisition_datetime"})
@@ -177,6 +186,7 @@ class EcgRecordList(ListedIdentifying):
 
     fields = ECG_FIELDS
     identifying = ECG_IDENTIFYING
+    kind, naming = "mimic_iv_ecg", "p<NNNN>/p<subject_id>/s<study_id>/<record>"
 
     def __init__(self, record_list: str) -> None:
         records = read_list(record_list, {"subject_id", "study_id", "ecg_time", "path"})
@@ -229,6 +239,11 @@ class DeepEarthNames(ListedIdentifying):
 
     fields = DEEPEARTH_FIELDS
     identifying: tuple[str, ...] = ()  # GBIF occurrences and taxa name no person
+    kind, naming = "deepearth", "gbif_<id>_taxon_<id>_<species>_img_<n>.<ext>"
+
+    @staticmethod
+    def parses(key: str) -> bool:
+        return _DEEPEARTH.match(PurePosixPath(key).name.split(".")[0]) is not None
 
     def __init__(self) -> None:
         self.matched_records = self.matched_studies = 0
@@ -248,16 +263,11 @@ class KeyOnly:
 
     key_column = "key"
     fields = [pa.field("key", pa.string())]
-    # Only when a key looks like a MIMIC path (p<subject>/s<study> components): identifying_in decides.
-    identifying = ("key",)
+    # The keys are file paths of unknown origin: judge_keys finds them identifying or not judgeable.
+    identifying: tuple[str, ...] = ()
+    kind, naming = "none", ""
+    parses = None  # no naming to follow
     matched_records = matched_studies = 0
-
-    def identifying_in(self, source: pq.ParquetFile) -> list[str]:
-        """["key"] if any of the file's keys holds a MIMIC subject or study id, else []."""
-        for batch in source.iter_batches(batch_size=65536, columns=["key"]):
-            if any(looks_like_mimic_path(k) for k in batch.column("key").to_pylist()):
-                return list(self.identifying)
-        return []
 
     def rows(self, keys: list[str]) -> dict[str, list[Any]]:
         return {"key": list(keys)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 from embedpipe.assemble import CHUNK_BYTES
 from embedpipe.atomic import atomic_path, remove_leftovers_of, remove_stale_tmp
 from embedpipe.footer import read_provenance, with_provenance
+from embedpipe.judge_keys import judge_keys
 from embedpipe.metadata import Joiner
 from embedpipe.parquet_io import parquet_options, rows_per_group, write_parquet
 from embedpipe.pca import COLUMN as PCA_COLUMN
@@ -69,16 +71,19 @@ class SidecarLinks:
 
 
 def write_dataset_shard(
-    embeddings_path: Path, out_path: Path, joiner: Joiner, extra: dict[str, Any], pca: Pca | None = None
+    embeddings_path: Path, out_path: Path, joiner: Joiner, extra: dict[str, Any], pca: Pca | None = None,
+    identifying_patterns: Iterable[str] = (),
 ) -> int:
     """Stream one shard's embeddings into a self-contained dataset file. Returns rows written.
-    `pca`: the run's PCA, each row's `embedding` projected into an `embedding_pca` column after it."""
+    `pca`: the run's PCA, each row's `embedding` projected into an `embedding_pca` column after it.
+    `identifying_patterns`: the config's own identifier shapes (judge_keys), besides the known ones.
+    Raises judge_keys.KindMismatch, before writing, where the metadata kind does not fit the keys."""
     source = pq.ParquetFile(embeddings_path)
+    judgement = judge_keys(joiner, source, str(extra.get("shard", out_path.name)), identifying_patterns)
     provenance = read_provenance(embeddings_path)
     value_fields = [f for f in source.schema_arrow if f.name != "key"]
     pca_fields = [pa.field(PCA_COLUMN, pa.list_(pa.float32(), len(pca.components)))] if pca is not None else []
-    meta = {**provenance, **extra, "key_column": joiner.key_column,
-            "identifying_columns": joiner.identifying_in(source)}
+    meta = {**provenance, **extra, "key_column": joiner.key_column, **judgement.record()}
     schema = with_provenance(list(joiner.fields) + value_fields + pca_fields, meta)
     rows = 0
     sidecars = SidecarLinks(embeddings_path.parent, out_path)

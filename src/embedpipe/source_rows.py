@@ -48,6 +48,7 @@ class WithSourceRows:
     def __init__(self, joiner: Joiner, rows: dict[str, list[int]], split: str | None) -> None:
         self.joiner, self.source, self.split = joiner, rows, split
         self.key_column, self.identifying = joiner.key_column, joiner.identifying
+        self.kind, self.naming, self.parses = joiner.kind, joiner.naming, joiner.parses
         self.fields = [*joiner.fields, *FIELDS]
 
     @property
@@ -57,9 +58,6 @@ class WithSourceRows:
     @property
     def matched_studies(self) -> int:
         return self.joiner.matched_studies
-
-    def identifying_in(self, source: pq.ParquetFile) -> list[str]:
-        return self.joiner.identifying_in(source)
 
     def rows(self, keys: list[str]) -> dict[str, list[Any]]:
         missing = [k for k in keys if k not in self.source]

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
 
 from embedpipe.atomic import out_of_space
+from embedpipe.judge_keys import KindMismatch
 from embedpipe.metadata import build_metadata
 from embedpipe.parquet import write_dataset_shard
 from embedpipe.pca import Pca
@@ -26,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--study_list", help="echo-study-list.csv (mimic_iv_echo)")
     p.add_argument("--hf_rows", help="discover's hf_rows.parquet: the source dataset's rows of each file")
     p.add_argument("--pca", help="the run's pca.npz: each row's embedding_pca")
+    p.add_argument("--identifying_patterns", type=json.loads, default=[],
+                   help="JSON list of regular expressions: keys matching any identify people (besides MIMIC "
+                        "ids, DICOM UIDs and dates)")
     args = p.parse_args(argv)
     setup_logging()
     if args.metadata == "mimic_iv_echo" and not (args.record_list and args.study_list):
@@ -38,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         write_dataset_shard(Path(args.embeddings), Path(args.output), joiner,
                             {"shard": args.shard, "metadata": args.metadata},
-                            Pca.load(args.pca) if args.pca else None)
+                            Pca.load(args.pca) if args.pca else None, args.identifying_patterns)
+    except KindMismatch as exc:
+        logging.getLogger("parquet").error("%s", exc)
+        return 1
     except OSError as exc:
         # A full disk or quota: one line saying which file and what to do, as extract says it.
         if (what := out_of_space(exc)) is None:
