@@ -11,7 +11,8 @@ from embedpipe.identifying import IDENTIFYING_BY_KIND, PATTERNS_KEY, pattern_pro
 from embedpipe.encoders import OptionError, all_exports, family  # noqa: E402
 from embedpipe.evaluate.settings import PTBXL_FILES, config_problems  # noqa: E402
 from embedpipe.hub_configs import config_name_of  # noqa: E402
-from embedpipe.made_with import change_stamp, made_with  # noqa: E402
+from embedpipe.made_with import MODEL_FILES, change_stamp, made_with  # noqa: E402
+from embedpipe.runinfo import submit_without_hub_token  # noqa: E402
 
 from snakemake.exceptions import WorkflowError  # noqa: E402
 from snakemake.logging import logger  # noqa: E402
@@ -91,6 +92,10 @@ def check_output_dir(key, path):
         config_error(key, f"{probe!r} is not writable{where}; {fix}")
 
 
+# SLURM jobs are submitted with the whole environment: keep the Hub token out of them (only upload,
+# which runs here, needs it).
+if workflow.is_main_process:
+    submit_without_hub_token(os.path.join(workflow.basedir, "workflow", "submit"))
 check_output_dir("results_dir", RUN_DIR)
 check_output_dir("logs_dir", LOG_DIR)
 if not DEMO and not os.path.isdir(config["input_dir"]):
@@ -163,7 +168,7 @@ PARTS = f"{RUN_DIR}/parts/{{shard}}"
 # A shard made with other settings than this config's gets a stamp here (settings_changed), the record
 # of why extract embedded it again.
 SETTINGS_CHANGED_DIR = f"{LOG_DIR}/settings_changed"
-CONFIG_MADE_WITH = made_with(ENCODER, skip_files=MADE_MODELS)
+CONFIG_MADE_WITH = made_with(ENCODER, skip_files=MADE_MODELS + ([ENCODER[k] for k in MODEL_FILES if ENCODER.get(k)] if DEMO else []))
 CHANGED = {}  # shard → its stamp, once settings_changed has looked
 # Each shard's dataset file is staged first; the dataset step then builds the published folder from
 # exactly this run's non-empty shards, numbered train-0000i-of-0000N, and lists what it holds.

@@ -29,9 +29,9 @@ def test_made_with_keeps_what_decides_a_row_and_digests_model_files(tmp_path):
     moved = tmp_path / "elsewhere.pt"
     shutil.copy(weights, moved)
     assert made_with(options | {"path": str(moved)}) == made  # the same model wherever it lies
+    # a model a rule of this run makes: left out whether or not it is there yet (Snakemake compares it)
+    assert made_with(options, skip_files=[str(weights)]) == made_with(options | {"path": str(tmp_path / "later")})
     assert "encoder.path content" not in made_with(options, skip_files=[str(weights)])
-    assert made_with(options | {"path": "facebook/vjepa2-vitl-fpc64-256"})["encoder.path"] == (
-        "facebook/vjepa2-vitl-fpc64-256")  # a Hub id: its name is what there is
 
 
 @pytest.mark.parametrize("offset", [0, 1_500_000, 2_999_999])

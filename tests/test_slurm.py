@@ -84,8 +84,13 @@ def test_failed_shard_is_retried_then_rerun_alone_and_the_run_equals_a_local_one
     blocker.parent.mkdir(parents=True)
     blocker.write_text("not a directory")
     before = last_job_id()
-    failed = snakemake(work, "--profile", str(profile), "--configfile", DEMO, check=False)
+    # a token exported for the upload: the submission leaves it off the compute jobs (workflow/submit/sbatch)
+    failed = snakemake(work, "--profile", str(profile), "--configfile", DEMO, check=False,
+                       env={"HF_TOKEN": "hf_only_for_the_upload"})
     assert failed.returncode != 0
+    for shard in ("p10", "p12"):
+        log = (work / "logs" / "demo" / "extract" / f"{shard}.log").read_text()
+        assert "no Hugging Face token in this SLURM job's environment" in log, log
     gpu_jobs = [j for j in sacct("JobID", "State", "AllocTRES", "JobName", "Comment", since_job=before)
                 if "gres/gpu=1" in j["AllocTRES"]]
     # readable: the profile's name prefix, and the rule and shard in the comment

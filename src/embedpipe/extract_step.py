@@ -9,6 +9,7 @@ assemble the shard. The executor loop is extract.run_extract; the script only pa
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from embedpipe.gpu_report import NoGpu, require_gpu
 from embedpipe.made_with import made_with
 from embedpipe.model_files import ModelFileError, ModelLoadError, check_model_path, model_error
 from embedpipe.readers.limits import DEFAULT_MAX_DECODED_GB, set_max_decoded_gb
-from embedpipe.runinfo import package_versions
+from embedpipe.runinfo import HUB_TOKEN_VARS, package_versions
 from embedpipe.shard_lock import ShardBusy, shard_lock
 from embedpipe.stop import StopRequest
 from embedpipe.writer import ShardWriter
@@ -106,6 +107,12 @@ class ExtractStep:
                 log.warning("stopped by signal %d while waiting for a GPU slot", stop.signum)
                 return 128 + stop.signum
             log.info("shard %s runs on GPU %s (slot %d)", s.shard, slot.device, slot.index)
+        if "SLURM_JOB_ID" in os.environ:  # whether the submission kept the Hub token off this node
+            if held := [v for v in HUB_TOKEN_VARS if v in os.environ]:
+                log.warning("%s is in this SLURM job's environment: only the upload needs it (submit with "
+                            "embedpipe's Snakefile, which keeps it out)", " and ".join(held))
+            else:
+                log.info("no Hugging Face token in this SLURM job's environment")
         if s.require_gpu:
             require_gpu(str(device_name))  # after the slot: it sets the one GPU this job may see
         encoder = self.build(resolve_device(device_name))

@@ -30,7 +30,8 @@ SAMPLE = 1 << 20  # bytes read from each end of a model file
 
 def made_with(options: dict[str, Any], skip_files: Iterable[str] = ()) -> dict[str, Any]:
     """`encoder.<key>` → value for what decides a row, and `encoder.<key> content` → a digest of each model
-    file or folder an option names. Model files in `skip_files`, or not there yet, are left out."""
+    file or folder an option names. Model files in `skip_files` (made by a rule of the run: whether they
+    are there yet must not change the result), or not there, are left out."""
     skip = {os.path.abspath(p) for p in skip_files}
     settings: dict[str, Any] = {}
     for key, value in sorted(options.items()):
@@ -38,10 +39,9 @@ def made_with(options: dict[str, Any], skip_files: Iterable[str] = ()) -> dict[s
             continue
         if key not in MODEL_FILES:
             settings[f"encoder.{key}"] = value
-        elif os.path.exists(value) and os.path.abspath(value) not in skip:
+        elif os.path.abspath(value) not in skip and os.path.exists(value):
             settings[f"encoder.{key} content"] = content_digest(Path(value))
-        elif not os.path.exists(value) and key == "path":
-            settings["encoder.path"] = value  # a Hub id: its name (and encoder.revision) is what there is
+        # else a rule of this run makes it (pretrain, a demo): as extract's input, Snakemake's to compare
     return settings
 
 

@@ -4,9 +4,26 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
 import sys
 
 import embedpipe
+
+# The environment variables huggingface_hub takes a token from. Only the upload job needs one: SLURM
+# submissions leave them out (workflow/submit/sbatch), and an extract job says whether it has one.
+HUB_TOKEN_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+
+
+def submit_without_hub_token(shim_dir: str) -> bool:
+    """With a Hub token in this (the submitting) process's environment, put `shim_dir` (its `sbatch` leaves
+    the token out, then runs the real one) first on PATH: the SLURM plugin submits with --export=ALL.
+    True if it did."""
+    if not any(os.environ.get(v) for v in HUB_TOKEN_VARS):
+        return False
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != shim_dir:
+        os.environ["PATH"] = os.pathsep.join([shim_dir, *filter(None, [os.environ.get("PATH")])])
+    return True
+
 
 PACKAGES = ("torch", "transformers", "decord", "soundfile", "soxr", "pyarrow", "numpy")
 
