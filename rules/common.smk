@@ -1,4 +1,5 @@
 # Shared names and start-up checks. Everything here runs when the DAG is built, before any job.
+import functools
 import json
 import re
 import shlex
@@ -168,8 +169,10 @@ PARTS = f"{RUN_DIR}/parts/{{shard}}"
 # A shard made with other settings than this config's gets a stamp here (settings_changed), the record
 # of why extract embedded it again.
 SETTINGS_CHANGED_DIR = f"{LOG_DIR}/settings_changed"
-CONFIG_MADE_WITH = made_with(ENCODER, skip_files=MADE_MODELS + ([ENCODER[k] for k in MODEL_FILES if ENCODER.get(k)] if DEMO else []))
-CHANGED = {}  # shard → its stamp, once settings_changed has looked
+# What this config's rows are made with; model files a rule makes (pretrain, the demos) are Snakemake's
+# to compare, as extract's inputs.
+RULE_MADE_MODEL_FILES = MADE_MODELS + ([ENCODER[k] for k in MODEL_FILES if ENCODER.get(k)] if DEMO else [])
+CONFIG_MADE_WITH = made_with(ENCODER, skip_files=RULE_MADE_MODEL_FILES)
 # Each shard's dataset file is staged first; the dataset step then builds the published folder from
 # exactly this run's non-empty shards, numbered train-0000i-of-0000N, and lists what it holds.
 STAGED = f"{RUN_DIR}/staged/{{shard}}.parquet"
@@ -182,7 +185,6 @@ MERGED = {
     "npy": f"{RUN_DIR}/{MODEL}_embeddings_all.npy",
     "index": f"{RUN_DIR}/{MODEL}_embeddings_all.keys.txt",
 }
-
 FOLDER_PT = f"{RUN_DIR}/export/folder_pt/{MODEL}_embeddings_{{shard}}.pt"
 # pca.components: fitted on the run's rows, each dataset row gets embedding_pca, pca.npz is published
 PCA_COMPONENTS = (config.get("pca") or {}).get("components")
@@ -362,17 +364,21 @@ def settings_changed(wildcards):
     run, as Snakemake's own log is: a missing input file would not trigger a rerun under mtime.)"""
     if not workflow.is_main_process:
         return []
-    if not CHANGED:  # every shard's stamp at once: Snakemake lists the folder once, at its first stamp
-        CHANGED[None] = None
-        for shard in SHARDS:
-            shard_file = EMBEDDINGS.format(shard=shard)
-            if os.path.exists(shard_file) and (changed := change_stamp(shard_file, CONFIG_MADE_WITH,
-                                                                       SETTINGS_CHANGED_DIR)):
-                CHANGED[shard] = changed[0]
-                logger.warning(f"{shard_file} was made with other settings than this config's "
-                               f"({'; '.join(changed[1])}): extract embeds it again. To keep both, give this "
-                               "config a run of its own (run: <name>).")
-    return CHANGED.get(wildcards.shard) or []
+    return changed_shards().get(wildcards.shard, [])
+
+
+@functools.cache
+def changed_shards():
+    """Shard → its stamp, for each shard on disk made otherwise, said once each. All stamps are written
+    at once: Snakemake lists the stamps' folder once, when it looks for the first."""
+    stamps = {}
+    for shard in SHARDS:
+        shard_file = EMBEDDINGS.format(shard=shard)
+        if os.path.exists(shard_file) and (changed := change_stamp(shard_file, CONFIG_MADE_WITH, SETTINGS_CHANGED_DIR)):
+            stamps[shard], why = changed
+            logger.warning(f"{shard_file} was made with other settings than this config's ({'; '.join(why)}): "
+                           "extract embeds it again. To keep both, give this config a run of its own (run: <name>).")
+    return stamps
 
 
 def require_repo_id(wildcards):

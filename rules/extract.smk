@@ -45,4 +45,3 @@ rule extract:
         " --log_every={params.log_every:q} --decode_timeout_s={params.decode_timeout_s:q}"
         " --max_decoded_gb={params.max_decoded_gb:q} {params.require_gpu}"
         " > {log:q} 2>&1"
-
