@@ -1,5 +1,4 @@
 # Shared names and start-up checks. Everything here runs when the DAG is built, before any job.
-import functools
 import json
 import re
 import shlex
@@ -12,8 +11,9 @@ from embedpipe.identifying import IDENTIFYING_BY_KIND, PATTERNS_KEY, pattern_pro
 from embedpipe.encoders import OptionError, all_exports, family  # noqa: E402
 from embedpipe.evaluate.settings import PTBXL_FILES, config_problems  # noqa: E402
 from embedpipe.hub_configs import config_name_of  # noqa: E402
-from embedpipe.made_with import MODEL_FILES, change_stamp, made_with  # noqa: E402
+from embedpipe.made_with import MODEL_FILES, DigestCache, made_with, stamp_path, update_stamp  # noqa: E402
 from embedpipe.runinfo import submit_without_hub_token  # noqa: E402
+from embedpipe.atomic import write_text_if_changed  # noqa: E402
 
 from snakemake.exceptions import WorkflowError  # noqa: E402
 from snakemake.logging import logger  # noqa: E402
@@ -169,10 +169,9 @@ PARTS = f"{RUN_DIR}/parts/{{shard}}"
 # A shard made with other settings than this config's gets a stamp here (settings_changed), the record
 # of why extract embedded it again.
 SETTINGS_CHANGED_DIR = f"{LOG_DIR}/settings_changed"
-# What this config's rows are made with; model files a rule makes (pretrain, the demos) are Snakemake's
-# to compare, as extract's inputs.
+# Model files made by the run itself (pretrain, the demos) are Snakemake's to compare, as extract's inputs.
+ONCE = {}  # what the DAG computes once per Snakemake process (config_made_with, changed_shards)
 RULE_MADE_MODEL_FILES = MADE_MODELS + ([ENCODER[k] for k in MODEL_FILES if ENCODER.get(k)] if DEMO else [])
-CONFIG_MADE_WITH = made_with(ENCODER, skip_files=RULE_MADE_MODEL_FILES)
 # Each shard's dataset file is staged first; the dataset step then builds the published folder from
 # exactly this run's non-empty shards, numbered train-0000i-of-0000N, and lists what it holds.
 STAGED = f"{RUN_DIR}/staged/{{shard}}.parquet"
@@ -210,10 +209,16 @@ if UPLOAD.get("public") and (
     missing := unacknowledged(IDENTIFYING_BY_KIND.get(config["metadata"]["kind"]) or (), UPLOAD_ACKNOWLEDGED)
 ):
     config_error("upload.public", refusal(missing))
-# Identifier shapes of the user's own, looked for in every key by the parquet step (judge_keys).
+# Identifier shapes of the user's own, looked for in every key by the parquet step (judge_keys). They
+# reach it as a file rewritten only when they change: an input, so a change re-judges every shard
+# whatever the rerun triggers (a param would not under mtime).
 IDENTIFYING_PATTERNS = config["metadata"].get("identifying_patterns") or []
 if problem := pattern_problem(IDENTIFYING_PATTERNS):
     config_error(PATTERNS_KEY, problem)
+PATTERNS_FILE = f"{LOG_DIR}/identifying_patterns.json"
+if workflow.is_main_process:
+    os.makedirs(LOG_DIR, exist_ok=True)
+    write_text_if_changed(PATTERNS_FILE, json.dumps(IDENTIFYING_PATTERNS) + "\n")
 
 
 # The evaluation reads the staged dataset files validate reads, and runs before validate, whose report
@@ -356,29 +361,48 @@ def folder_pt_prefix(wildcards):
     return f"--strip_prefix={shlex.quote(f'{wildcards.shard}/')}"
 
 
+def config_made_with():
+    """What this config's rows are made with (made_with.made_with). Computed when first asked for (by the
+    DAG's stamps, validate's params), not by every job's Snakemake; model digests are cached on disk."""
+    if "made_with" not in ONCE:
+        cache = DigestCache(os.path.join(".snakemake", "embedpipe", "model_digests.json"))
+        ONCE["made_with"] = made_with(ENCODER, FAMILY.defaults(), skip_files=RULE_MADE_MODEL_FILES, cache=cache)
+        cache.save()
+    return ONCE["made_with"]
+
+
 def settings_changed(wildcards):
-    """extract's input function: nothing while the shard on disk was made with this config's model,
-    weights and preprocessing; else a stamp just written in the logs, newer than the shard, so extract
-    embeds it again. Snakemake alone would reuse the shard under mtime triggers, after weights were
-    replaced under the same path, or when another config wrote this run folder. (Written even by a dry
-    run, as Snakemake's own log is: a missing input file would not trigger a rerun under mtime.)"""
-    if not workflow.is_main_process:
-        return []
-    return changed_shards().get(wildcards.shard, [])
+    """extract's input function: the shard's stamp (changed_shards keeps it up to date). Older than the
+    shard while that was made with this config's model, weights and preprocessing; else just rewritten,
+    so extract embeds the shard again. Snakemake alone would reuse it under mtime triggers, after weights
+    were replaced under the same path, or when another config wrote this run folder."""
+    if workflow.is_main_process:
+        changed_shards()
+    return stamp_path(SETTINGS_CHANGED_DIR, wildcards.shard)
 
 
-@functools.cache
 def changed_shards():
-    """Shard → its stamp, for each shard on disk made otherwise, said once each. All stamps are written
-    at once: Snakemake lists the stamps' folder once, when it looks for the first."""
-    stamps = {}
+    """Bring every shard's stamp up to date, at once (Snakemake lists the stamps' folder once, when it
+    looks for the first), saying once for each shard made otherwise. Written even by a dry run, as
+    Snakemake's own log is: a stamp that only a job would write would not trigger a rerun under mtime.
+    Without pyarrow in Snakemake's own environment the footers cannot be read here: validate still
+    checks them."""
+    if "stamps" in ONCE:
+        return
+    ONCE["stamps"] = True
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        logger.warning("pyarrow is not installed where Snakemake runs: shards on disk are not compared with this "
+                       "config before the run (validate's same_model check still does)")
+        for shard in SHARDS:
+            update_stamp(stamp_path(SETTINGS_CHANGED_DIR, shard), "", {})
+        return
     for shard in SHARDS:
         shard_file = EMBEDDINGS.format(shard=shard)
-        if os.path.exists(shard_file) and (changed := change_stamp(shard_file, CONFIG_MADE_WITH, SETTINGS_CHANGED_DIR)):
-            stamps[shard], why = changed
+        if why := update_stamp(stamp_path(SETTINGS_CHANGED_DIR, shard), shard_file, config_made_with()):
             logger.warning(f"{shard_file} was made with other settings than this config's ({'; '.join(why)}): "
                            "extract embeds it again. To keep both, give this config a run of its own (run: <name>).")
-    return stamps
 
 
 def require_repo_id(wildcards):

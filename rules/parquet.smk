@@ -7,6 +7,7 @@ rule parquet:
         metadata=metadata_inputs(),
         hf_rows=HF_ROWS,
         pca=PCA_INPUTS,
+        patterns=PATTERNS_FILE,
     output:
         STAGED,
     params:
@@ -17,7 +18,6 @@ rule parquet:
         finished=lambda wc: f"{PARTS.format(shard=wc.shard)}.finished",
         kind=config["metadata"]["kind"],
         lists=metadata_flags(),
-        patterns=json.dumps(IDENTIFYING_PATTERNS),
         hf_rows=optional_file_flag("hf_rows"),
         pca=optional_file_flag("pca"),
     log:
@@ -27,6 +27,6 @@ rule parquet:
     shell:
         "{params.run} --embeddings={input.embeddings:q} --output={output:q}"
         " --shard={wildcards.shard:q} --metadata={params.kind:q} {params.lists} {params.hf_rows} {params.pca}"
-        " --identifying_patterns={params.patterns:q}"
+        " --identifying_patterns_file={input.patterns:q}"
         " > {log:q} 2>&1"
         " && rm -rf -- {params.finished:q}"

@@ -23,7 +23,7 @@ rule validate:
         out_dir=lambda wc, output: os.path.dirname(output.metrics),
         title=shlex.quote(DATASET_TITLE),
         thresholds=validate_args(),
-        made_with=json.dumps(CONFIG_MADE_WITH, sort_keys=True),
+        made_with=lambda wc: json.dumps(config_made_with(), sort_keys=True),
         sections=lambda wc, input: "".join(f" --{name} {shlex.join(input[name])}" for name in
                                            ("pretraining", "evaluation") if input[name]),
     log:

@@ -32,7 +32,10 @@ def footer(path: Path) -> tuple[list[str], list[str], dict[str, list[str]]]:
 @pytest.mark.parametrize(("key", "shapes"), [
     ("p10/p10000032/s50000001/50000001_0001.mp4", ["MIMIC subject/study ids"]),
     ("scans/1.2.840.113619.2.55.3.604688119.868.1234567890.123.dcm", ["DICOM UIDs"]),
+    ("uid/2.25.329800735698586629295641978511506172918.dcm", ["DICOM UIDs"]),
     ("visits/2023-01-15/clip.wav", ["dates"]), ("rec_20230115.wav", ["dates"]), ("a/2019_12_31.jpg", ["dates"]),
+    ("visit_15.01.2023.wav", ["dates"]), ("us/1-31-1999/a.wav", ["dates"]),
+    ("net/10.0.0.1/a.wav", []), ("torch-2.1.0/a.wav", []),
     # long numbers and version-like names hold no date and no UID; the group folder p10 is no subject
     ("taxon_7/gbif_2019031234_taxon_7_Aa_bb_img_1.jpg", []), ("model.1.2.3.4/x.wav", []), ("p10/s1/a.wav", []),
     ("speaker1/20231345.wav", []),  # month 13
@@ -60,6 +63,9 @@ def test_a_few_names_outside_the_kind_pass_but_leave_the_paths_unjudged(tmp_path
     assert "`file_path`: file paths of unknown origin" in identifying_section([out])
     clean = dataset_file(tmp_path, tmp_path / "clean.parquet", DeepEarthNames(), PHOTOS)
     assert footer(clean) == ([], [], {})
+    # DeepEarth names under a folder of someone's name: the names parse, the paths are not judged
+    named = dataset_file(tmp_path, tmp_path / "named.parquet", DeepEarthNames(), [f"JaneDoe/{p}" for p in PHOTOS])
+    assert footer(named) == ([], ["file_path"], {})
 
 
 def test_identifier_shapes_make_the_key_column_identifying_whatever_the_kind(tmp_path):
@@ -83,8 +89,9 @@ def test_the_config_s_own_patterns_are_looked_for_and_named_by_position(tmp_path
     emb = tmp_path / "emb" / "p10.parquet"
     write_embeddings(emb, ["clinic/MRN0012345/a.wav", "clinic/other/b.wav"])
     out = tmp_path / "out.parquet"
+    (tmp_path / "patterns.json").write_text(json.dumps([r"MRN\d{7}"]))
     run_script("parquet.py", "--embeddings", emb, "--output", out, "--shard", "p10",
-               "--identifying_patterns", json.dumps([r"MRN\d{7}"]))
+               "--identifying_patterns_file", tmp_path / "patterns.json")
     assert footer(out) == (["key"], [], {"key": ["metadata.identifying_patterns[0]"]})
     assert "MRN" not in json.dumps(read_provenance(out))  # the pattern itself is not published
     proc = run_script("parquet.py", "--embeddings", emb, "--output", tmp_path / "x.parquet", "--shard", "p10",

@@ -5,6 +5,7 @@ and in validate (a dataset mixing shards fails, naming the shard and the setting
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -15,46 +16,64 @@ from conftest import REPO, snakemake
 from test_integrity import check, validate, write_shard
 
 from embedpipe.footer import META_KEY, read_provenance
-from embedpipe.made_with import content_digest, differences, made_with, model_problems
+from embedpipe.made_with import DigestCache, content_digest, differences, made_with, model_problems, stamp_path
 
 
 def test_made_with_keeps_what_decides_a_row_and_digests_model_files(tmp_path):
     weights = tmp_path / "model.pt"
     weights.write_bytes(b"a" * 3_000_000)
     options = {"name": "vjepa2", "model": "m", "path": str(weights), "num_frames": 16, "batch_size": 8,
-               "device": "cpu", "compile": False, "revision": None}
-    made = made_with(options)
+               "device": "cpu", "compile": False, "revision": None, "crop": 256}
+    defaults = {"crop": 256, "num_frames": 64}
+    made = made_with(options, defaults)
+    # crop is at its default: an option a newer embedpipe adds at its default changes nothing recorded
     assert made == {"encoder.model": "m", "encoder.num_frames": 16, "encoder.path content": content_digest(weights)}
-    assert made_with(options | {"batch_size": 64, "device": "cuda"}) == made  # speed, not content
+    assert made_with(options | {"batch_size": 64, "device": "cuda"}, defaults) == made  # speed, not content
     moved = tmp_path / "elsewhere.pt"
     shutil.copy(weights, moved)
-    assert made_with(options | {"path": str(moved)}) == made  # the same model wherever it lies
+    assert made_with(options | {"path": str(moved)}, defaults) == made  # the same model wherever it lies
     # a model a rule of this run makes: left out whether or not it is there yet (Snakemake compares it)
-    assert made_with(options, skip_files=[str(weights)]) == made_with(options | {"path": str(tmp_path / "later")})
-    assert "encoder.path content" not in made_with(options, skip_files=[str(weights)])
+    skipped = made_with(options, defaults, skip_files=[str(weights)])
+    assert skipped == made_with(options | {"path": str(tmp_path / "later")}, defaults)
+    assert "encoder.path content" not in skipped
 
 
 @pytest.mark.parametrize("offset", [0, 1_500_000, 2_999_999])
-def test_replacing_any_sampled_part_of_the_weights_changes_the_digest(tmp_path, offset):
+def test_replacing_any_part_of_the_weights_changes_the_digest(tmp_path, offset):
     weights = tmp_path / "model"
     weights.mkdir()
     (weights / "model.safetensors").write_bytes(b"a" * 3_000_000)
     (weights / "config.json").write_text("{}")
     before = content_digest(weights)
+    (weights / ".cache").mkdir()  # a download's records, a lock: not the model
+    (weights / ".cache" / "model.safetensors.lock").write_text("")
+    assert content_digest(weights) == before
     data = bytearray((weights / "model.safetensors").read_bytes())
     data[offset] ^= 1
     (weights / "model.safetensors").write_bytes(bytes(data))
-    # the middle of a multi-GB file is not read: its size, head and tail stand for it
-    assert (content_digest(weights) != before) == (offset != 1_500_000)
+    assert content_digest(weights) != before
     (weights / "config.json").write_text('{"depth": 2}')
     assert content_digest(weights) != before
+
+
+def test_the_digest_cache_reads_a_file_again_only_when_it_changed(tmp_path):
+    weights = tmp_path / "model.pt"
+    weights.write_bytes(b"a" * 1000)
+    cache = DigestCache(str(tmp_path / "cache.json"))
+    first = content_digest(weights, cache)
+    cache.save()
+    again = DigestCache(str(tmp_path / "cache.json"))
+    assert again.known == cache.known and content_digest(weights, again) == first and not again.changed
+    weights.write_bytes(b"b" * 1000)  # replaced: another mtime (and content)
+    os.utime(weights, ns=(1, 1))
+    assert content_digest(weights, again) != first and again.changed
 
 
 def test_differences_name_each_setting_both_ways():
     wanted = {"encoder.num_frames": 8, "encoder.model": "m"}
     assert differences({"encoder.num_frames": 8, "encoder.model": "m"}, wanted) == []
     assert differences({"encoder.num_frames": 16, "encoder.model": "m", "encoder.crop": 224}, wanted) == [
-        "encoder.crop: 224 in the shard, unset in this config",
+        "encoder.crop: 224 in the shard, the default in this config",
         "encoder.num_frames: 16 in the shard, 8 in this config"]
     assert differences(None, wanted) == ["no settings recorded (written by an earlier embedpipe)"]
     # a model file that a rule of this run makes is not read when the DAG is built: Snakemake compares it
@@ -125,16 +144,18 @@ def test_a_config_with_other_frames_re_embeds_under_mtime_triggers(small_run):
     out = dry.stdout + dry.stderr
     for shard in ("p10", "p11"):
         assert (f"results/same/embeddings/{shard}.parquet was made with other settings than this config's "
-                "(encoder.num_frames: 16 in the shard, 8 in this config)") in out
+                "(encoder.num_frames: the default in the shard, 8 in this config)") in out
         assert f"shard={shard}" in dry.stdout  # planned again, not reused
     snakemake(work, *targets(), *args)
     for shard in ("p10", "p11"):
         made = read_provenance(work / "results" / "same" / "embeddings" / f"{shard}.parquet")["made_with"]
         assert made["encoder.num_frames"] == 8
     assert "Nothing to be done" in snakemake(work, "-n", *targets(), *args).stdout
+    # and under the default triggers too: the stamp is one fixed input, so the input list never changes
+    assert "Nothing to be done" in snakemake(work, "-n", *targets(), *args[:-2]).stdout
     # and back: the first config's shards are not the second's either
     back = snakemake(work, "-n", *targets(), "--configfile", str(config), "--rerun-triggers", "mtime")
-    assert "encoder.num_frames: 8 in the shard, 16 in this config" in back.stdout + back.stderr
+    assert "encoder.num_frames: 8 in the shard, the default in this config" in back.stdout + back.stderr
 
 
 def test_weights_replaced_under_the_same_path_re_embed(small_run):
@@ -146,5 +167,21 @@ def test_weights_replaced_under_the_same_path_re_embed(small_run):
     dry = snakemake(work, "-n", *targets(), "--cores", "2", "--configfile", str(config))
     out = dry.stdout + dry.stderr
     assert "encoder.path content:" in out and "shard=p10" in dry.stdout and "shard=p11" in dry.stdout
-    stamps = list((work / "logs" / "same" / "settings_changed").glob("p10.*.txt"))
-    assert len(stamps) == 1 and "encoder.path content" in stamps[0].read_text()
+    stamp = Path(stamp_path(str(work / "logs" / "same" / "settings_changed"), "p10"))
+    assert "encoder.path content" in stamp.read_text()
+
+
+def test_a_moved_model_is_the_same_model(small_run):
+    work, config, model = small_run
+    moved = work / "moved-model"
+    model.rename(moved)
+    text = config.read_text().replace(str(model), str(moved))
+    config.write_text(text)
+    dry = snakemake(work, "-n", *targets(), "--cores", "2", "--configfile", str(config), "--rerun-triggers", "mtime")
+    assert "Nothing to be done" in dry.stdout, dry.stdout + dry.stderr
+    # one shard made again from the moved model: both record one fingerprint (validate's same_model)
+    snakemake(work, *targets(), "--cores", "2", "--configfile", str(config), "--forcerun",
+              "results/same/embeddings/p11.parquet")
+    shards = work / "results" / "same" / "embeddings"
+    prints = {read_provenance(shards / f"{s}.parquet")["fingerprint"] for s in ("p10", "p11")}
+    assert len(prints) == 1

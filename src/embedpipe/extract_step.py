@@ -150,7 +150,8 @@ class ExtractStep:
             raise  # a config key, named
         except Exception as exc:  # what the model files hold, or an option that contradicts them
             raise model_error(s.encoder, s.options.get("path"), s.options.get("model"), exc) from exc
-        return replace(encoder, made_with=made_with(family(s.encoder).options(s.options)))
+        chosen = family(s.encoder)
+        return replace(encoder, made_with=made_with(chosen.options(s.options), chosen.defaults()))
 
     def finalize(self, keys: list[str], encoder: Encoder, writer: ShardWriter, inputs: dict[str, str]) -> int:
         s = self.s

@@ -30,8 +30,11 @@ PATTERNS_KEY = "metadata.identifying_patterns"
 # number (a GBIF id) holds no date by accident, and a DICOM UID needs a root arc and 4+ components.
 SHAPES: dict[str, re.Pattern[str]] = {
     "MIMIC subject/study ids": re.compile(r"(?:^|/)[ps]\d{8}(?:/|$)"),
-    "DICOM UIDs": re.compile(r"(?<!\d)(?<!\d\.)(?=[\d.]{10,})[0-2](?:\.(?:0|[1-9]\d*)){3,}(?!\.?\d)"),
-    "dates": re.compile(r"(?<!\d)(?:19|20)\d\d([-_.]?)(?:0[1-9]|1[0-2])\1(?:0[1-9]|[12]\d|3[01])(?!\d)"),
+    # a root arc, then 2+ components (2.25.<a UUID as one integer> has only two more), 10+ characters
+    "DICOM UIDs": re.compile(r"(?<!\d)(?<!\d\.)(?=[\d.]{10,})[0-2](?:\.\d+){2,}(?!\.?\d)"),
+    # year first (2023-01-15, 20230115), or last after day and month in either order (15.01.2023)
+    "dates": re.compile(r"(?<!\d)(?:(?:19|20)\d\d([-_.]?)(?:0[1-9]|1[0-2])\1(?:0[1-9]|[12]\d|3[01])"
+                        r"|(?:0?[1-9]|[12]\d|3[01])([-_.])(?:0?[1-9]|[12]\d|3[01])\2(?:19|20)\d\d)(?!\d)"),
 }
 
 

@@ -40,12 +40,14 @@ def judge_keys(joiner: Joiner, source: pq.ParquetFile, shard: str, patterns: Ite
     """One pass over the shard's keys (the embeddings are not read). Raises KindMismatch when the kind's
     naming fits fewer than MIN_PARSED of them."""
     scan = KeyScan(shapes_with(patterns))
-    rows = parsed = 0
+    rows = parsed = judged = 0
     stray = None  # a key outside the kind's naming, for the message
     for batch in source.iter_batches(batch_size=BATCH_KEYS, columns=["key"]):
         keys = batch.column("key").to_pylist()
         scan.add(keys)
         rows += len(keys)
+        if joiner.judges is not None:
+            judged += sum(map(joiner.judges, keys))
         if joiner.parses is not None:
             for key in keys:
                 if joiner.parses(key):
@@ -60,6 +62,6 @@ def judge_keys(joiner: Joiner, source: pq.ParquetFile, shard: str, patterns: Ite
     identifying = list(joiner.identifying)
     if scan.found and column not in identifying:
         identifying.append(column)
-    # Judged only where every key follows a naming that identifies no one (DeepEarth's GBIF names).
-    judged = column in identifying or joiner.parses is not None and parsed == rows
-    return Judgement(identifying, [] if judged else [column], {column: sorted(scan.found)} if scan.found else {})
+    # Judged only where every whole path follows a naming that identifies no one (DeepEarth's).
+    unjudged = column not in identifying and (joiner.judges is None or judged < rows)
+    return Judgement(identifying, [column] if unjudged else [], {column: sorted(scan.found)} if scan.found else {})

@@ -13,6 +13,7 @@ All three compute it from the encoder block with the family's defaults filled in
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,40 +26,81 @@ SPEED_ONLY = frozenset({"name", "batch_size", "compile", "device"})
 # Options that name model files: their content identifies the model, not where it lies (a copied or
 # moved model is the same model; weights replaced under the same name are not).
 MODEL_FILES = ("path", "codec_path", "stats_path")
-SAMPLE = 1 << 20  # bytes read from each end of a model file
+CHUNK = 1 << 24
 
 
-def made_with(options: dict[str, Any], skip_files: Iterable[str] = ()) -> dict[str, Any]:
-    """`encoder.<key>` → value for what decides a row, and `encoder.<key> content` → a digest of each model
-    file or folder an option names. Model files in `skip_files` (made by a rule of the run: whether they
-    are there yet must not change the result), or not there, are left out."""
+def made_with(options: dict[str, Any], defaults: dict[str, Any], skip_files: Iterable[str] = (),
+              cache: DigestCache | None = None) -> dict[str, Any]:
+    """`encoder.<key>` → value for each option that decides a row and differs from the family's default
+    (so an option a new embedpipe adds, at its default, changes nothing recorded), and
+    `encoder.<key> content` → a digest of each model file or folder an option names. Model files in
+    `skip_files` (made by a rule of the run: whether they are there yet must not change the result), or
+    not there, are left out."""
     skip = {os.path.abspath(p) for p in skip_files}
     settings: dict[str, Any] = {}
     for key, value in sorted(options.items()):
         if value is None or key in SPEED_ONLY:
             continue
         if key not in MODEL_FILES:
-            settings[f"encoder.{key}"] = value
+            if value != defaults.get(key):
+                settings[f"encoder.{key}"] = value
         elif os.path.abspath(value) not in skip and os.path.exists(value):
-            settings[f"encoder.{key} content"] = content_digest(Path(value))
+            settings[f"encoder.{key} content"] = content_digest(Path(value), cache)
         # else a rule of this run makes it (pretrain, a demo): as extract's input, Snakemake's to compare
     return settings
 
 
-def content_digest(path: Path) -> str:
-    """A digest of a model file, or of every file in a model folder (relative name, size, and the first
-    and last MiB of each): cheap on multi-GB weights, and changed by any replacement of them."""
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+class DigestCache:
+    """File digests by (path, device, inode, size, mtime): a multi-GB model is read once, not at every
+    DAG build. A replaced or rewritten file has another inode, size or mtime, and is read again."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        try:
+            self.known: dict[str, str] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.known = {}
+        self.changed = False
+
+    def digest(self, file: Path) -> str:
+        st = file.stat()
+        key = f"{file.resolve()}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}"
+        if key not in self.known:
+            self.known[key], self.changed = file_digest(file), True
+        return self.known[key]
+
+    def save(self) -> None:
+        if self.changed:
+            from embedpipe.atomic import write_text_atomic
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.path, json.dumps(self.known))
+
+
+def file_digest(file: Path) -> str:
     digest = hashlib.sha256()
-    for file in files:
+    with open(file, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_files(path: Path) -> list[Path]:
+    """The files of a model folder (or the file): hidden files and folders (.git, .cache/huggingface's
+    download records, locks) and __pycache__ change without the model changing."""
+    if not path.is_dir():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file() and not any(
+        part.startswith(".") or part == "__pycache__" for part in p.relative_to(path).parts))
+
+
+def content_digest(path: Path, cache: DigestCache | None = None) -> str:
+    """A digest of a model file, or of every file of a model folder (relative name, size, content)."""
+    digest = hashlib.sha256()
+    for file in model_files(path):
         name = file.relative_to(path).as_posix() if path.is_dir() else ""
-        size = file.stat().st_size
-        digest.update(f"{name}\0{size}\0".encode())
-        with open(file, "rb") as fh:
-            digest.update(fh.read(SAMPLE))
-            if size > 2 * SAMPLE:
-                fh.seek(-SAMPLE, os.SEEK_END)
-                digest.update(fh.read(SAMPLE))
+        content = cache.digest(file) if cache is not None else file_digest(file)
+        digest.update(f"{name}\0{file.stat().st_size}\0{content}\0".encode())
     return digest.hexdigest()[:16]
 
 
@@ -74,12 +116,12 @@ def differences(recorded: dict[str, Any] | None, wanted: dict[str, Any]) -> list
 
 
 def _shown(value: Any) -> str:
-    return "unset" if value is None else repr(value)
+    return "the default" if value is None else repr(value)  # made_with leaves out what is at its default
 
 
 def shard_differences(path: str, wanted: dict[str, Any]) -> list[str]:
     """How the shard file at `path` differs from `wanted`: [] when it was made with exactly that."""
-    from embedpipe.footer import read_provenance  # pyarrow: only when there is a shard to read
+    from embedpipe.footer import read_provenance  # pyarrow: the caller checks it can be imported
 
     try:
         recorded = read_provenance(path).get("made_with")
@@ -88,24 +130,27 @@ def shard_differences(path: str, wanted: dict[str, Any]) -> list[str]:
     return differences(recorded, wanted)
 
 
-def change_stamp(shard_file: str, wanted: dict[str, Any], stamp_dir: str) -> tuple[str, list[str]] | None:
-    """None while the shard file was made with `wanted`; else a stamp file in `stamp_dir` saying how it
-    differs, written now (so newer than the shard: extract, given it as an input, embeds the shard again
-    whatever the rerun triggers), and the differences. The stamp's name holds the shard file's mtime and
-    the differences, so it is never one an earlier change left behind."""
-    why = shard_differences(shard_file, wanted)
-    if not why:
-        return None
-    stat = os.stat(shard_file)
-    token = hashlib.sha256(f"{stat.st_mtime_ns}\0{stat.st_size}\0{why}".encode()).hexdigest()[:12]
-    stamp = Path(stamp_dir) / f"{Path(shard_file).stem}.{token}.txt"
-    if not stamp.exists():
-        from embedpipe.atomic import write_text_atomic
+def stamp_path(stamp_dir: str, shard: str) -> str:
+    """The shard's one stamp: a fixed name (a digest of any shard id), so extract's input list never
+    changes and Snakemake's input trigger never fires on it."""
+    return os.path.join(stamp_dir, hashlib.sha1(shard.encode()).hexdigest()[:16] + ".txt")
 
-        stamp.parent.mkdir(parents=True, exist_ok=True)
+
+def update_stamp(stamp: str, shard_file: str, wanted: dict[str, Any]) -> list[str]:
+    """Keep `stamp` older than the shard file while that was made with `wanted` (made at the epoch if
+    missing); else rewrite it now, saying how the shard differs, so that extract, given it as an input,
+    embeds the shard again whatever the rerun triggers. Returns the differences."""
+    from embedpipe.atomic import write_text_atomic
+
+    why = shard_differences(shard_file, wanted) if os.path.exists(shard_file) else []
+    if why:
         write_text_atomic(stamp, f"{shard_file} was made with other settings than this config's:\n"
                           + "".join(f"  {line}\n" for line in why))
-    return str(stamp), why
+    elif not os.path.exists(stamp):
+        os.makedirs(os.path.dirname(stamp), exist_ok=True)
+        write_text_atomic(stamp, f"{shard_file}: made with this config's settings when last looked at\n")
+        os.utime(stamp, (0, 0))  # older than any shard: never a reason to rerun
+    return why
 
 
 def model_problems(recorded: dict[str, tuple[dict[str, Any] | None, str | None]],

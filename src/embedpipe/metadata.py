@@ -121,6 +121,7 @@ class ListedIdentifying:
     key_column = "file_path"
     identifying: tuple[str, ...] = ()
     kind = naming = ""
+    judges = None  # a kind whose names can be judged to identify no one says which (DeepEarth)
 
     @staticmethod
     def parses(key: str) -> bool:
@@ -218,6 +219,8 @@ DEEPEARTH_FIELDS = [
 # gbif_{gbif_id}_taxon_{taxon_id}_{species}_img_{n}, optionally with DeepEarth's _features suffix
 _DEEPEARTH = re.compile(r"^gbif_(\d+)_taxon_(\d+)_(.+)_img_(\d+)(?:_features)?$")
 _TAXON_DIR = re.compile(r"^taxon_(\d+)$")
+# The same names with a species of letters only: nothing else in the path to judge
+_DEEPEARTH_JUDGED = re.compile(r"^gbif_\d+_taxon_\d+_[A-Za-z][A-Za-z_-]*_img_\d+(?:_features)?$")
 
 
 def parse_deepearth_name(key: str) -> dict[str, Any]:
@@ -245,6 +248,13 @@ class DeepEarthNames(ListedIdentifying):
     def parses(key: str) -> bool:
         return _DEEPEARTH.match(PurePosixPath(key).name.split(".")[0]) is not None
 
+    @staticmethod
+    def judges(key: str) -> bool:
+        """The whole path is DeepEarth's and names no one: taxon folders only, a species of letters."""
+        path = PurePosixPath(key)
+        return (all(_TAXON_DIR.match(part) for part in path.parts[:-1])
+                and _DEEPEARTH_JUDGED.match(path.name.split(".")[0]) is not None)
+
     def __init__(self) -> None:
         self.matched_records = self.matched_studies = 0
 
@@ -266,7 +276,7 @@ class KeyOnly:
     # The keys are file paths of unknown origin: judge_keys finds them identifying or not judgeable.
     identifying: tuple[str, ...] = ()
     kind, naming = "none", ""
-    parses = None  # no naming to follow
+    parses = judges = None  # no naming to follow
     matched_records = matched_studies = 0
 
     def rows(self, keys: list[str]) -> dict[str, list[Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
+import shutil
 import sys
 
 import embedpipe
@@ -15,11 +16,17 @@ HUB_TOKEN_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 
 def submit_without_hub_token(shim_dir: str) -> bool:
-    """With a Hub token in this (the submitting) process's environment, put `shim_dir` (its `sbatch` leaves
-    the token out, then runs the real one) first on PATH: the SLURM plugin submits with --export=ALL.
-    True if it did."""
+    """With a Hub token in this (the submitting) process's environment, put `shim_dir` first on PATH: its
+    `sbatch` runs the real one (found here, first, and named in EMBEDPIPE_REAL_SBATCH) without the token,
+    as the SLURM plugin submits with --export=ALL. True if it did; not where SLURM is not installed."""
     if not any(os.environ.get(v) for v in HUB_TOKEN_VARS):
         return False
+    shim = os.path.realpath(shim_dir)
+    search = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and os.path.realpath(p) != shim]
+    real = shutil.which("sbatch", path=os.pathsep.join(search))
+    if real is None:
+        return False
+    os.environ["EMBEDPIPE_REAL_SBATCH"] = os.path.abspath(real)
     if os.environ.get("PATH", "").split(os.pathsep)[0] != shim_dir:
         os.environ["PATH"] = os.pathsep.join([shim_dir, *filter(None, [os.environ.get("PATH")])])
     return True

@@ -48,7 +48,7 @@ class WithSourceRows:
     def __init__(self, joiner: Joiner, rows: dict[str, list[int]], split: str | None) -> None:
         self.joiner, self.source, self.split = joiner, rows, split
         self.key_column, self.identifying = joiner.key_column, joiner.identifying
-        self.kind, self.naming, self.parses = joiner.kind, joiner.naming, joiner.parses
+        self.kind, self.naming, self.parses, self.judges = joiner.kind, joiner.naming, joiner.parses, joiner.judges
         self.fields = [*joiner.fields, *FIELDS]
 
     @property

@@ -28,9 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--study_list", help="echo-study-list.csv (mimic_iv_echo)")
     p.add_argument("--hf_rows", help="discover's hf_rows.parquet: the source dataset's rows of each file")
     p.add_argument("--pca", help="the run's pca.npz: each row's embedding_pca")
-    p.add_argument("--identifying_patterns", type=json.loads, default=[],
-                   help="JSON list of regular expressions: keys matching any identify people (besides MIMIC "
-                        "ids, DICOM UIDs and dates)")
+    p.add_argument("--identifying_patterns_file", type=lambda f: json.loads(Path(f).read_text(encoding="utf-8")),
+                   default=[], help="a JSON list of regular expressions: keys matching any identify people "
+                                    "(besides MIMIC ids, DICOM UIDs and dates)")
     args = p.parse_args(argv)
     setup_logging()
     if args.metadata == "mimic_iv_echo" and not (args.record_list and args.study_list):
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         write_dataset_shard(Path(args.embeddings), Path(args.output), joiner,
                             {"shard": args.shard, "metadata": args.metadata},
-                            Pca.load(args.pca) if args.pca else None, args.identifying_patterns)
+                            Pca.load(args.pca) if args.pca else None, args.identifying_patterns_file)
     except KindMismatch as exc:
         logging.getLogger("parquet").error("%s", exc)
         return 1

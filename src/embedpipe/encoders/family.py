@@ -83,6 +83,10 @@ class Family:
             schema["properties"] = {k: common.get(k, {}) | own.get(k, {}) for k in [*common, *own]}
         return schema
 
+    def defaults(self) -> Options:
+        """Each option's default, as the family's schema states it."""
+        return {k: spec["default"] for k, spec in self.schema["properties"].items() if "default" in spec}
+
     def options(self, given: Options) -> Options:
         """`given` (the config's `encoder` block) checked against the family's schema, with its
         defaults filled in; a null value means the default. Unknown options are errors."""
@@ -93,7 +97,7 @@ class Family:
             which = "is not an option" if len(unknown) == 1 else f"{names} are not options"
             listed = ", ".join(sorted(set(known) - {"name"}))
             raise OptionError(f"encoder.{unknown[0]}", f"{which} of {self.name} (its options: {listed})")
-        defaults = {k: spec["default"] for k, spec in known.items() if "default" in spec}
+        defaults = self.defaults()
         given = {k: v for k, v in given.items() if v is not None or k not in defaults}
         error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(self.schema).iter_errors(given))
         if error is not None:

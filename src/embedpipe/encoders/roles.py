@@ -110,5 +110,9 @@ class Encoder:
         return self.describe() | ({"made_with": self.made_with} if self.made_with else {})
 
     def fingerprint(self) -> str:
-        """Identifies model + preprocessing: parts written under another fingerprint are not reused."""
-        return fingerprint_of(self.provenance())
+        """Identifies model + preprocessing: parts written under another fingerprint are not reused. A
+        local model is its content (made_with's digest), not where it lies: moved, it is the same."""
+        provenance = self.provenance()
+        if "encoder.path content" in self.made_with:
+            provenance.pop("model_id", None)
+        return fingerprint_of(provenance)
