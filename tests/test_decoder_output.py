@@ -85,3 +85,25 @@ def test_messages_name_the_file_by_key_and_touch_no_other_words():
     # a relative root is replaced only as the file's own path: `data/` also ends `metadata/`
     assert relative_to("data/p1/a.wav: see metadata/p1/x", "data", "p1/a.wav") == "p1/a.wav: see metadata/p1/x"
     assert relative_to("no path here", "/", "a.wav") == "no path here"
+
+
+def test_an_alarm_due_before_the_block_begins_leaves_no_timer(monkeypatch):
+    """A deadline that passes inside `with`'s own set-up (a tiny timeout on a loaded machine): no __exit__
+    runs then, and a repeating timer left armed raised DecodeTimeout in whatever ran next."""
+    import os
+
+    from embedpipe import decode_guard
+
+    real = signal.setitimer
+
+    def due_at_once(which, seconds, interval=0.0):
+        real(which, seconds, interval)
+        if seconds:
+            os.kill(os.getpid(), signal.SIGALRM)  # handled as setitimer returns, inside __enter__
+
+    handler = signal.getsignal(signal.SIGALRM)
+    monkeypatch.setattr(decode_guard.signal, "setitimer", due_at_once)
+    assert read_within(lambda: 1, timeout_s=5)[1][0] == "DecodeTimeout"
+    monkeypatch.undo()
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) is handler

@@ -68,7 +68,13 @@ class Deadline:
         if self.timeout_s and threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGALRM, self._alarm)
             self._armed = True
-            signal.setitimer(signal.ITIMER_REAL, self.timeout_s, REPEAT_S)
+            try:
+                signal.setitimer(signal.ITIMER_REAL, self.timeout_s, REPEAT_S)
+            except DecodeTimeout:
+                # Due before the block began (a tiny timeout on a loaded machine): `with` calls no
+                # __exit__ when __enter__ raises, so stop the repeating timer here, or it fires anywhere.
+                self.__exit__()
+                raise
         return self
 
     def _alarm(self, _signum: int, _frame: Any) -> None:
