@@ -166,11 +166,11 @@ HF_FLAGS = (
 EMBEDDINGS = f"{RUN_DIR}/embeddings/{{shard}}.parquet"
 ERRORS = f"{RUN_DIR}/embeddings/{{shard}}.errors.parquet"
 PARTS = f"{RUN_DIR}/parts/{{shard}}"
-# A shard made with other settings than this config's gets a stamp here (settings_changed), the record
-# of why extract embedded it again.
+# Each shard's stamp (settings_changed): an input of its extract job, rewritten, saying why, when the
+# shard on disk was made with other settings than this config's.
 SETTINGS_CHANGED_DIR = f"{LOG_DIR}/settings_changed"
-# Model files made by the run itself (pretrain, the demos) are Snakemake's to compare, as extract's inputs.
 ONCE = {}  # what the DAG computes once per Snakemake process (config_made_with, changed_shards)
+# Model files made by the run itself (pretrain, the demos) are Snakemake's to compare, as extract's inputs.
 RULE_MADE_MODEL_FILES = MADE_MODELS + ([ENCODER[k] for k in MODEL_FILES if ENCODER.get(k)] if DEMO else [])
 # Each shard's dataset file is staged first; the dataset step then builds the published folder from
 # exactly this run's non-empty shards, numbered train-0000i-of-0000N, and lists what it holds.
@@ -217,7 +217,6 @@ if problem := pattern_problem(IDENTIFYING_PATTERNS):
     config_error(PATTERNS_KEY, problem)
 PATTERNS_FILE = f"{LOG_DIR}/identifying_patterns.json"
 if workflow.is_main_process:
-    os.makedirs(LOG_DIR, exist_ok=True)
     write_text_if_changed(PATTERNS_FILE, json.dumps(IDENTIFYING_PATTERNS) + "\n")
 
 
@@ -395,12 +394,12 @@ def changed_shards():
     except ImportError:
         logger.warning("pyarrow is not installed where Snakemake runs: shards on disk are not compared with this "
                        "config before the run (validate's same_model check still does)")
-        for shard in SHARDS:
-            update_stamp(stamp_path(SETTINGS_CHANGED_DIR, shard), "", {})
-        return
+        wanted = None
+    else:
+        wanted = config_made_with()
     for shard in SHARDS:
         shard_file = EMBEDDINGS.format(shard=shard)
-        if why := update_stamp(stamp_path(SETTINGS_CHANGED_DIR, shard), shard_file, config_made_with()):
+        if why := update_stamp(stamp_path(SETTINGS_CHANGED_DIR, shard), shard_file, wanted):
             logger.warning(f"{shard_file} was made with other settings than this config's ({'; '.join(why)}): "
                            "extract embeds it again. To keep both, give this config a run of its own (run: <name>).")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 # MIMIC-IV-Echo rows: every id, the path (it holds the subject and study ids), the datetimes and the
@@ -27,7 +27,7 @@ IDENTIFYING_BY_KIND: dict[str, tuple[str, ...]] = {"mimic_iv_echo": ECHO_IDENTIF
 ACK_KEY = "upload.public_identifying_columns"
 PATTERNS_KEY = "metadata.identifying_patterns"
 # Identifier shapes looked for in every key, whatever the kind. Digits are bounded so that a long
-# number (a GBIF id) holds no date by accident, and a DICOM UID needs a root arc and 4+ components.
+# number (a GBIF id) holds no date by accident.
 SHAPES: dict[str, re.Pattern[str]] = {
     "MIMIC subject/study ids": re.compile(r"(?:^|/)[ps]\d{8}(?:/|$)"),
     # a root arc, then 2+ components (2.25.<a UUID as one integer> has only two more), 10+ characters
@@ -58,16 +58,15 @@ def pattern_problem(patterns: object) -> str | None:
 
 @dataclass
 class KeyScan:
-    """Which identifier shapes a key column holds, counted over its keys."""
+    """Which identifier shapes a key column holds (a shape once found is not looked for again)."""
 
     shapes: dict[str, re.Pattern[str]]
-    found: dict[str, int] = field(default_factory=dict)  # shape → keys holding it
+    found: set[str] = field(default_factory=set)
 
-    def add(self, keys: Iterable[str]) -> None:
-        for key in keys:
-            for name, shape in self.shapes.items():
-                if shape.search(key):
-                    self.found[name] = self.found.get(name, 0) + 1
+    def add(self, keys: Sequence[str]) -> None:
+        for name, shape in self.shapes.items():
+            if name not in self.found and any(shape.search(key) for key in keys):
+                self.found.add(name)
 
 
 def unacknowledged(present: Iterable[str], acknowledged: Iterable[str]) -> list[str]:

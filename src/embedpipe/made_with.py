@@ -7,7 +7,8 @@ validate, the configuration's own `made_with` is compared with each shard's: a s
 configuration wrote into the same run folder (8 frames instead of 16, other weights under the same
 model name) is embedded again, never taken for this one's, whatever Snakemake's rerun triggers say.
 
-All three compute it from the encoder block with the family's defaults filled in (`Family.options`).
+The job and the DAG compute it from the encoder block with the family's defaults filled in
+(`Family.options`); validate is given the DAG's.
 """
 
 from __future__ import annotations
@@ -73,7 +74,6 @@ class DigestCache:
         if self.changed:
             from embedpipe.atomic import write_text_atomic
 
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(self.path, json.dumps(self.known))
 
 
@@ -136,18 +136,19 @@ def stamp_path(stamp_dir: str, shard: str) -> str:
     return os.path.join(stamp_dir, hashlib.sha1(shard.encode()).hexdigest()[:16] + ".txt")
 
 
-def update_stamp(stamp: str, shard_file: str, wanted: dict[str, Any]) -> list[str]:
+def update_stamp(stamp: str, shard_file: str, wanted: dict[str, Any] | None) -> list[str]:
     """Keep `stamp` older than the shard file while that was made with `wanted` (made at the epoch if
     missing); else rewrite it now, saying how the shard differs, so that extract, given it as an input,
-    embeds the shard again whatever the rerun triggers. Returns the differences."""
+    embeds the shard again whatever the rerun triggers. Returns the differences. `wanted` None: nothing
+    to compare with (the footers cannot be read), the stamp only made to exist."""
     from embedpipe.atomic import write_text_atomic
 
-    why = shard_differences(shard_file, wanted) if os.path.exists(shard_file) else []
+    compared = wanted is not None and os.path.exists(shard_file)
+    why = shard_differences(shard_file, wanted) if compared else []
     if why:
         write_text_atomic(stamp, f"{shard_file} was made with other settings than this config's:\n"
                           + "".join(f"  {line}\n" for line in why))
     elif not os.path.exists(stamp):
-        os.makedirs(os.path.dirname(stamp), exist_ok=True)
         write_text_atomic(stamp, f"{shard_file}: made with this config's settings when last looked at\n")
         os.utime(stamp, (0, 0))  # older than any shard: never a reason to rerun
     return why

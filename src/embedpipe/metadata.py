@@ -246,7 +246,7 @@ class DeepEarthNames(ListedIdentifying):
 
     @staticmethod
     def parses(key: str) -> bool:
-        return _DEEPEARTH.match(PurePosixPath(key).name.split(".")[0]) is not None
+        return parse_deepearth_name(key)["gbif_id"] is not None
 
     @staticmethod
     def judges(key: str) -> bool:

@@ -7,8 +7,8 @@ what a row holds equals what the record gives alone (and what the official code 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ import torch
 from embedpipe.encoders.batch import Batch
 from embedpipe.encoders.device import resolve_precision
 from embedpipe.encoders.roles import Model, Prepared, Reader
+from embedpipe.made_with import file_digest
 from embedpipe.readers.ecg import LEADS, TARGET_RATE, TARGET_SAMPLES, read_ecg
 
 MODES = {"12lead": LEADS, "1lead": ("I",)}
@@ -146,16 +147,8 @@ def ecg_provenance(name: str, options: dict[str, Any], reader: EcgReader, model:
         "encoder": name,
         "model": options["model"],
         "model_id": model.path,
-        "checkpoint_sha256": _file_digest(model.path),
+        "checkpoint_sha256": file_digest(Path(model.path))[:16],
         "mode": reader.mode,
         "precision": model.precision,
         "preprocessing": reader.describe(),
     }
-
-
-def _file_digest(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
