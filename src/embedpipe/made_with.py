@@ -137,8 +137,8 @@ def stamp_path(stamp_dir: str, shard: str) -> str:
 
 
 def update_stamp(stamp: str, shard_file: str, wanted: dict[str, Any] | None) -> list[str]:
-    """Keep `stamp` older than the shard file while that was made with `wanted` (made at the epoch if
-    missing); else rewrite it now, saying how the shard differs, so that extract, given it as an input,
+    """Keep `stamp` older than the shard file while that was made with `wanted` (set to the epoch when
+    missing or not older); else rewrite it now, saying how the shard differs, so that extract, given it as an input,
     embeds the shard again whatever the rerun triggers. Returns the differences. `wanted` None: nothing
     to compare with (the footers cannot be read), the stamp only made to exist."""
     from embedpipe.atomic import write_text_atomic
@@ -148,9 +148,10 @@ def update_stamp(stamp: str, shard_file: str, wanted: dict[str, Any] | None) -> 
     if why:
         write_text_atomic(stamp, f"{shard_file} was made with other settings than this config's:\n"
                           + "".join(f"  {line}\n" for line in why))
-    elif not os.path.exists(stamp):
+    elif not os.path.exists(stamp) or (compared and os.stat(stamp).st_mtime_ns >= os.stat(shard_file).st_mtime_ns):
+        # missing, or left newer than the shard by a dry run of another config: never a reason to rerun
         write_text_atomic(stamp, f"{shard_file}: made with this config's settings when last looked at\n")
-        os.utime(stamp, (0, 0))  # older than any shard: never a reason to rerun
+        os.utime(stamp, (0, 0))
     return why
 
 
