@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test lint dag clean
+.PHONY: demo test test-fast lint docs dag clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,14 @@ demo: $(BIN)/.installed
 # the SLURM tests, which share the one test cluster, never run on both workers at once.
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# --strict: a page missing from mkdocs.yml's nav, a broken link or anchor fails the build.
+docs: $(BIN)/.installed
+	$(BIN)/mkdocs build --strict --site-dir site
+
+# The unit tier: everything but the tests that run Snakemake or the SLURM cluster (a few minutes).
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not workflow and not slurm"
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -41,10 +41,10 @@ if PCA_COMPONENTS:
 
 
 include: "rules/merge.smk"
-include: "rules/parquet.smk"
+include: "rules/staged.smk"
 include: "rules/validate.smk"
 include: "rules/evaluate.smk"
-include: "rules/dataset.smk"
+include: "rules/parquet.smk"
 include: "rules/upload.smk"
 include: "rules/export.smk"
 

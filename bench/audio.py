@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from stages import decode_only, sync, write_only
 
-from embedpipe.discover import scan_files
+from embedpipe.discover.scan import scan_files
 from embedpipe.encoders import build_encoder
 from embedpipe.encoders.roles import Encoder
-from embedpipe.extract import run_extract
-from embedpipe.writer import ShardWriter
+from embedpipe.extract.loop import run_extract
+from embedpipe.extract.writer import ShardWriter
 from embedpipe_demo.audio import make_tiny_metis, speech_like
 
 SIZES = ("tiny", "w2v-bert-2.0")

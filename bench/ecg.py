@@ -13,13 +13,13 @@ import numpy as np
 import torch
 from stages import decode_only, sync, write_only
 
-from embedpipe.discover import scan_files
+from embedpipe.discover.scan import scan_files
 from embedpipe.encoders import build_encoder
 from embedpipe.encoders.ecg_jepa.vit import EcgViT
 from embedpipe.encoders.ecgfounder.net1d import Net1D
 from embedpipe.encoders.roles import Encoder
-from embedpipe.extract import run_extract
-from embedpipe.writer import ShardWriter
+from embedpipe.extract.loop import run_extract
+from embedpipe.extract.writer import ShardWriter
 from embedpipe_demo.ecg import make_tiny_ecg_models, synthetic_ecg, write_mimic_record
 
 SIZES = ("tiny", "ecgfounder", "ecg-jepa-vits")

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from stages import decode_only, vjepa2_model_only, write_only
 
-from embedpipe.discover import scan_files
+from embedpipe.discover.scan import scan_files
 from embedpipe.encoders import build_encoder
 from embedpipe.encoders.roles import Encoder
-from embedpipe.extract import run_extract
-from embedpipe.writer import ShardWriter
+from embedpipe.extract.loop import run_extract
+from embedpipe.extract.writer import ShardWriter
 from embedpipe_demo.image import draw_specimen, encode_variant
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from embedpipe.footer import META_KEY
+from embedpipe.store.footer import META_KEY
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "workflow" / "scripts"
 # Runs one command and prints the peak RSS (KiB) of that child alone.
@@ -70,7 +70,7 @@ def main() -> None:
                                            "--pt", str(out / "all.pt"), "--npy", str(out / "all.npy"),
                                            "--keys", str(out / "all.keys.txt")])
         pt_mib = (out / "all.pt").stat().st_size / 2**20
-        parquet_rss, parquet_s = peak_rss_mib([sys.executable, str(SCRIPTS / "parquet.py"), "--embeddings",
+        parquet_rss, parquet_s = peak_rss_mib([sys.executable, str(SCRIPTS / "staged.py"), "--embeddings",
                                                str(shards[0]), "--output", str(tmp / "train-00000-of-00010.parquet"),
                                                "--shard", "p10"])
         shard_mib = (tmp / "train-00000-of-00010.parquet").stat().st_size / 2**20

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import threadpoolctl
 
-from embedpipe.discover import scan_files
+from embedpipe.discover.scan import scan_files
 from embedpipe.encoders import build_encoder
 
 

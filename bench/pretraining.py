@@ -34,10 +34,10 @@ from pathlib import Path
 
 import torch
 
-from embedpipe.decode_guard import stop_workers
 from embedpipe.pretrain.config import PRESETS, build_settings, read_config
 from embedpipe.pretrain.settings import PretrainSettings
 from embedpipe.pretrain.train import PretrainStep, Ranks, setup_ranks
+from embedpipe.runtime.decode_guard import stop_workers
 from embedpipe_demo.ecg import make_demo_ecg
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from throughput import build_model, make_videos
 
-from embedpipe.discover import scan_files
+from embedpipe.discover.scan import scan_files
 
 SCRIPT = Path(__file__).resolve().parent.parent / "workflow" / "scripts" / "extract.py"
 RATE = re.compile(r"(\d+)/(\d+) files, ([\d.]+) files/s")

@@ -15,9 +15,9 @@ import torch
 from embedpipe.encoders.batch import Batch
 from embedpipe.encoders.pending import PendingOutput
 from embedpipe.encoders.roles import Encoder
-from embedpipe.extract import file_loader, plan_blocks
-from embedpipe.sink import RowSink
-from embedpipe.writer import ShardWriter
+from embedpipe.extract.loop import file_loader, plan_blocks
+from embedpipe.extract.sink import RowSink
+from embedpipe.extract.writer import ShardWriter
 
 
 def sync(device: torch.device) -> None:

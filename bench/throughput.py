@@ -40,12 +40,12 @@ import images
 import torch
 from stages import bound_figures, decode_only, vjepa2_model_only, write_only
 
-from embedpipe.discover import scan_files
+from embedpipe.discover.scan import scan_files
 from embedpipe.encoders import build_encoder
 from embedpipe.encoders.roles import Encoder
 from embedpipe.encoders.vjepa2.presets import VJEPA2_PRESETS
-from embedpipe.extract import auto_workers, run_extract
-from embedpipe.writer import ShardWriter
+from embedpipe.extract.loop import auto_workers, run_extract
+from embedpipe.extract.writer import ShardWriter
 from embedpipe_demo.video import DemoVideo, render_frames, write_h264
 
 ARCH = {  # transformers VJEPA2Config fields of each preset's encoder

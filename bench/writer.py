@@ -32,7 +32,7 @@ from stages import BatchCopies
 from embedpipe.encoders import build_encoder
 from embedpipe.encoders.roles import Encoder
 from embedpipe.encoders.vjepa2.presets import VJEPA2_PRESETS
-from embedpipe.writer import PART_BYTES
+from embedpipe.extract.writer import PART_BYTES
 
 
 def numpy_shape(typ: pa.DataType) -> tuple[tuple[int, ...], np.dtype]:

@@ -6,14 +6,14 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # the Snakefile itself needs only stdlib parts
-from embedpipe.discover import ShardSpec, list_top_folders  # noqa: E402
-from embedpipe.identifying import IDENTIFYING_BY_KIND, PATTERNS_KEY, pattern_problem, refusal, unacknowledged  # noqa: E402
+from embedpipe.discover.scan import ShardSpec, list_top_folders  # noqa: E402
 from embedpipe.encoders import OptionError, all_exports, family  # noqa: E402
 from embedpipe.evaluate.settings import PTBXL_FILES, config_problems  # noqa: E402
-from embedpipe.hub_configs import config_name_of  # noqa: E402
-from embedpipe.made_with import MODEL_FILES, DigestCache, made_with, stamp_path, update_stamp  # noqa: E402
-from embedpipe.runinfo import submit_without_hub_token  # noqa: E402
-from embedpipe.atomic import write_text_if_changed  # noqa: E402
+from embedpipe.publish.hub_configs import config_name_of  # noqa: E402
+from embedpipe.publish.identifying import IDENTIFYING_BY_KIND, PATTERNS_KEY, pattern_problem, refusal, unacknowledged  # noqa: E402
+from embedpipe.runtime.runinfo import submit_without_hub_token  # noqa: E402
+from embedpipe.store.atomic import write_text_if_changed  # noqa: E402
+from embedpipe.store.made_with import MODEL_FILES, DigestCache, made_with, stamp_path, update_stamp  # noqa: E402
 
 from snakemake.exceptions import WorkflowError  # noqa: E402
 from snakemake.logging import logger  # noqa: E402
@@ -172,7 +172,7 @@ SETTINGS_CHANGED_DIR = f"{LOG_DIR}/settings_changed"
 ONCE = {}  # what the DAG computes once per Snakemake process (config_made_with, changed_shards)
 # Model files made by the run itself (pretrain, the demos) are Snakemake's to compare, as extract's inputs.
 RULE_MADE_MODEL_FILES = MADE_MODELS + ([ENCODER[k] for k in MODEL_FILES if ENCODER.get(k)] if DEMO else [])
-# Each shard's dataset file is staged first; the dataset step then builds the published folder from
+# Each shard's dataset file is staged first; the parquet rule then builds the published folder from
 # exactly this run's non-empty shards, numbered train-0000i-of-0000N, and lists what it holds.
 STAGED = f"{RUN_DIR}/staged/{{shard}}.parquet"
 STAGED_FILES = expand(STAGED, shard=SHARDS)

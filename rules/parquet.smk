@@ -1,32 +1,33 @@
-# One self-contained dataset file per shard, metadata joined, staged for the dataset step.
+# The published folder: rebuilt from this run's staged shard files once validation passed, so it holds
+# exactly this run's files (shards that hold rows, numbered; the README.md card) and loads with
+# `datasets.load_dataset`. Its file list is what `snakemake upload` pushes, and nothing else.
 
 
 rule parquet:
     input:
-        embeddings=EMBEDDINGS,
-        metadata=metadata_inputs(),
-        hf_rows=HF_ROWS,
-        pca=PCA_INPUTS,
-        patterns=PATTERNS_FILE,
+        staged=STAGED_FILES,
+        metrics=METRICS,  # exists only when validation passed
+        exclusions=EXCLUSIONS,
+        pca=PCA_INPUTS,  # published beside the shards, as pca.npz
     output:
-        STAGED,
+        # Not directory(DATASET_DIR): Snakemake would put its .snakemake_timestamp file in the folder.
+        # The script rebuilds the whole folder; the card stands for it.
+        card=CARD,
+        file_list=DATASET_FILE_LIST,
     params:
         run=script("parquet.py"),
-        # The extract job kept its finished shard as hard links here in case Snakemake deleted its
-        # outputs after a late kill. This job starts only once Snakemake recorded that extract as
-        # successful, so the copy has served: drop it, so deleting an output later frees its space.
-        finished=lambda wc: f"{PARTS.format(shard=wc.shard)}.finished",
-        kind=config["metadata"]["kind"],
-        lists=metadata_flags(),
-        hf_rows=optional_file_flag("hf_rows"),
+        folder=lambda wc, output: os.path.dirname(output.card),
+        dataset=json.dumps(DATASET_INFO),
+        # a trial is never uploaded: its card loads the local folder
+        load_name=(not LIMIT and config["upload"].get("repo_id")) or os.path.abspath(DATASET_DIR),
         pca=optional_file_flag("pca"),
+        # a model's folder in a repo of several is read by its config
+        load_config=f"--load_config={shlex.quote(UPLOAD_CONFIG)}" if UPLOAD_CONFIG and not LIMIT else "",
     log:
-        f"{LOG_DIR}/parquet/{{shard}}.log",
+        f"{LOG_DIR}/parquet.log",
     conda:
         "../envs/cpu.yaml"
     shell:
-        "{params.run} --embeddings={input.embeddings:q} --output={output:q}"
-        " --shard={wildcards.shard:q} --metadata={params.kind:q} {params.lists} {params.hf_rows} {params.pca}"
-        " --identifying_patterns_file={input.patterns:q}"
-        " > {log:q} 2>&1"
-        " && rm -rf -- {params.finished:q}"
+        "{params.run} --staged {input.staged:q} --folder={params.folder:q} --metrics={input.metrics:q}"
+        " --exclusions={input.exclusions:q} --dataset={params.dataset:q} --load_name={params.load_name:q}"
+        " --file_list={output.file_list:q} {params.pca} {params.load_config} > {log:q} 2>&1"

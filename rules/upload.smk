@@ -9,7 +9,7 @@ localrules:
 
 rule upload:
     input:
-        file_list=DATASET_FILE_LIST,  # the dataset folder's files, as the dataset step wrote them
+        file_list=DATASET_FILE_LIST,  # the dataset folder's files, as the parquet rule wrote them
         metrics=METRICS,  # exists only when validation passed
         repo=require_repo_id,
     output:

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from embedpipe.decode_guard import read_within
 from embedpipe.encoders import build_encoder
 from embedpipe.encoders.batch import Batch
 from embedpipe.encoders.roles import Encoder
-from embedpipe.extract import DECODE_TIMEOUT_S
+from embedpipe.extract.loop import DECODE_TIMEOUT_S
+from embedpipe.runtime.decode_guard import read_within
 
 
 @dataclass

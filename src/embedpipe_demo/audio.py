@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from embedpipe.atomic import atomic_path
+from embedpipe.store.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

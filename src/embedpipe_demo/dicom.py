@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedpipe.atomic import atomic_path
+from embedpipe.store.atomic import atomic_path
 
 US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
 US_SINGLE = "1.2.840.10008.5.1.4.1.1.6.1"

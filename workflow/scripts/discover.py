@@ -13,10 +13,10 @@ import logging
 import sys
 from pathlib import Path
 
-from embedpipe.atomic import write_text_if_changed
-from embedpipe.discover import DiscoverError, Exclusions, ShardSpec, discover_shards, files_from_hf_dataset
-from embedpipe.runinfo import setup_logging
-from embedpipe.source_rows import write_source_rows
+from embedpipe.discover.scan import DiscoverError, Exclusions, ShardSpec, discover_shards, files_from_hf_dataset
+from embedpipe.publish.source_rows import write_source_rows
+from embedpipe.runtime.runinfo import setup_logging
+from embedpipe.store.atomic import write_text_if_changed
 
 log = logging.getLogger("discover")
 

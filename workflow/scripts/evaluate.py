@@ -16,7 +16,7 @@ from pathlib import Path
 from embedpipe.evaluate.labels import LabelError
 from embedpipe.evaluate.run import evaluate, write_evaluation
 from embedpipe.evaluate.settings import EvaluationSettings
-from embedpipe.runinfo import setup_logging
+from embedpipe.runtime.runinfo import setup_logging
 
 log = logging.getLogger("evaluate")
 

@@ -15,10 +15,10 @@ import logging
 import sys
 from pathlib import Path
 
-from embedpipe.atomic import remove_leftovers_of
 from embedpipe.encoders import all_exports
-from embedpipe.export_names import ExportError
-from embedpipe.runinfo import setup_logging
+from embedpipe.runtime.runinfo import setup_logging
+from embedpipe.store.atomic import remove_leftovers_of
+from embedpipe.store.export_names import ExportError
 
 log = logging.getLogger("export")
 

@@ -26,10 +26,10 @@ import sys
 from pathlib import Path
 
 from embedpipe.encoders import OptionError, family
-from embedpipe.extract import DECODE_TIMEOUT_S
-from embedpipe.extract_step import ExtractSettings, ExtractStep
+from embedpipe.extract.loop import DECODE_TIMEOUT_S
+from embedpipe.extract.step import ExtractSettings, ExtractStep
 from embedpipe.readers.limits import DEFAULT_MAX_DECODED_GB
-from embedpipe.runinfo import setup_logging
+from embedpipe.runtime.runinfo import setup_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from embedpipe.runinfo import setup_logging
+from embedpipe.runtime.runinfo import setup_logging
 from embedpipe_demo.audio import make_demo_audio, make_tiny_metis
 from embedpipe_demo.ecg import make_demo_ecg, make_tiny_ecg_models
 from embedpipe_demo.image import make_image_demo

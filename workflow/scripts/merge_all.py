@@ -9,9 +9,9 @@ import logging
 import sys
 from pathlib import Path
 
-from embedpipe.atomic import out_of_space
-from embedpipe.merge import merge_all, shard_pt
-from embedpipe.runinfo import setup_logging
+from embedpipe.runtime.runinfo import setup_logging
+from embedpipe.store.atomic import out_of_space
+from embedpipe.store.merge import merge_all, shard_pt
 
 
 def main(argv: list[str] | None = None) -> int:

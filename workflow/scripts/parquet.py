@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""Write one shard's dataset file (train-0000i-of-0000N.parquet) with the dataset metadata joined."""
+"""Build the published dataset folder from this run's staged shard files: the shards that hold rows,
+numbered train-0000i-of-0000N.parquet, their sidecars and the README.md card; then list its files
+(--file_list), which is exactly what `snakemake upload` pushes."""
 
 from __future__ import annotations
 
@@ -9,51 +11,51 @@ import logging
 import sys
 from pathlib import Path
 
-from embedpipe.atomic import out_of_space
-from embedpipe.judge_keys import KindMismatch
-from embedpipe.metadata import build_metadata
-from embedpipe.parquet import write_dataset_shard
-from embedpipe.pca import Pca
-from embedpipe.runinfo import setup_logging
-from embedpipe.source_rows import WithSourceRows, read_source_rows
+from embedpipe.publish.card import build_card
+from embedpipe.publish.dataset_folder import EmptyDatasetError, build_dataset_folder
+from embedpipe.publish.file_list import write_file_list
+from embedpipe.publish.pca import NAME as PCA_NAME
+from embedpipe.runtime.runinfo import setup_logging
+from embedpipe.store.atomic import out_of_space, remove_leftovers_of
+
+log = logging.getLogger("dataset")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--embeddings", required=True, help="the shard's <shard>.parquet from extract")
-    p.add_argument("--output", required=True)
-    p.add_argument("--shard", required=True)
-    p.add_argument("--metadata", choices=["none", "mimic_iv_echo", "mimic_iv_ecg", "deepearth"], default="none")
-    p.add_argument("--record_list", help="echo-record-list.csv (mimic_iv_echo), record_list.csv (mimic_iv_ecg)")
-    p.add_argument("--study_list", help="echo-study-list.csv (mimic_iv_echo)")
-    p.add_argument("--hf_rows", help="discover's hf_rows.parquet: the source dataset's rows of each file")
-    p.add_argument("--pca", help="the run's pca.npz: each row's embedding_pca")
-    p.add_argument("--identifying_patterns_file", type=lambda f: json.loads(Path(f).read_text(encoding="utf-8")),
-                   default=[], help="a JSON list of regular expressions: keys matching any identify people "
-                                    "(besides MIMIC ids, DICOM UIDs and dates)")
+    p.add_argument("--staged", nargs="+", required=True, help="the staged <shard>.parquet files, in shard order")
+    p.add_argument("--folder", required=True, help="the dataset folder to (re)build")
+    p.add_argument("--metrics", required=True, help="validation/metrics.json")
+    p.add_argument("--exclusions", default=None, help="discover's exclusions.json, counted in the card")
+    p.add_argument("--dataset", required=True, help="the config's `dataset` section as JSON")
+    p.add_argument("--load_name", required=True, help="what load_dataset() is given in the card's snippet")
+    p.add_argument("--load_config", default=None, help="and its config (a model's folder in a repo of several)")
+    p.add_argument("--file_list", required=True, help="JSON list of the folder's files, written last")
+    p.add_argument("--pca", default=None, help="the run's pca.npz, published beside the shards")
     args = p.parse_args(argv)
     setup_logging()
-    if args.metadata == "mimic_iv_echo" and not (args.record_list and args.study_list):
-        p.error("--metadata mimic_iv_echo needs --record_list and --study_list")
-    if args.metadata == "mimic_iv_ecg" and not args.record_list:
-        p.error("--metadata mimic_iv_ecg needs --record_list")
-    joiner = build_metadata(args.metadata, {"record_list": args.record_list, "study_list": args.study_list})
-    if args.hf_rows:
-        joiner = WithSourceRows(joiner, *read_source_rows(Path(args.hf_rows)))
+    metrics = json.loads(Path(args.metrics).read_text())
+    exclusions = json.loads(Path(args.exclusions).read_text()) if args.exclusions else None
+    dataset = json.loads(args.dataset)
+    folder = Path(args.folder)
+    remove_leftovers_of(args.file_list)  # a killed run's; the folder's staging copies: build_dataset_folder
     try:
-        write_dataset_shard(Path(args.embeddings), Path(args.output), joiner,
-                            {"shard": args.shard, "metadata": args.metadata},
-                            Pca.load(args.pca) if args.pca else None, args.identifying_patterns_file)
-    except KindMismatch as exc:
-        logging.getLogger("parquet").error("%s", exc)
+        files = build_dataset_folder(
+            [Path(f) for f in args.staged], folder,
+            lambda published: build_card(published, metrics, dataset, args.load_name, exclusions, args.load_config),
+            {PCA_NAME: Path(args.pca)} if args.pca else None,
+        )
+        write_file_list(folder, files, Path(args.file_list))
+    except EmptyDatasetError as exc:
+        log.error("%s", exc)
         return 1
     except OSError as exc:
-        # A full disk or quota: one line saying which file and what to do, as extract says it.
         if (what := out_of_space(exc)) is None:
             raise
-        logging.getLogger("parquet").error("%s. The shard's embeddings %s are untouched; free space and rerun.",
-                                           what, args.embeddings)
+        log.error("%s. The staged shard files are untouched; free space and rerun: the parquet rule builds "
+                  "the folder again from them.", what)
         return 1
+    log.info("%s lists %d files", args.file_list, len(files))
     return 0
 
 

@@ -8,9 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
-from embedpipe.atomic import remove_leftovers_of
-from embedpipe.pca import PcaError, fit_pca
-from embedpipe.runinfo import setup_logging
+from embedpipe.publish.pca import PcaError, fit_pca
+from embedpipe.runtime.runinfo import setup_logging
+from embedpipe.store.atomic import remove_leftovers_of
 
 
 def main(argv: list[str] | None = None) -> int:

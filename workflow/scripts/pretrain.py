@@ -29,7 +29,7 @@ import sys
 
 from embedpipe.pretrain.config import PRESETS, build_settings, read_config
 from embedpipe.pretrain.train import PretrainStep
-from embedpipe.runinfo import setup_logging
+from embedpipe.runtime.runinfo import setup_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

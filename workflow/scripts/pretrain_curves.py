@@ -12,7 +12,7 @@ from pathlib import Path
 
 from embedpipe.pretrain.curves import plot_curves
 from embedpipe.pretrain.metrics import MetricsCsv
-from embedpipe.runinfo import setup_logging
+from embedpipe.runtime.runinfo import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Push the dataset folder and its README.md card to the Hugging Face Hub.
 
-Pushes exactly the files --file_list names (the dataset step's dataset.files.json): a link, a file
+Pushes exactly the files --file_list names (the parquet rule's dataset.files.json): a link, a file
 outside the folder, a size that changed or a file the list does not name refuses the upload. Private
 unless --public; --public with --credentialed is refused, and so is --public while the files hold
 columns that identify people that no --acknowledge names, all before anything is sent. The token
@@ -18,9 +18,9 @@ import os
 import sys
 from pathlib import Path
 
-from embedpipe.atomic import write_text_atomic
-from embedpipe.runinfo import setup_logging
-from embedpipe.upload import UploadRefused, plan_upload, upload
+from embedpipe.publish.upload import UploadRefused, plan_upload, upload
+from embedpipe.runtime.runinfo import setup_logging
+from embedpipe.store.atomic import write_text_atomic
 
 log = logging.getLogger("upload")
 

@@ -15,11 +15,11 @@ import shutil
 import sys
 from pathlib import Path
 
-from embedpipe.atomic import out_of_space
-from embedpipe.footer import read_provenance
-from embedpipe.report import write_report
-from embedpipe.runinfo import setup_logging
-from embedpipe.validate import ValidationConfig, validate_dataset
+from embedpipe.runtime.runinfo import setup_logging
+from embedpipe.store.atomic import out_of_space
+from embedpipe.store.footer import read_provenance
+from embedpipe.validate.checks import ValidationConfig, validate_dataset
+from embedpipe.validate.report import write_report
 
 log = logging.getLogger("validate")
 
@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out_dir", required=True, help="validation folder (metrics.json, report.html, plots)")
     p.add_argument("--title", default="embedpipe dataset")
     p.add_argument("--made_with", type=json.loads, help="the config's settings (JSON): every shard must "
-                   "record them (embedpipe.made_with)")
+                   "record them (embedpipe.store.made_with)")
     p.add_argument("--evaluation", nargs=2, metavar=("METRICS_JSON", "ROC_PNG"),
                    help="the evaluate step's outputs: its section of the report")
     p.add_argument("--pretraining", nargs=2, metavar=("METRICS_CSV", "LOSS_PNG"),

@@ -18,8 +18,8 @@ import torch
 from embedpipe.encoders.batch import Batch
 from embedpipe.encoders.device import resolve_precision
 from embedpipe.encoders.roles import Model, Prepared, Reader
-from embedpipe.made_with import file_digest
 from embedpipe.readers.ecg import LEADS, TARGET_RATE, TARGET_SAMPLES, read_ecg
+from embedpipe.store.made_with import file_digest
 
 MODES = {"12lead": LEADS, "1lead": ("I",)}
 DEFAULT_NOTCH_HZ = 50.0  # ECGFounder's util.filter_bandpass

@@ -6,7 +6,6 @@ family's model code only when a job runs it.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -17,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 import yaml
 
+from embedpipe.encoders import model_files
+from embedpipe.encoders.errors import ModelFileError, OptionError  # noqa: F401  (OptionError: the families' import)
+
 if TYPE_CHECKING:
     import torch
 
@@ -26,23 +28,15 @@ Options = dict[str, Any]
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-class OptionError(ValueError):
-    """A config value the family cannot use; `key` is the config key (`encoder.<option>`)."""
-
-    def __init__(self, key: str, message: str) -> None:
-        self.key, self.reason = key, message
-        super().__init__(f"{key}: {message}")
-
-
 @dataclass(frozen=True)
 class Export:
     """`snakemake <target>`: a file (or, per shard, a folder) under `<run>/export/` in the format of
-    the script the family replaces. `writer` is "module:function", called as
-    function(shard files, out) — or (one shard file, out) when `per_shard`."""
+    the script the family replaces. `writer` is called as writer(shard files, out) — or (one shard
+    file, out) when `per_shard`; it imports the export's code when it runs."""
 
     target: str
     output: str
-    writer: str
+    writer: Callable[..., int]
     directory: bool = False
     per_shard: bool = False
     # Why this run's options leave nothing to export: (config key, message), or None.
@@ -50,10 +44,8 @@ class Export:
 
     def write(self, shards: list[Path], out: Path, column: str | None = None) -> int:
         """`column`: export another column than the function's default (the scripts' --column)."""
-        module, function = self.writer.split(":")
-        export = getattr(importlib.import_module(module), function)
         chosen = {"column": column} if column else {}
-        return export(shards[0], out, **chosen) if self.per_shard else export(shards, out, **chosen)
+        return self.writer(shards[0], out, **chosen) if self.per_shard else self.writer(shards, out, **chosen)
 
 
 def no_checks(options: Options, files: bool) -> None:
@@ -64,13 +56,17 @@ def no_checks(options: Options, files: bool) -> None:
 class Family:
     name: str
     schema_file: Path  # the family's options: JSON Schema in YAML, with their defaults
-    builder: str  # "module:function", called as function(options, device) -> Encoder
+    builder: Callable[[Options, torch.device], Encoder]  # imports the model code when called
+    expects: str  # what encoder.path must hold, in words: the one-line error of a wrong path says it
     # Start-up checks beyond the schema; `files`: also check that the files the options name exist
     # (false for a demo, whose files a rule makes). Raise OptionError.
     checks: Callable[[Options, bool], None] = no_checks
     # The embedding width the options fix before any model file is read (validate checks it), or None.
     width: Callable[[Options], int | None] = lambda options: None
     exports: tuple[Export, ...] = field(default_factory=tuple)
+    # For a Hugging Face folder, the model_type its config.json states: transformers loads another
+    # family's config with a warning only, and its weights into a randomly initialised model with another.
+    model_type: str | None = None
 
     @cached_property
     def schema(self) -> dict[str, Any]:
@@ -118,14 +114,19 @@ class Family:
         files = files and options.get("path") not in made
         self.checks(options, files)
         if files:
-            from embedpipe.model_files import ModelFileError, check_model_path  # it imports this module
-
             try:  # what the path holds (a file where a folder belongs...) stops the dry run, not the GPU job
-                check_model_path(self.name, options.get("path"))
+                self.check_model_path(options.get("path"))
             except ModelFileError as exc:
                 raise OptionError("encoder.path", str(exc).removeprefix("encoder.path ")) from None
         return options
 
+    def check_model_path(self, path: str | None) -> None:
+        """ModelFileError when `path` is plainly not what the family loads (cheap: nothing is loaded)."""
+        model_files.check_model_path(self.name, self.expects, self.model_type, path)
+
+    def model_error(self, path: str | None, model: str, exc: BaseException) -> ModelFileError:
+        """The one-line error for an exception raised while building or loading the model."""
+        return model_files.model_error(self.name, self.expects, path, model, exc)
+
     def build(self, options: Options, device: torch.device) -> Encoder:
-        module, function = self.builder.split(":")
-        return getattr(importlib.import_module(module), function)(options, device)
+        return self.builder(options, device)

@@ -22,7 +22,7 @@ import torch
 
 from embedpipe.encoders.batch import Batch
 from embedpipe.encoders.pending import PendingOutput
-from embedpipe.footer import fingerprint_of
+from embedpipe.store.footer import fingerprint_of
 
 
 @dataclass

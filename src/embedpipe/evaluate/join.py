@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from embedpipe.evaluate.labels import EXAMPLES, LabelError, LabelTable, join_value
-from embedpipe.footer import read_provenance
+from embedpipe.store.footer import read_provenance
 
 BATCH_ROWS = 8192
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,13 @@ PROBE = "StandardScaler (fit on train) + LogisticRegression per class (one-vs-re
 BOOTSTRAP = ("percentile 95 % interval; each test fold's rows drawn with replacement, the statistic recomputed "
              "(per-class AUROC averaged over folds, macro = mean over classes); a resample lacking a positive or "
              "a negative of a class is skipped for that class, and for the macro mean")
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, Any]
+    targets: np.ndarray  # the evaluated rows' labels, measured classes only
+    folds: list[FoldResult]
 
 
 def _num(x: float) -> float | None:

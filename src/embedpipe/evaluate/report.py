@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib
 
@@ -14,10 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from embedpipe.report import PAGE_STYLE, html_figure, html_table, plain, save_figure  # noqa: E402
-
-if TYPE_CHECKING:
-    from embedpipe.evaluate.run import Evaluation
+from embedpipe.evaluate.metrics import Evaluation  # noqa: E402
+from embedpipe.store.html_page import PAGE_STYLE, html_figure, html_table, plain, save_figure  # noqa: E402
 
 MAX_CURVES = 20  # a legend past this is unreadable; the table has every class
 

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from embedpipe.atomic import write_text_atomic
 from embedpipe.evaluate.auroc import bootstrap_intervals
 from embedpipe.evaluate.join import Joined, join_labels, read_embeddings
 from embedpipe.evaluate.labels import LabelError, read_labels
-from embedpipe.evaluate.metrics import build_metrics
+from embedpipe.evaluate.metrics import Evaluation, build_metrics
 from embedpipe.evaluate.probe import (
     STRATIFICATION,
-    FoldResult,
     classes_to_drop,
     fixed_split,
     kfold_splits,
@@ -25,15 +22,9 @@ from embedpipe.evaluate.probe import (
 )
 from embedpipe.evaluate.ptbxl import ptbxl_labels, record_of
 from embedpipe.evaluate.settings import EvaluationSettings
+from embedpipe.store.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Evaluation:
-    metrics: dict[str, Any]
-    targets: np.ndarray  # the evaluated rows' labels, measured classes only
-    folds: list[FoldResult]
 
 
 def load_labelled(settings: EvaluationSettings, dataset_files: list[Path]) -> tuple[Joined, str, dict[str, Any]]:
@@ -87,7 +78,7 @@ def evaluate(settings: EvaluationSettings, dataset_files: list[Path], n_jobs: in
 
 def write_evaluation(result: Evaluation, out_dir: Path, title: str) -> dict[str, Path]:
     """metrics.json, roc.png and report.html into out_dir."""
-    from embedpipe.evaluate.report import plot_roc, render_html
+    from embedpipe.evaluate.report import plot_roc, render_html  # matplotlib loads only when a page is written
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": out_dir / "metrics.json", "roc": out_dir / "roc.png", "report": out_dir / "report.html"}

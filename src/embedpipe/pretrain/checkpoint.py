@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from embedpipe.atomic import atomic_path, remove_stale_tmp
+from embedpipe.store.atomic import atomic_path, remove_stale_tmp
 
 FORMAT = "embedpipe.myjepa/1"
 _STEP_FILE = re.compile(r"step_(\d{7,})\.pt")

@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: compute nodes have no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from embedpipe.report import html_figure, html_table, save_figure  # noqa: E402
+from embedpipe.store.html_page import html_figure, html_table, save_figure  # noqa: E402
 
 LOSSES = (("loss", "total"), ("pred_loss", "prediction (smooth L1)"), ("sigreg_loss", "SIGReg"))
 

@@ -23,13 +23,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from embedpipe.decode_guard import read_within, settle_worker
-from embedpipe.discover import read_manifest, scan_files
+from embedpipe.discover.scan import read_manifest, scan_files
 from embedpipe.encoders import family
 from embedpipe.encoders.ecg import ecg_reader_options
 from embedpipe.encoders.ecg_jepa.model import EcgJepaReader
 from embedpipe.pretrain.masks import BlockMasks
 from embedpipe.readers.ecg import LEADS
+from embedpipe.runtime.decode_guard import read_within, settle_worker
 
 ECG_EXTENSIONS = [".hea", ".xml", ".dcm"]  # what a folder given as data is scanned for
 DECODE_TIMEOUT_S = 120.0

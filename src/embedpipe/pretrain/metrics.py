@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from embedpipe.atomic import write_text_atomic
+from embedpipe.store.atomic import write_text_atomic
 
 log = logging.getLogger("pretrain")
 COLUMNS = ("step", "loss", "pred_loss", "sigreg_loss", "lr", "grad_norm", "step_time", "data_time", "samples_per_s",

@@ -29,9 +29,6 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from embedpipe.atomic import OutputWriteError
-from embedpipe.decode_guard import kill_leftover_children, stop_workers
-from embedpipe.error_text import clean_message
 from embedpipe.pretrain import checkpoint
 from embedpipe.pretrain import data as pdata
 from embedpipe.pretrain.masks import BlockMasks
@@ -39,7 +36,10 @@ from embedpipe.pretrain.metrics import WANDB_MISSING, MetricsCsv, Wandb, wandb_i
 from embedpipe.pretrain.model import MyJepa
 from embedpipe.pretrain.schedule import build_optimizer
 from embedpipe.pretrain.settings import CURVE_KEYS, PretrainSettings
-from embedpipe.stop import StopRequest
+from embedpipe.runtime.decode_guard import kill_leftover_children, stop_workers
+from embedpipe.runtime.error_text import clean_message
+from embedpipe.runtime.stop import StopRequest
+from embedpipe.store.atomic import OutputWriteError
 
 log = logging.getLogger("pretrain")
 ERRORS_LOGGED = 20

@@ -24,7 +24,7 @@ from embedpipe.readers import dicom_header
 from embedpipe.readers.dicom_color import ColourError, frame_to_rgb
 from embedpipe.readers.dicom_items import ItemError, encapsulated_frames, read_fragments
 from embedpipe.readers.limits import check_decoded
-from embedpipe.readers.video import VideoClip, VideoReadError, frame_indices
+from embedpipe.readers.video_clip import VideoClip, VideoReadError, frame_indices
 
 # The only header fields read (besides the file meta, which pydicom always reads and of which only the
 # transfer syntax is used): image geometry and encoding, frame timing, palette tables, offsets.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import math
-import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -19,12 +18,21 @@ from xml.etree import ElementTree
 import numpy as np
 
 from embedpipe.readers import wfdb_signal
+from embedpipe.readers.ecg_leads import (  # noqa: F401  (re-exported: the readers' names)
+    CUT_MARGIN_S,
+    LEADS,
+    MAX_SECONDS,
+    TARGET_RATE,
+    TARGET_SAMPLES,
+    WHOLE_HINT,
+    EcgReadError,
+    canonical_lead,
+    mv_per_unit,
+    to_mv,
+)
 from embedpipe.readers.limits import check_decoded, check_duration
 from embedpipe.readers.sniff import has_dicom_preamble
 
-LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
-TARGET_RATE = 500
-TARGET_SAMPLES = 5000  # 10 s
 # polyphase: scipy's resample_poly (the default); fft: scipy.signal.resample to int(n · 500 / rate),
 # as ECG-JEPA's PreprocessECG; every_second: ECGFounder's resample_unequal (a 1000 Hz source keeps
 # every second sample; other rates fall back to polyphase, where that function's output is not a resampling).
@@ -32,21 +40,6 @@ RESAMPLERS = ("polyphase", "fft", "every_second")
 # zero: NaN samples set to 0 (ECGFounder's np.nan_to_num); interpolate: linear between the valid
 # neighbours of the same lead (ECG-JEPA's interpolate_NaNs_). Either way they are counted.
 NAN_FILLS = ("zero", "interpolate")
-# Source seconds read past a 10-s cut, so that the resampler's edge sees real signal after the cut
-# (polyphase's filter spans a few dozen source samples). FFT resampling depends on the whole record:
-# with it, a record is resampled whole and cut after.
-CUT_MARGIN_S = 0.5
-MAX_SECONDS = 3600.0  # a whole record longer than this (a 24-h Holter: 4 GB as float64) is refused
-WHOLE_HINT = " read whole; use encoder.length 10s"
-_TO_MV = {"uv": 1e-3, "microvolts": 1e-3, "mv": 1.0, "millivolts": 1.0, "v": 1e3, "volts": 1e3}
-_CANONICAL = {name.upper(): name for name in LEADS}
-# Modified limb leads of Holter/monitoring records (MIT-BIH's MLII) stand in for the limb lead.
-_ALIASES = {"MLI": "I", "MLII": "II", "MLIII": "III", "D1": "I", "D2": "II", "D3": "III"}
-
-
-class EcgReadError(RuntimeError):
-    """A file that parsed but holds no usable ECG."""
-
 
 @dataclass
 class EcgRecord:
@@ -57,25 +50,6 @@ class EcgRecord:
     nan_samples: int  # NaN samples, set to 0 or interpolated
     leads_derived: list[str] = field(default_factory=list)  # computed from other leads (in leads_found too)
     source_format: str = ""  # sierra | ge_muse | hl7_aecg | dicom_waveform | wfdb
-
-
-def mv_per_unit(unit: str | None) -> float | None:
-    """Millivolts per unit of an amplitude unit as ECG files spell it (UCUM `uV`, MUSE `MICROVOLTS`);
-    None for a unit that is not a voltage."""
-    return _TO_MV.get((unit or "").strip().lower().replace("µ", "u"))
-
-
-def to_mv(unit: str | None, where: str) -> float:
-    """`mv_per_unit`, or an error naming the unit."""
-    factor = mv_per_unit(unit)
-    if factor is None:
-        raise EcgReadError(f"{where}: amplitude unit {unit!r} is not a voltage (uV, mV, V)")
-    return factor
-
-
-def canonical_lead(name: str) -> str | None:
-    key = re.sub(r"[\s_-]", "", name).upper()
-    return _CANONICAL.get(_ALIASES.get(key, key))
 
 
 def read_wfdb(path: str, seconds: float | None = TARGET_SAMPLES / TARGET_RATE,
@@ -235,7 +209,7 @@ def read_source(path: str, seconds: float | None = TARGET_SAMPLES / TARGET_RATE,
 def _read_leads(path: str, seconds: float | None, max_seconds: float) -> tuple[dict[str, np.ndarray], float, str]:
     """Chosen by content: a DICOM preamble, else the XML root element. A WFDB record is named by its
     .hea/.dat or by its record name, as file lists give them."""
-    # Imported here: these modules import this one, and pydicom loads only for a DICOM file.
+    # Imported here: pydicom and the XML parser load only for a file that needs them.
     from embedpipe.readers import ecg_dicom, ecg_xml
 
     source = Path(path)

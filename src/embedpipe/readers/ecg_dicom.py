@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from embedpipe.readers import dicom_header
-from embedpipe.readers.ecg import CUT_MARGIN_S, MAX_SECONDS, WHOLE_HINT, EcgReadError, canonical_lead, mv_per_unit
+from embedpipe.readers.ecg_leads import CUT_MARGIN_S, MAX_SECONDS, WHOLE_HINT, EcgReadError, canonical_lead, mv_per_unit
 from embedpipe.readers.limits import check_duration
 
 if TYPE_CHECKING:

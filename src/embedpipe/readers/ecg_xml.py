@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from defusedxml import ElementTree
 
-from embedpipe.readers.ecg import EcgReadError, canonical_lead, to_mv
+from embedpipe.readers.ecg_leads import EcgReadError, canonical_lead, to_mv
 
 if TYPE_CHECKING:
     from xml.etree.ElementTree import Element

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embedpipe.encoders.ecg_checks import ecg_checks
-from embedpipe.encoders.family import Family
+from embedpipe.encoders.family import Family, Options
+
+if TYPE_CHECKING:
+    import torch
+
+    from embedpipe.encoders.roles import Encoder
+
+def build_model(options: Options, device: torch.device) -> Encoder:
+    """The family's model code (torch, transformers) loads only when a job builds the encoder."""
+    from embedpipe.encoders.ecg_jepa.build import build
+
+    return build(options, device)
+
 
 FAMILY = Family(
     name="ecg_jepa",
+    expects="an ECG-JEPA checkpoint file (pretrain.py's .pt, or an encoder state dict)",
     schema_file=Path(__file__).with_name("schema.yaml"),
-    builder="embedpipe.encoders.ecg_jepa.build:build",
+    builder=build_model,
     checks=ecg_checks,
 )

@@ -3,10 +3,17 @@ z-score, no filter (`length: 10s`, `resample: every_second` and `filter: ecgfoun
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from embedpipe.encoders.ecg_checks import ecg_checks
 from embedpipe.encoders.family import Export, Family, Options
+
+if TYPE_CHECKING:
+    import torch
+
+    from embedpipe.encoders.roles import Encoder
 
 
 def without_features(options: Options) -> tuple[str, str] | None:
@@ -15,11 +22,25 @@ def without_features(options: Options) -> tuple[str, str] | None:
     return None
 
 
+def build_model(options: Options, device: torch.device) -> Encoder:
+    """The family's model code (torch, transformers) loads only when a job builds the encoder."""
+    from embedpipe.encoders.ecgfounder.build import build
+
+    return build(options, device)
+
+
+def export_ecgfounder_json(shards: Iterable[Path], out: Path, **chosen: Any) -> int:
+    from embedpipe.encoders.ecgfounder.export import export_ecgfounder_json as write
+
+    return write(shards, out, **chosen)
+
+
 FAMILY = Family(
     name="ecgfounder",
+    expects="an ECGFounder checkpoint file (a .pth holding {'state_dict': Net1D weights})",
     schema_file=Path(__file__).with_name("schema.yaml"),
-    builder="embedpipe.encoders.ecgfounder.build:build",
+    builder=build_model,
     checks=ecg_checks,
-    exports=(Export("export_ecg_json", "ecgfounder_json", "embedpipe.encoders.ecgfounder.export:export_ecgfounder_json",
+    exports=(Export("export_ecg_json", "ecgfounder_json", export_ecgfounder_json,
                     directory=True, unavailable=without_features),),
 )

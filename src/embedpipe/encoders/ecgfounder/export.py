@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from embedpipe.atomic import staged_dir
-from embedpipe.export_names import inside, unique_names
+from embedpipe.store.atomic import staged_dir
+from embedpipe.store.export_names import inside, unique_names
 
 
 def export_ecgfounder_json(shards: Iterable[Path], out_dir: Path, column: str = "features",

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from embedpipe.encoders.family import Export, Family, OptionError, Options
+from embedpipe.encoders.metis.sizes import LATENT_DIM
 
-LATENT_DIM = 8  # the semantic codec's latent width
+if TYPE_CHECKING:
+    import torch
+
+    from embedpipe.encoders.roles import Encoder
+
 
 
 def checks(options: Options, files: bool) -> None:
@@ -18,12 +25,27 @@ def checks(options: Options, files: bool) -> None:
             raise OptionError(f"encoder.{key}", f"{options[key]!r} is not a file")
 
 
+def build_model(options: Options, device: torch.device) -> Encoder:
+    """The family's model code (torch, transformers) loads only when a job builds the encoder."""
+    from embedpipe.encoders.metis.build import build
+
+    return build(options, device)
+
+
+def export_latents_json(shards: Iterable[Path], out: Path, **chosen: Any) -> int:
+    from embedpipe.encoders.metis.export import export_latents_json as write
+
+    return write(shards, out, **chosen)
+
+
 FAMILY = Family(
     name="metis",
+    expects="a w2v-BERT 2.0 model folder (config.json with model_type wav2vec2-bert, and its weights)",
+    model_type="wav2vec2-bert",
     schema_file=Path(__file__).with_name("schema.yaml"),
-    builder="embedpipe.encoders.metis.build:build",
+    builder=build_model,
     checks=checks,
     width=lambda options: LATENT_DIM,
     exports=(Export("export_json", "semantic_audio_embeddings.json",
-                    "embedpipe.encoders.metis.export:export_latents_json"),),
+                    export_latents_json),),
 )

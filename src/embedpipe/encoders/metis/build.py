@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
-from embedpipe.encoders.metis import LATENT_DIM
 from embedpipe.encoders.metis.model import CODEC_FILE, LATENT_COLUMNS, MASKGCT, W2V_BERT, MetisModel
 from embedpipe.encoders.metis.reader import AudioReader
+from embedpipe.encoders.metis.sizes import LATENT_DIM
 from embedpipe.encoders.roles import Encoder
 from embedpipe.readers.audio import TARGET_RATE
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from embedpipe.atomic import atomic_path
+from embedpipe.store.atomic import atomic_path
 
 
 def export_latents_json(shards: Iterable[Path], out: Path, column: str = "latents", batch_rows: int = 256) -> int:

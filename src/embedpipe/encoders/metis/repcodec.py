@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from embedpipe.encoders.family import OptionError
-from embedpipe.error_text import clean_message
+from embedpipe.runtime.error_text import clean_message
 
 # Checkpoint entries this module owns; the rest (decoder, codebook, out_project) are not needed
 # to compute the latent and are left out by name.

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from embedpipe.encoders.family import Export, Family, OptionError, Options
-from embedpipe.encoders.vjepa2.presets import VJEPA2_PRESETS
+from embedpipe.encoders.vjepa2.presets import PRESET_FRAMES_PER_CLIP, TUBELET, VJEPA2_PRESETS, too_many_frames  # noqa: F401
 
-TUBELET = 2  # every released V-JEPA 2; a custom model's own is checked when it is built
-PRESET_FRAMES_PER_CLIP = 64  # the presets are the fpc64 checkpoints; a custom model's config says its own
+if TYPE_CHECKING:
+    import torch
 
+    from embedpipe.encoders.roles import Encoder
 
 def checks(options: Options, files: bool) -> None:
     if options["model"] not in VJEPA2_PRESETS and not options["path"]:
@@ -20,12 +22,6 @@ def checks(options: Options, files: bool) -> None:
             raise OptionError(f"encoder.{key}", f"must be a multiple of V-JEPA 2's tubelet size ({TUBELET})")
         if not options["path"] and options[key] > PRESET_FRAMES_PER_CLIP:
             raise OptionError(f"encoder.{key}", too_many_frames(options[key], PRESET_FRAMES_PER_CLIP))
-
-
-def too_many_frames(frames: int, frames_per_clip: int) -> str:
-    return (f"{frames} frames is more than the model's {frames_per_clip} (its config's frames_per_clip): its "
-            "temporal positions were never trained past them. The clip length is this option, not the "
-            "checkpoint's config")
 
 
 def width(options: Options) -> int | None:
@@ -40,12 +36,27 @@ def without_tokens(options: Options) -> tuple[str, str] | None:
     return None
 
 
+def build_model(options: Options, device: torch.device) -> Encoder:
+    """The family's model code (torch, transformers) loads only when a job builds the encoder."""
+    from embedpipe.encoders.vjepa2.build import build
+
+    return build(options, device)
+
+
+def export_deepearth_pt(shard: Path, out: Path, **chosen: Any) -> int:
+    from embedpipe.encoders.vjepa2.export import export_deepearth_pt as write
+
+    return write(shard, out, **chosen)
+
+
 FAMILY = Family(
     name="vjepa2",
+    expects="a V-JEPA 2 model folder (config.json with model_type vjepa2, and its weights)",
+    model_type="vjepa2",
     schema_file=Path(__file__).with_name("schema.yaml"),
-    builder="embedpipe.encoders.vjepa2.build:build",
+    builder=build_model,
     checks=checks,
     width=width,
-    exports=(Export("export_pt", "deepearth_pt", "embedpipe.encoders.vjepa2.export:export_deepearth_pt",
+    exports=(Export("export_pt", "deepearth_pt", export_deepearth_pt,
                     directory=True, per_shard=True, unavailable=without_tokens),),
 )

@@ -9,9 +9,9 @@ import torch
 
 from embedpipe.encoders.device import resolve_precision
 from embedpipe.encoders.roles import Encoder
-from embedpipe.encoders.vjepa2 import PRESET_FRAMES_PER_CLIP, too_many_frames, transforms
+from embedpipe.encoders.vjepa2 import transforms
 from embedpipe.encoders.vjepa2.model import TOKEN_OUTPUTS, Geometry, VJEPA2Model, token_columns
-from embedpipe.encoders.vjepa2.presets import VJEPA2_PRESETS
+from embedpipe.encoders.vjepa2.presets import PRESET_FRAMES_PER_CLIP, VJEPA2_PRESETS, too_many_frames
 from embedpipe.encoders.vjepa2.reader import ImageReader, VideoReader
 
 PRECISIONS = ("auto", "bf16", "bf16-autocast", "fp32")

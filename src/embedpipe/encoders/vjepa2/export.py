@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from embedpipe.atomic import staged_dir
-from embedpipe.export_names import inside, unique_names
+from embedpipe.store.atomic import staged_dir
+from embedpipe.store.export_names import inside, unique_names
 
 SUFFIX = "_features.pt"
 

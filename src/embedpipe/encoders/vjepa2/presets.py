@@ -20,3 +20,12 @@ VJEPA2_PRESETS: dict[str, ModelPreset] = {
     "vitg": ModelPreset("facebook/vjepa2-vitg-fpc64-256", 1408, 256, 64),
     "vitg-384": ModelPreset("facebook/vjepa2-vitg-fpc64-384", 1408, 384, 16),
 }
+
+TUBELET = 2  # every released V-JEPA 2; a custom model's own is checked when it is built
+PRESET_FRAMES_PER_CLIP = 64  # the presets are the fpc64 checkpoints; a custom model's config says its own
+
+
+def too_many_frames(frames: int, frames_per_clip: int) -> str:
+    return (f"{frames} frames is more than the model's {frames_per_clip} (its config's frames_per_clip): its "
+            "temporal positions were never trained past them. The clip length is this option, not the "
+            "checkpoint's config")

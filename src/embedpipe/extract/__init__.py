@@ -1,0 +1,1 @@
+"""The extract step (one GPU job per shard): files → batches → model → parts → the shard file."""

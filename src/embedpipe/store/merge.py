@@ -1,0 +1,108 @@
+"""merge_all: every shard's embeddings in one artifact that loads all at once.
+
+Outputs, in the EchoJEPA layout and beside it a memory-mappable form:
+- `<model>_embeddings_all.pt`: `{key: tensor[D]}` (torch.load)
+- `<model>_embeddings_all.npy`: float32 `[N, D]` (np.load(..., mmap_mode="r"))
+- `<model>_embeddings_all.keys.txt`: row i of the matrix is line i
+and, per shard, the EchoJEPA script's per-folder `<model>_embeddings_<folder>.pt` (`shard_pt`).
+
+Shards are read one at a time in batches and each batch goes straight to both files: nothing holds
+the matrix. The `.pt` is written without torch (embedpipe.store.ptzip): one storage, every row a view of
+it, exactly what torch.save writes for a dict of views of one matrix.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from embedpipe.store.atomic import atomic_path, remove_leftovers_of, writing
+from embedpipe.store.ptzip import TensorDictWriter
+
+log = logging.getLogger(__name__)
+BATCH_ROWS = 8192
+
+
+def shard_geometry(paths: Sequence[Path], column: str) -> tuple[int, int]:
+    """(total rows, embedding width), read from Parquet footers only."""
+    total, dim = 0, None
+    for p in paths:
+        f = pq.ParquetFile(p)
+        total += f.metadata.num_rows
+        width = f.schema_arrow.field(column).type.list_size
+        if dim is not None and width != dim:
+            raise ValueError(f"{p}: embedding width {width} differs from {dim} in earlier shards")
+        dim = width
+    if dim is None:
+        raise ValueError("no shard outputs to merge")
+    return total, dim
+
+
+def shard_batches(path: Path, column: str, dim: int) -> Iterator[tuple[list[str], np.ndarray]]:
+    """A shard's (keys, float32 [n, dim] values), BATCH_ROWS rows at a time, in file order."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=["key", column]):
+        values = batch.column(column).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+        yield batch.column("key").to_pylist(), values.astype("<f4", copy=False)
+
+
+def shard_pt(shard_path: str | os.PathLike, pt_path: Path, strip_prefix: str | None = None,
+             column: str = "embedding") -> int:
+    """One shard's `{key: tensor[D]}` .pt, streamed like merge_all. `strip_prefix` (the shard's
+    folder and "/"): keys relative to the folder, as the EchoJEPA script wrote its per-folder files."""
+    path = Path(shard_path)
+    remove_leftovers_of(pt_path)  # a killed run's half-written .pt, as large as the shard
+    total, dim = shard_geometry([path], column)
+    keys: list[str] = []
+    with atomic_path(pt_path) as tmp, TensorDictWriter(tmp, total, dim) as pt:
+        for batch_keys, values in shard_batches(path, column, dim):
+            pt.write(values)
+            keys.extend(batch_keys)
+        if strip_prefix:
+            if outside := [k for k in keys if not k.startswith(strip_prefix)]:
+                raise ValueError(f"{path}: keys outside {strip_prefix!r}, e.g. {outside[0]!r}")
+            keys = [k[len(strip_prefix):] for k in keys]
+        pt.close(keys)
+    return total
+
+
+def merge_all(shard_paths: Sequence[str | os.PathLike], pt_path: Path, npy_path: Path, keys_path: Path,
+              column: str = "embedding") -> int:
+    """Merge shard Parquet files (in the given order). Returns the row count."""
+    paths = [Path(p) for p in shard_paths]
+    remove_leftovers_of(pt_path, npy_path, keys_path)  # a killed run's: twice the matrix, never complete
+    total, dim = shard_geometry(paths, column)
+    keys: list[str] = []
+    # All three are written before any is renamed: a failed write (a full disk) leaves no new file
+    # under any of their names, and never a matrix without its key index.
+    with (atomic_path(keys_path) as keys_tmp, atomic_path(npy_path) as npy_tmp, open(npy_tmp, "wb") as npy,
+          atomic_path(pt_path) as pt_tmp):
+        with writing(npy_path):
+            np.lib.format.write_array_header_1_0(npy, {"descr": "<f4", "fortran_order": False,
+                                                       "shape": (total, dim)})
+        with TensorDictWriter(pt_tmp, total, dim) as pt:
+            for p in paths:
+                for batch_keys, values in shard_batches(p, column, dim):
+                    with writing(npy_path):
+                        npy.write(memoryview(np.ascontiguousarray(values)).cast("B"))
+                    pt.write(values)
+                    keys.extend(batch_keys)
+                log.info("merged %s (%d rows so far)", p.name, len(keys))
+            if len(set(keys)) != len(keys):
+                raise ValueError("duplicate keys across shards; refusing to merge")
+            pt.close(keys)
+        with writing(keys_path):
+            keys_tmp.write_text("".join(f"{k}\n" for k in keys), encoding="utf-8")
+        with writing(npy_path):
+            npy.flush()  # here, not at close: a write error must come before the .pt is renamed
+    return total
+
+
+def load_merged(npy_path: Path, keys_path: Path) -> tuple[np.ndarray, list[str]]:
+    """The memory-mapped matrix and its key index."""
+    keys = Path(keys_path).read_text(encoding="utf-8").splitlines()
+    return np.load(npy_path, mmap_mode="r"), keys

@@ -1,0 +1,35 @@
+"""How embedpipe writes Parquet: bounded row groups, dictionaries and statistics on string columns only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROW_GROUP_BYTES = 64 << 20  # Parquet row groups of about this many (uncompressed) bytes
+# rows gathered in memory before they are written (a shard's assembly, a staged file's copy)
+CHUNK_BYTES = 128 << 20
+
+
+def write_parquet(table: pa.Table, where: Any, writer: pq.ParquetWriter | None = None) -> None:
+    """One table as bounded row groups; dictionaries and statistics only for the string columns
+    (on float vectors they cost most of the write time and are never used)."""
+    groups = rows_per_group(table.nbytes, table.num_rows)
+    if writer is not None:
+        writer.write_table(table, row_group_size=groups)
+    else:
+        pq.write_table(table, where, row_group_size=groups, **parquet_options(table.schema))
+
+
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    strings = [f.name for f in schema if pa.types.is_string(f.type)]
+    return {"use_dictionary": strings, "write_statistics": strings}
+
+
+def rows_per_group(num_bytes: int, num_rows: int, target: int = ROW_GROUP_BYTES) -> int:
+    """Rows per Parquet row group so a group holds about `target` bytes (one row at least)."""
+    if num_rows <= 0:
+        return 1
+    per_row = max(num_bytes / num_rows, 1.0)
+    return max(1, min(num_rows, int(target // per_row)))

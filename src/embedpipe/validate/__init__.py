@@ -1,0 +1,1 @@
+"""The validate step: checks on every shard, the metrics and the report."""

@@ -1,0 +1,79 @@
+"""The library's import graph: no circle, and no import from a package the steps share up into a step.
+
+Every import counts, the ones inside functions and under TYPE_CHECKING too: a lazy import hides a
+circle from Python, not from a reader."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+SHARED = {"store", "runtime", "encoders", "readers"}  # used by several steps; they import no step
+STEPS = {"discover", "extract", "publish", "validate", "evaluate", "pretrain"}
+
+
+def module_names() -> dict[str, Path]:
+    names = {}
+    for path in (SRC / "embedpipe").rglob("*.py"):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return names
+
+
+def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+        else:
+            continue
+        found |= {t for t in targets if t in modules and t != name}
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    modules = module_names()
+    return {name: imports_of(name, path, modules) for name, path in modules.items()}
+
+
+def test_the_library_has_no_import_circle():
+    edges = graph()
+    state: dict[str, int] = {}
+    circles = []
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                loop = trail[trail.index(nxt):] if nxt in trail else []
+                circles.append(" → ".join([*loop, node, nxt]))
+            elif nxt not in state:
+                visit(nxt, trail + [node])
+        state[node] = 2
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [])
+    assert not circles, "import circles:\n" + "\n".join(circles)
+
+
+def test_shared_packages_import_no_step():
+    wrong = []
+    for name, targets in graph().items():
+        parts = name.split(".")
+        if len(parts) > 1 and parts[1] in SHARED:
+            wrong += [f"{name} imports {t}" for t in targets if t.split(".")[1:2] and t.split(".")[1] in STEPS]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_module_is_in_a_package_or_the_front_door():
+    flat = sorted(n for n, p in module_names().items() if n.count(".") == 1 and p.name != "__init__.py")
+    assert flat == ["embedpipe.api"], flat
