@@ -6,7 +6,9 @@
 Sources: config/schema.yaml (descriptions, types, defaults), config/config.yaml (the defaults every
 run shares: Snakemake merges it under each run's file, so its values win over the schema's), and each
 encoder family's src/embedpipe/encoders/<family>/schema.yaml with the file its `x-shared` names.
-Families are found as folders holding a schema.yaml, not by importing embedpipe (its modules move).
+Families are found as folders holding a schema.yaml. A block a step's settings class holds
+(`embedpipe.runtime.step_settings`) takes its defaults and, where the schema has no description, its
+meanings from the class: the only defaults in code.
 """
 
 from __future__ import annotations
@@ -20,12 +22,20 @@ from typing import Any
 
 import yaml
 
+from embedpipe.evaluate.settings import EvaluationSettings
+from embedpipe.extract.settings import ExtractOptions
+from embedpipe.publish.kinds import KINDS
+from embedpipe.runtime.step_settings import defaults as class_defaults
+from embedpipe.runtime.step_settings import helps
+from embedpipe.validate.checks import ValidationConfig
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_SCHEMA = REPO / "config" / "schema.yaml"
 CONFIG_DEFAULTS = REPO / "config" / "config.yaml"
 ENCODERS = REPO / "src" / "embedpipe" / "encoders"
 PAGE = REPO / "docs" / "configuration-reference.md"
 NOTHING = object()  # no default anywhere (None is a real default: null)
+SETTINGS = {"extract": ExtractOptions, "validate": ValidationConfig, "evaluate": EvaluationSettings}
 
 Schema = dict[str, Any]
 
@@ -92,9 +102,20 @@ def lookup(tree: Any, dotted: str) -> Any:
     return tree
 
 
-def default_cell(spec: Schema, base: Any, required: bool) -> str:
-    """config/config.yaml's value (`base`) where it has one (it is what a run gets), else the schema's."""
-    own = spec.get("default", NOTHING)
+def from_class(key: str) -> tuple[Any, str]:
+    """(default, meaning) of a key a step's settings class holds; (NOTHING, "") otherwise."""
+    block, _, name = key.partition(".")
+    cls = SETTINGS.get(block)
+    if cls is None or name not in class_defaults(cls):
+        return NOTHING, ""
+    return class_defaults(cls)[name], helps(cls)[name]
+
+
+def default_cell(spec: Schema, base: Any, required: bool, key: str = "") -> str:
+    """config/config.yaml's value (`base`) where it has one (it is what a run gets), else the settings
+    class's, else the schema's."""
+    own = from_class(key)[0]
+    own = spec.get("default", NOTHING) if own is NOTHING else own
     value = base if base is not NOTHING else own
     if value is NOTHING:
         return "required" if required else "—"
@@ -109,8 +130,11 @@ def rows(properties: Schema, required: list[str], prefix: str, anchor: str,
     for name, spec in properties.items():
         key = f"{prefix}{name}"
         base = lookup(defaults, key) if defaults is not None else NOTHING
+        meaning = spec.get("description") or from_class(key)[1]
+        if key == "metadata.kind":  # the kinds are a registry, not a schema enum
+            spec = spec | {"enum": list(KINDS)}
         yield (f'| <a id="{anchor}{name}"></a>`{key}` | {type_of(spec)} | '
-               f"{default_cell(spec, base, name in required)} | {text(spec.get('description', ''))} |")
+               f"{default_cell(spec, base, name in required, key)} | {text(meaning)} |")
         if "properties" in spec:
             yield from rows(spec["properties"], spec.get("required", []), f"{key}.", f"{anchor}{name}.", defaults)
 

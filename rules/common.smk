@@ -3,17 +3,20 @@ import json
 import re
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # the Snakefile itself needs only stdlib parts
-from embedpipe.discover.scan import ShardSpec, list_top_folders  # noqa: E402
-from embedpipe.encoders import OptionError, all_exports, family  # noqa: E402
+from embedpipe.config.checks import ConfigProblem, Where, check_config, encoder_options, extract_options, shard_ids  # noqa: E402,E501
+from embedpipe.encoders import all_exports, family  # noqa: E402
 from embedpipe.evaluate.settings import PTBXL_FILES, config_problems  # noqa: E402
 from embedpipe.publish.hub_configs import config_name_of  # noqa: E402
-from embedpipe.publish.identifying import IDENTIFYING_BY_KIND, PATTERNS_KEY, pattern_problem, refusal, unacknowledged  # noqa: E402
+from embedpipe.publish.kinds import kind as metadata_kind  # noqa: E402
 from embedpipe.runtime.runinfo import submit_without_hub_token  # noqa: E402
+from embedpipe.runtime.step_settings import as_json, from_block  # noqa: E402
 from embedpipe.store.atomic import write_text_if_changed  # noqa: E402
 from embedpipe.store.made_with import MODEL_FILES, DigestCache, made_with, stamp_path, update_stamp  # noqa: E402
+from embedpipe.validate.checks import ValidationConfig  # noqa: E402
 
 from snakemake.exceptions import WorkflowError  # noqa: E402
 from snakemake.logging import logger  # noqa: E402
@@ -23,15 +26,21 @@ def config_error(key, message):
     raise WorkflowError(f"config key {key!r}: {message}")
 
 
+def checked(make, *args):
+    """What `make` reads from the config; a ConfigProblem stops the DAG build naming the key."""
+    try:
+        return make(*args)
+    except ConfigProblem as exc:
+        config_error(exc.key, exc.reason)
+
+
 DEMO = bool(config["demo"]["enabled"])
+EXTRACT = checked(extract_options, config)
 # A trial run (extract.limit: N, the EchoJEPA script's --limit) embeds the first N files of each shard
 # through the whole DAG, in a run folder of its own: it never mixes with the full run's outputs.
-LIMIT = (config.get("extract") or {}).get("limit")
-LIMIT = int(LIMIT) if LIMIT is not None else None
-if LIMIT and (config.get("pretrain") or {}).get("enabled"):
-    config_error("extract.limit", "a trial run does not pretrain (it would train in full, in the trial's folder): "
-                 "set pretrain.enabled: false and encoder.path to a model, e.g. the full run's pretrain/final.pt")
-RUN = f"{config['run']}-trial{LIMIT}" if LIMIT else config["run"]
+# Discover applies it (each manifest lists the first N); the other rules only name the trial's folder.
+TRIAL_FILES = EXTRACT.limit
+RUN = f"{config['run']}-trial{TRIAL_FILES}" if TRIAL_FILES else config["run"]
 
 
 def safe_dir(path):
@@ -39,8 +48,8 @@ def safe_dir(path):
     return f"./{path}" if path.startswith("-") else path
 
 
-RUN_DIR = safe_dir(f"{config.get('results_dir', 'results')}/{RUN}")
-LOG_DIR = safe_dir(f"{config.get('logs_dir', 'logs')}/{RUN}")
+RUN_DIR = safe_dir(f"{config['results_dir']}/{RUN}")
+LOG_DIR = safe_dir(f"{config['logs_dir']}/{RUN}")
 # Jobs run `python` from the environment that runs Snakemake (the project's venv, activated or
 # not), unless a software-deployment method (conda, apptainer) provides the environment.
 if not workflow.deployment_settings.deployment_method:
@@ -59,95 +68,31 @@ PRETRAIN_MODEL = f"{PRETRAIN_DIR}/final.pt"
 PRETRAIN_METRICS = f"{PRETRAIN_DIR}/metrics.csv"
 PRETRAIN_CURVES = f"{PRETRAIN_DIR}/loss.png"
 MADE_MODELS = [PRETRAIN_MODEL] if PRETRAIN["enabled"] else []
-if PRETRAIN["enabled"]:
-    if config["encoder"]["name"] != "ecg_jepa":
-        config_error("encoder.name", f"{config['encoder']['name']!r}: pretrain.enabled trains an ecg_jepa encoder; "
-                     "set encoder.name: ecg_jepa")
-    if config["encoder"].get("path") is None:
-        config["encoder"]["path"] = PRETRAIN_MODEL
-    elif os.path.abspath(config["encoder"]["path"]) != os.path.abspath(PRETRAIN_MODEL):
-        config_error("encoder.path", f"{config['encoder']['path']!r}, but pretrain.enabled makes {PRETRAIN_MODEL!r} "
-                     "the encoder; leave encoder.path null (or set it to that path), or set pretrain.enabled: false")
-try:
-    # The encoder block against its family's own schema (encoders/<name>/schema.yaml), defaults
-    # filled in, then the family's start-up checks (files are checked where no demo rule makes them).
-    FAMILY = family(config["encoder"]["name"])
-    ENCODER = FAMILY.check(FAMILY.options(config["encoder"]), files=not DEMO, made=MADE_MODELS)
-except OptionError as exc:
-    config_error(exc.key, exc.reason)
+if PRETRAIN["enabled"] and config["encoder"].get("path") is None:
+    config["encoder"]["path"] = PRETRAIN_MODEL
+DEMO_KIND = config["demo"]["kind"]
+DEMO_LABELS = [config["demo"]["labels"]] if DEMO and config["demo"].get("labels") else []
+# Every cross-key check of the config (embedpipe.config.checks) runs before any job; the first problem stops here.
+WHERE = Where(demo=DEMO, made_models=MADE_MODELS, run_dir=RUN_DIR, log_dir=LOG_DIR, made_files=DEMO_LABELS,
+              pretrain_model=PRETRAIN_MODEL)
+for key, reason in check_config(config, WHERE):
+    config_error(key, reason)
+FAMILY = family(config["encoder"]["name"])
+ENCODER = encoder_options(config, WHERE)
 MODEL = ENCODER["model"]
 SHARDING = config["shards"]
-
-
-def check_output_dir(key, path):
-    """`path` (from config key `key`) must be a folder this user can write, or one that can be made.
-    Checked here because a job finding out fails with a traceback, and for logs_dir only inside a job."""
-    probe = os.path.abspath(path)
-    while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
-        probe = os.path.dirname(probe)  # the nearest part that exists decides whether mkdir can work
-    where = "" if probe == os.path.abspath(path) else f" ({path!r} would be made inside it)"
-    fix = f"set {key} to a folder you can write (it is created if missing)"
-    if not os.path.isdir(probe):
-        config_error(key, f"{probe!r} is a file, not a folder{where}; {fix}")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        config_error(key, f"{probe!r} is not writable{where}; {fix}")
-
-
-# SLURM jobs are submitted with the whole environment: keep the Hub token out of them (only upload,
-# which runs here, needs it).
-if workflow.is_main_process:
-    submit_without_hub_token(os.path.join(workflow.basedir, "workflow", "submit"))
-check_output_dir("results_dir", RUN_DIR)
-check_output_dir("logs_dir", LOG_DIR)
-if not DEMO and not os.path.isdir(config["input_dir"]):
-    config_error("input_dir", f"{config['input_dir']!r} is not a directory")
-if not DEMO and ENCODER.get("path") and ENCODER["path"] not in MADE_MODELS and not os.path.exists(ENCODER["path"]):
-    config_error("encoder.path", f"{ENCODER['path']!r} does not exist")
-if config["extract"].get("require_gpu") and ENCODER.get("device") == "cpu":
-    config_error("extract.require_gpu", "true, but encoder.device is cpu: set one of the two otherwise")
+SHARDS = shard_ids(config, DEMO)
 HF_DATASET = config.get("hf_dataset") or {}
-if HF_DATASET.get("path") and config["shards"]["by"] != "hash":
-    config_error("shards.by", "must be hash when hf_dataset.path lists the files (they need not share folders)")
-DEMO_KIND = config["demo"].get("kind", "video")
-DEMO_LABELS = [config["demo"]["labels"]] if DEMO and config["demo"].get("labels") else []
-if DEMO_LABELS and DEMO_KIND != "ecg":
-    config_error("demo.labels", "only the ECG demo (demo.kind: ecg) writes a labels table")
-# The lists each metadata kind joins (parquet's inputs; the video demo's data rule makes the echo ones).
-METADATA_LISTS = {"mimic_iv_echo": ("record_list", "study_list"), "mimic_iv_ecg": ("record_list",)}.get(
-    config["metadata"]["kind"], ())
-for key in METADATA_LISTS:
-    if not config["metadata"].get(key):
-        config_error(f"metadata.{key}", f"required when metadata.kind is {config['metadata']['kind']}")
-
-if SHARDING["by"] == "folder":
-    # Shard ids must be known when the DAG is built (no checkpoint), so listing the top-level
-    # folders is the only scan done here; files are scanned by the discover job.
-    SHARDS = sorted(SHARDING.get("folders") or [])
-    if not SHARDS:
-        if DEMO:
-            config_error("shards.folders", "the demo must list its folders")
-        SHARDS = list_top_folders(config["input_dir"])
-        if not SHARDS:
-            config_error("input_dir", f"no top-level folders in {config['input_dir']!r} to shard by")
-    elif not DEMO:
-        missing = [s for s in SHARDS if not os.path.isdir(os.path.join(config["input_dir"], s))]
-        if missing:
-            config_error("shards.folders", f"{missing} not found under input_dir {config['input_dir']!r}")
-    # A shard id names files and travels on command lines (quoted); a line break or another control
-    # character in it would not survive a manifest, a log line or a SLURM job name. In a path Snakemake
-    # reads `{…}` as a wildcard and `<name>` as a path variable (an undefined one stops the DAG build
-    # in a traceback, a defined one is silently replaced).
-    unusable = [s for s in SHARDS if any(ord(c) < 32 or ord(c) == 127 for c in s)
-                or re.search(r"[{}]|<[a-z][a-z0-9_]*>", s)]
-    if unusable:
-        config_error("shards.folders", f"folder names with line breaks, control characters, '{{', '}}' or "
-                     f"'<name>' cannot be shards: {unusable}; rename them, or use shards.by: hash")
-    # '.' and '..' are folders too, but a shard's files (parts/<shard>, export/<shard>) would then be
-    # the run's folders themselves or their parents
-    if dots := [s for s in SHARDS if s in (".", "..")]:
-        config_error("shards.folders", f"{dots} are not folders under input_dir: name the folders themselves")
-else:
-    SHARDS = ShardSpec("hash", num_shards=SHARDING.get("num_shards", 1)).shard_ids()
+KIND = metadata_kind(config["metadata"]["kind"])
+# The lists the metadata kind joins (staged's inputs; the video demo's data rule makes the echo ones).
+METADATA_LISTS = KIND.files
+if workflow.is_main_process:
+    # SLURM jobs are submitted with the whole environment: keep the Hub token out of them (only upload,
+    # which runs here, needs it).
+    submit_without_hub_token(os.path.join(workflow.basedir, "workflow", "submit"))
+    # What runs, as the jobs will run it (batch_size 0 resolved to the preset's), before the plan.
+    logger.info(f"embedpipe run {RUN}: {len(SHARDS)} shards of {config['input_dir']}; {FAMILY.name} {MODEL}, "
+                f"batch {ENCODER.get('batch_size')}, device {ENCODER.get('device', 'auto')}; results in {RUN_DIR}")
 
 
 wildcard_constraints:
@@ -158,8 +103,8 @@ MANIFEST = f"{RUN_DIR}/manifests/{{shard}}.txt"
 EXCLUSIONS = f"{RUN_DIR}/manifests/exclusions.json"
 HF_ROWS = [f"{RUN_DIR}/manifests/hf_rows.parquet"] if HF_DATASET.get("path") else []
 HF_FLAGS = (
-    f"--hf_dataset={shlex.quote(HF_DATASET['path'])} --hf_split={shlex.quote(HF_DATASET.get('split', 'train'))}"
-    f" --hf_column={shlex.quote(HF_DATASET.get('column', 'ecg_paths'))}"
+    f"--hf_dataset={shlex.quote(HF_DATASET['path'])} --hf_split={shlex.quote(HF_DATASET['split'])}"
+    f" --hf_column={shlex.quote(HF_DATASET['column'])}"
     if HF_DATASET.get("path")
     else ""
 )
@@ -190,31 +135,20 @@ PCA_COMPONENTS = (config.get("pca") or {}).get("components")
 # the count in the name: another count is another file, so the rows are projected again (mtime triggers)
 PCA_FILE = f"{RUN_DIR}/pca/pca{PCA_COMPONENTS}.npz"
 PCA_INPUTS = [PCA_FILE] if PCA_COMPONENTS else []
-FOLDER_PT_KEYS = (config.get("merge") or {}).get("folder_pt_keys", "input_dir")
+FOLDER_PT_KEYS = config["merge"]["folder_pt_keys"]
 VALIDATION_DIR = f"{RUN_DIR}/validation"
 METRICS = f"{VALIDATION_DIR}/metrics.json"
 DATASET_INFO = {**config["dataset"], "pretty_name": config["dataset"].get("pretty_name") or RUN}
 DATASET_TITLE = DATASET_INFO["pretty_name"]
 UPLOAD = config["upload"]
 UPLOAD_RECEIPT = f"{RUN_DIR}/upload/" + ("plan.json" if UPLOAD.get("dry_run") else "receipt.json")
-if UPLOAD.get("public") and config["dataset"].get("credentialed"):
-    config_error("upload.public", "true is refused for a dataset with dataset.credentialed: true "
-                 "(e.g. MIMIC under the PhysioNet data use agreement); upload it privately")
-# Known here where the metadata kind fixes the columns (none: its keys are identifying or unjudged); for
-# deepearth the names decide, and upload.py checks what the files themselves record.
 UPLOAD_ACKNOWLEDGED = UPLOAD.get("public_identifying_columns") or []
 # upload.path_in_repo: the config a model's folder is read by (the folder's name when not given)
 UPLOAD_CONFIG = config_name_of(UPLOAD["path_in_repo"], UPLOAD.get("config_name")) if UPLOAD.get("path_in_repo") else None
-if UPLOAD.get("public") and (
-    missing := unacknowledged(IDENTIFYING_BY_KIND.get(config["metadata"]["kind"]) or (), UPLOAD_ACKNOWLEDGED)
-):
-    config_error("upload.public", refusal(missing))
 # Identifier shapes of the user's own, looked for in every key by the parquet step (judge_keys). They
 # reach it as a file rewritten only when they change: an input, so a change re-judges every shard
 # whatever the rerun triggers (a param would not under mtime).
 IDENTIFYING_PATTERNS = config["metadata"].get("identifying_patterns") or []
-if problem := pattern_problem(IDENTIFYING_PATTERNS):
-    config_error(PATTERNS_KEY, problem)
 PATTERNS_FILE = f"{LOG_DIR}/identifying_patterns.json"
 if workflow.is_main_process:
     write_text_if_changed(PATTERNS_FILE, json.dumps(IDENTIFYING_PATTERNS) + "\n")
@@ -232,10 +166,6 @@ def check_evaluation():
     # the demo's labels table is made by its demo_files job, so it need not exist yet
     for key, reason in config_problems(EVALUATE, exists=lambda path: path in DEMO_LABELS or os.path.exists(path)):
         config_error(key, reason)
-
-
-if EVALUATE["enabled"]:
-    check_evaluation()
 
 
 def evaluation_inputs(wildcards):
@@ -315,7 +245,7 @@ def encoder_options():
 
 
 def metadata_inputs():
-    """parquet's inputs besides the shard: the MIMIC record (and study) lists it joins."""
+    """staged's inputs besides the shard: the lists the metadata kind joins."""
     return [config["metadata"][key] for key in METADATA_LISTS]
 
 
@@ -331,23 +261,23 @@ def metadata_flags():
 
 def extract_threads():
     """CPUs an extract job asks for: its decode workers plus the main process."""
-    workers = config["extract"].get("num_workers", "auto")
-    if workers != "auto":
-        return int(workers) + 1
+    if EXTRACT.num_workers != "auto":
+        return int(EXTRACT.num_workers) + 1
     try:
         return workflow.cores
     except WorkflowError:  # --dag, --lint and dry runs need no --cores; jobs never run from those
         return 16
 
 
-def require_export(fam, export):
-    """Evaluated only when `export.target` is in the DAG: an export the run has no data for fails here."""
+def export_inputs(fam, export, shards):
+    """An export's input function: its shard files, once the run has what it exports. Evaluated only
+    when `export.target` is in the DAG, so an export the run has no data for fails there, naming the key."""
     if fam.name != ENCODER["name"]:
         config_error("encoder.name", f"`snakemake {export.target}` exports {fam.name} outputs; "
                      f"this run uses {ENCODER['name']}")
     if missing := export.unavailable(ENCODER):
         config_error(*missing)
-    return ""
+    return shards
 
 
 def folder_pt_prefix(wildcards):
@@ -404,15 +334,16 @@ def changed_shards():
                            "extract embeds it again. To keep both, give this config a run of its own (run: <name>).")
 
 
-def require_repo_id(wildcards):
-    """Evaluated only when `upload` is in the DAG, so other targets do not need a repo id."""
+def upload_inputs(wildcards):
+    """upload's input function: the file list and the validation that passed, once the config can be
+    uploaded. Evaluated only when `upload` is in the DAG, so other targets do not need a repo id."""
     repo_id = UPLOAD.get("repo_id")
     if not repo_id or "/" not in repo_id:
         config_error("upload.repo_id", f"{repo_id!r}: `snakemake upload` needs '<user or org>/<name>'")
-    if LIMIT:
-        config_error("extract.limit", f"{LIMIT}: a trial run ({RUN_DIR}) is not published; unset extract.limit "
+    if TRIAL_FILES:
+        config_error("extract.limit", f"{TRIAL_FILES}: a trial run ({RUN_DIR}) is not published; unset extract.limit "
                                       "and run the full dataset to upload it")
-    return []
+    return {"file_list": DATASET_FILE_LIST, "metrics": METRICS}  # metrics.json exists only when validation passed
 
 
 def upload_flags():
@@ -424,9 +355,7 @@ def upload_flags():
     return " ".join(flags)
 
 
-def validate_args():
-    """Thresholds for validate.py, and the embedding width where the options fix it."""
-    args = [f"--{key}={shlex.quote(str(value))}" for key, value in sorted(config["validate"].items())]
-    if (width := FAMILY.width(ENCODER)) is not None:
-        args.append(f"--expected_dim={width}")
-    return " ".join(args)
+def validate_settings():
+    """The validate block, with the embedding width where the encoder's options fix it."""
+    block = from_block(ValidationConfig, config.get("validate") or {}, "validate")
+    return as_json(replace(block, expected_dim=FAMILY.width(ENCODER)))

@@ -17,7 +17,7 @@ rule discover:
         folders=json.dumps(SHARDS if SHARDING["by"] == "folder" else []),
         all_folders="--all_folders" if SHARDING["by"] == "folder" and not SHARDING.get("folders") else "",
         num_shards=len(SHARDS),
-        limit=f"--limit={LIMIT}" if LIMIT else "",
+        limit=f"--limit={TRIAL_FILES}" if TRIAL_FILES else "",
         hf=HF_FLAGS,
     log:
         f"{LOG_DIR}/discover.log",

@@ -10,13 +10,12 @@ for EXPORT_FAMILY, EXPORT in all_exports():
             name:
                 f"{EXPORT.target}_shard"
             input:
-                EMBEDDINGS,
+                lambda wc, f=EXPORT_FAMILY, e=EXPORT: export_inputs(f, e, [EMBEDDINGS.format(shard=wc.shard)]),
             output:
                 directory(f"{EXPORT_OUT}/{{shard}}"),
             params:
                 run=script("export.py"),
                 target=EXPORT.target,
-                check=lambda wc, f=EXPORT_FAMILY, e=EXPORT: require_export(f, e),
             log:
                 f"{LOG_DIR}/{EXPORT.target}/{{shard}}.log",
             conda:
@@ -36,13 +35,12 @@ for EXPORT_FAMILY, EXPORT in all_exports():
             name:
                 EXPORT.target
             input:
-                expand(EMBEDDINGS, shard=SHARDS),
+                lambda wc, f=EXPORT_FAMILY, e=EXPORT: export_inputs(f, e, expand(EMBEDDINGS, shard=SHARDS)),
             output:
                 directory(EXPORT_OUT) if EXPORT.directory else EXPORT_OUT,
             params:
                 run=script("export.py"),
                 target=EXPORT.target,
-                check=lambda wc, f=EXPORT_FAMILY, e=EXPORT: require_export(f, e),
             log:
                 f"{LOG_DIR}/{EXPORT.target}.log",
             conda:

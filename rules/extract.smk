@@ -18,19 +18,7 @@ rule extract:
         encoder=ENCODER["name"],
         model=MODEL,
         options=encoder_options(),
-        num_workers=config["extract"].get("num_workers", "auto"),
-        save_every=config["extract"].get("save_every", 10000),
-        part_mb=config["extract"].get("part_mb", 512),
-        gpu_slots=str(config["extract"].get("gpu_slots", "auto")).replace(" ", ""),
-        gpu_lock_dir=(
-            f"--gpu_lock_dir={shlex.quote(config['extract']['gpu_lock_dir'])}"
-            if config["extract"].get("gpu_lock_dir")
-            else ""
-        ),
-        log_every=config["extract"].get("log_every", 50),
-        decode_timeout_s=config["extract"].get("decode_timeout_s", 300),
-        max_decoded_gb=config["extract"].get("max_decoded_gb", 4),
-        require_gpu="--require_gpu" if config["extract"].get("require_gpu") else "",
+        settings=as_json(EXTRACT),  # the extract block: one JSON value, the script's --settings
     threads: extract_threads()
     log:
         f"{LOG_DIR}/extract/{{shard}}.log",
@@ -40,8 +28,5 @@ rule extract:
         "{params.run} --encoder={params.encoder:q} --model={params.model:q} --encoder_options={params.options:q}"
         " --input_dir={params.input_dir:q} --shard={wildcards.shard:q} --manifest={input.manifest:q}"
         " --output={output.embeddings:q} --errors={output.errors:q} --parts_dir={params.parts:q}"
-        " --threads={threads} --num_workers={params.num_workers:q} --save_every={params.save_every:q}"
-        " --part_mb={params.part_mb:q} --gpu_slots={params.gpu_slots:q} {params.gpu_lock_dir}"
-        " --log_every={params.log_every:q} --decode_timeout_s={params.decode_timeout_s:q}"
-        " --max_decoded_gb={params.max_decoded_gb:q} {params.require_gpu}"
+        " --threads={threads} --settings={params.settings:q}"
         " > {log:q} 2>&1"

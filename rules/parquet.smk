@@ -19,10 +19,10 @@ rule parquet:
         folder=lambda wc, output: os.path.dirname(output.card),
         dataset=json.dumps(DATASET_INFO),
         # a trial is never uploaded: its card loads the local folder
-        load_name=(not LIMIT and config["upload"].get("repo_id")) or os.path.abspath(DATASET_DIR),
+        load_name=(not TRIAL_FILES and config["upload"].get("repo_id")) or os.path.abspath(DATASET_DIR),
         pca=optional_file_flag("pca"),
         # a model's folder in a repo of several is read by its config
-        load_config=f"--load_config={shlex.quote(UPLOAD_CONFIG)}" if UPLOAD_CONFIG and not LIMIT else "",
+        load_config=f"--load_config={shlex.quote(UPLOAD_CONFIG)}" if UPLOAD_CONFIG and not TRIAL_FILES else "",
     log:
         f"{LOG_DIR}/parquet.log",
     conda:

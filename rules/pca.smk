@@ -10,7 +10,7 @@ rule pca_fit:
     params:
         run=script("pca_fit.py"),
         components=PCA_COMPONENTS,
-        at_most="--at_most" if LIMIT else "",  # a trial's few rows: as many components as they allow
+        at_most="--at_most" if TRIAL_FILES else "",  # a trial's few rows: as many components as they allow
     log:
         f"{LOG_DIR}/pca_fit.log",
     conda:

@@ -9,9 +9,7 @@ localrules:
 
 rule upload:
     input:
-        file_list=DATASET_FILE_LIST,  # the dataset folder's files, as the parquet rule wrote them
-        metrics=METRICS,  # exists only when validation passed
-        repo=require_repo_id,
+        unpack(upload_inputs),  # the dataset folder's file list, as the parquet rule wrote it, and metrics.json
     output:
         UPLOAD_RECEIPT,
     params:

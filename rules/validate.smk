@@ -22,7 +22,7 @@ rule validate:
         shards=json.dumps(SHARDS),
         out_dir=lambda wc, output: os.path.dirname(output.metrics),
         title=shlex.quote(DATASET_TITLE),
-        thresholds=validate_args(),
+        settings=validate_settings(),  # the validate block: one JSON value, the script's --settings
         made_with=lambda wc: json.dumps(config_made_with(), sort_keys=True),
         sections=lambda wc, input: "".join(f" --{name} {shlex.join(input[name])}" for name in
                                            ("pretraining", "evaluation") if input[name]),
@@ -33,4 +33,5 @@ rule validate:
     shell:
         "{params.run} --shards_json={params.shards:q} --manifests {input.manifests:q}"
         " --dataset_files {input.dataset:q} --error_files {input.errors:q} --out_dir {params.out_dir:q}"
-        " --title={params.title} --made_with={params.made_with:q} {params.thresholds}{params.sections} > {log:q} 2>&1"
+        " --title={params.title} --made_with={params.made_with:q} --settings={params.settings:q}{params.sections}"
+        " > {log:q} 2>&1"

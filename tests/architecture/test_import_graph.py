@@ -77,3 +77,10 @@ def test_shared_packages_import_no_step():
 def test_every_module_is_in_a_package_or_the_front_door():
     flat = sorted(n for n, p in module_names().items() if n.count(".") == 1 and p.name != "__init__.py")
     assert flat == ["embedpipe.api"], flat
+
+
+def test_the_architecture_map_has_a_row_for_every_package():
+    page = (SRC.parent / "docs" / "architecture.md").read_text()
+    packages = sorted(p.name for p in (SRC / "embedpipe").iterdir() if (p / "__init__.py").is_file())
+    missing = [name for name in packages if f"| `{name}/` |" not in page]
+    assert not missing, f"docs/architecture.md's package table lacks {missing}"

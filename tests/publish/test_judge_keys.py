@@ -17,7 +17,9 @@ from embedpipe.extract.writer import ShardWriter
 from embedpipe.publish.card import identifying_section
 from embedpipe.publish.identifying import KeyScan, shapes_with
 from embedpipe.publish.judge_keys import KindMismatch
-from embedpipe.publish.metadata import DeepEarthNames, EcgRecordList, KeyOnly
+from embedpipe.publish.kinds.deepearth.join import DeepEarthNames
+from embedpipe.publish.kinds.mimic_iv_ecg.join import EcgRecordList
+from embedpipe.publish.kinds.none.join import KeyOnly
 from embedpipe.store.footer import read_provenance
 
 MIMIC_KEYS = [f"p10/p1000003{i}/s5000000{i}/5000000{i}_0001.mp4" for i in range(6)]

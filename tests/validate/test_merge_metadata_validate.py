@@ -8,7 +8,9 @@ import torch
 from support.small_shards import write_shard
 
 from embedpipe.extract.writer import ShardWriter
-from embedpipe.publish.metadata import AmbiguousJoin, EcgRecordList, EchoMetadata, parse_echo_path
+from embedpipe.publish.kinds.mimic_iv_ecg.join import EcgRecordList
+from embedpipe.publish.kinds.mimic_iv_echo.join import EchoMetadata
+from embedpipe.publish.metadata import AmbiguousJoin, parse_echo_path
 from embedpipe.store.merge import load_merged, merge_all
 from embedpipe.validate.checks import ValidationConfig, validate_dataset
 

@@ -12,7 +12,7 @@ import torch
 from support.workflow import REPO, snakemake
 
 from embedpipe.extract.writer import ShardWriter
-from embedpipe.publish.metadata import parse_deepearth_name
+from embedpipe.publish.kinds.deepearth.join import parse_deepearth_name
 from embedpipe.store.sidecar import read_tensor, sidecar_path
 
 CONFIG = str(REPO / "config" / "demo_image.yaml")

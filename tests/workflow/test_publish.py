@@ -14,7 +14,7 @@ from support.hub_standin import TOKEN, Repo
 from support.workflow import REPO, run_script, snakemake
 
 from embedpipe.publish.file_list import write_file_list
-from embedpipe.publish.identifying import ECHO_IDENTIFYING
+from embedpipe.publish.kinds.mimic_iv_echo.columns import ECHO_IDENTIFYING
 
 
 def listed(folder: Path) -> Path:

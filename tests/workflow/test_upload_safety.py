@@ -15,7 +15,9 @@ from support.workflow import REPO, run_script, snakemake
 
 from embedpipe.publish.card import identifying_section
 from embedpipe.publish.file_list import read_file_list, write_file_list
-from embedpipe.publish.metadata import DeepEarthNames, EchoMetadata, KeyOnly
+from embedpipe.publish.kinds.deepearth.join import DeepEarthNames
+from embedpipe.publish.kinds.mimic_iv_echo.join import EchoMetadata
+from embedpipe.publish.kinds.none.join import KeyOnly
 from embedpipe.publish.upload import UploadRefused, plan_upload
 from embedpipe.store.footer import read_provenance
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from embedpipe.publish.judge_keys import KindMismatch
-from embedpipe.publish.metadata import build_metadata
+from embedpipe.publish.kinds import KINDS, UnknownKind, build_joiner, kind
 from embedpipe.publish.pca import Pca
 from embedpipe.publish.source_rows import WithSourceRows, read_source_rows
 from embedpipe.publish.staged import write_dataset_shard
@@ -23,9 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--embeddings", required=True, help="the shard's <shard>.parquet from extract")
     p.add_argument("--output", required=True)
     p.add_argument("--shard", required=True)
-    p.add_argument("--metadata", choices=["none", "mimic_iv_echo", "mimic_iv_ecg", "deepearth"], default="none")
-    p.add_argument("--record_list", help="echo-record-list.csv (mimic_iv_echo), record_list.csv (mimic_iv_ecg)")
-    p.add_argument("--study_list", help="echo-study-list.csv (mimic_iv_echo)")
+    p.add_argument("--metadata", choices=list(KINDS), default="none", help="the metadata kind (metadata.kind)")
+    for key in sorted({key for name in KINDS for key in kind(name).files}):
+        p.add_argument(f"--{key}", help=f"metadata.{key}: a list the kind's join reads")
     p.add_argument("--hf_rows", help="discover's hf_rows.parquet: the source dataset's rows of each file")
     p.add_argument("--pca", help="the run's pca.npz: each row's embedding_pca")
     p.add_argument("--identifying_patterns_file", type=lambda f: json.loads(Path(f).read_text(encoding="utf-8")),
@@ -33,11 +33,10 @@ def main(argv: list[str] | None = None) -> int:
                                     "(besides MIMIC ids, DICOM UIDs and dates)")
     args = p.parse_args(argv)
     setup_logging()
-    if args.metadata == "mimic_iv_echo" and not (args.record_list and args.study_list):
-        p.error("--metadata mimic_iv_echo needs --record_list and --study_list")
-    if args.metadata == "mimic_iv_ecg" and not args.record_list:
-        p.error("--metadata mimic_iv_ecg needs --record_list")
-    joiner = build_metadata(args.metadata, {"record_list": args.record_list, "study_list": args.study_list})
+    try:
+        joiner = build_joiner(args.metadata, vars(args))
+    except UnknownKind as exc:
+        p.error(str(exc))
     if args.hf_rows:
         joiner = WithSourceRows(joiner, *read_source_rows(Path(args.hf_rows)))
     try:

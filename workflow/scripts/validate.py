@@ -8,7 +8,6 @@ Passed: metrics.json, report.html and four PNG plots in --out_dir. Failed: the s
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import shutil
@@ -16,9 +15,10 @@ import sys
 from pathlib import Path
 
 from embedpipe.runtime.runinfo import setup_logging
+from embedpipe.runtime.step_settings import SettingError, add_arguments, from_args
 from embedpipe.store.atomic import out_of_space
 from embedpipe.store.footer import read_provenance
-from embedpipe.validate.checks import ValidationConfig, validate_dataset
+from embedpipe.validate.checks import BLOCK, ValidationConfig, validate_dataset
 from embedpipe.validate.report import write_report
 
 log = logging.getLogger("validate")
@@ -40,9 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="the evaluate step's outputs: its section of the report")
     p.add_argument("--pretraining", nargs=2, metavar=("METRICS_CSV", "LOSS_PNG"),
                    help="the pretrain step's outputs: its section of the report")
-    for f in dataclasses.fields(ValidationConfig):
-        kind = int if f.type in ("int", "int | None") else float
-        p.add_argument(f"--{f.name}", type=kind, default=f.default)
+    add_arguments(p, ValidationConfig, BLOCK)
     args = p.parse_args(argv)
     if args.shards_json:
         args.shards = json.loads(args.shards_json)
@@ -70,7 +68,11 @@ def other_sections(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging()
-    config = ValidationConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ValidationConfig)})
+    try:
+        config = from_args(ValidationConfig, args, BLOCK)
+    except SettingError as exc:
+        log.error("%s", exc)
+        return 1
     result = validate_dataset(
         args.shards,
         dict(zip(args.shards, map(Path, args.manifests), strict=True)),

@@ -152,6 +152,17 @@ def scan_files(root: str | os.PathLike, extensions: list[str], subdir: str | Non
     return scan_tree(root, extensions, subdir)
 
 
+def trial_keys(keys: list[str], limit: int | None) -> list[str]:
+    """A trial run (`extract.limit`) takes the first `limit` keys of each shard, in key order: the one
+    place a trial is applied (discover's manifests, and extract's scan when it runs by hand)."""
+    return keys[:limit] if limit else keys
+
+
+def shard_keys(input_dir: str | os.PathLike, shard: str, extensions: list[str], limit: int | None = None) -> list[str]:
+    """One shard folder's keys without a manifest (extract by hand), a trial's first `limit` only."""
+    return trial_keys(scan_files(input_dir, list(normalise_extensions(extensions)), subdir=shard), limit)
+
+
 def _flatten_paths(value: object) -> list[str]:
     if value is None:
         return []
@@ -268,7 +279,7 @@ def discover_shards(
     if limit:
         exclusions.limit = limit
         exclusions.beyond_limit = {s: max(0, len(k) - limit) for s, k in shards.items()}
-        shards = {s: k[:limit] for s, k in shards.items()}
+        shards = {s: trial_keys(k, limit) for s, k in shards.items()}
     changed = write_manifests(shards, manifest_dir)
     for shard, keys_ in shards.items():
         log.info("%s: %d files (%s)", shard, len(keys_), "rewritten" if changed[shard] else "unchanged")

@@ -64,6 +64,9 @@ class Family:
     # The embedding width the options fix before any model file is read (validate checks it), or None.
     width: Callable[[Options], int | None] = lambda options: None
     exports: tuple[Export, ...] = field(default_factory=tuple)
+    # The batch `batch_size: 0` means for these options (a preset's, the family's): resolved once, by
+    # options(), so the DAG, the job's log and the model all see the number that runs.
+    default_batch: Callable[[Options], int] | None = None
     # For a Hugging Face folder, the model_type its config.json states: transformers loads another
     # family's config with a warning only, and its weights into a randomly initialised model with another.
     model_type: str | None = None
@@ -102,6 +105,8 @@ class Family:
             raise OptionError(key, error.message)
         options = defaults | given
         options["name"] = self.name
+        if "batch_size" in options and not options["batch_size"] and self.default_batch is not None:
+            options["batch_size"] = self.default_batch(options)
         if not PLAIN_NAME.fullmatch(options.get("model") or "x"):
             # it names files (merge_all's <model>_embeddings_all.pt) and Snakemake patterns
             raise OptionError("encoder.model", f"{options['model']!r} must be a plain name (letters, digits, "

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from embedpipe.runtime.step_settings import setting
 
 TASKS = ("rhythm", "superdiagnostic", "form")
 SPLITS = ("train", "validation", "test")
@@ -22,21 +24,26 @@ PTBXL_FILES = ("ptbxl_database.csv", "scp_statements.csv")
 
 @dataclass
 class EvaluationSettings:
-    """Defaults match config/config.yaml's `evaluate` block."""
+    """The `evaluate` block (without `enabled`): the only defaults of these settings in code."""
 
-    labels: str | None = None
-    ptbxl_dir: str | None = None
-    task: str = "rhythm"
-    join_on: str = "key"
-    label_columns: list[str] | None = None
-    split_column: str | None = None
-    split_values: dict[str, list[Any]] | None = None
-    folds: int = 5
-    c_grid: list[float] = field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0, 10.0])
-    class_weight: str | None = None
-    knn_k: int = 11  # odd, so a binary neighbour vote never ties
-    bootstrap: int = 1000
-    seed: int = 0
+    labels: str | None = setting(None, "a labels table (.csv/.parquet): the join column, then label columns (and "
+                                       "a split column)")
+    ptbxl_dir: str | None = setting(None, "... or PTB-XL as it ships (ptbxl_database.csv, scp_statements.csv); set "
+                                          "one of the two")
+    task: str = setting("rhythm", "PTB-XL: rhythm | superdiagnostic | form")
+    join_on: str = setting("key", "key, or a metadata column of the dataset (file_path, study_id); the table names "
+                                  "it so")
+    label_columns: list[str] | None = setting(None, "null = every column but the join and split columns")
+    split_column: str | None = setting(None, "null = stratified k-fold (rows sharing a join value stay in one fold)")
+    split_values: dict[str, list[Any]] | None = setting(None, "{train: [...], validation: [...], test: [...]}; null "
+                                                              "= train/validation/test, PTB-XL 1-8/9/10")
+    folds: int = setting(5, "folds of the k-fold protocol")
+    c_grid: list[float] = setting(help="C of the logistic regression, chosen by validation macro AUROC",
+                                  factory=lambda: [0.001, 0.01, 0.1, 1.0, 10.0])
+    class_weight: str | None = setting(None, "null | balanced")
+    knn_k: int = setting(11, "neighbours of the cosine k-NN (odd, so a binary vote never ties)")
+    bootstrap: int = setting(1000, "resamples of the test rows for the 95 % intervals")
+    seed: int = setting(0, "seed of the folds, the probe and the bootstrap")
 
     @classmethod
     def from_config(cls, block: dict[str, Any]) -> EvaluationSettings:

@@ -21,6 +21,7 @@ from embedpipe.encoders.errors import ModelLoadError
 from embedpipe.encoders.roles import Encoder, Model, Reader
 from embedpipe.extract.decoder_output import DecoderOutput
 from embedpipe.extract.gpu_report import GpuReport
+from embedpipe.extract.settings import ExtractOptions
 from embedpipe.extract.sink import RowSink
 from embedpipe.extract.writer import ShardWriter
 from embedpipe.runtime.decode_guard import GuardedLoader, WorkerSlots, read_within, settle_worker, timeout_error
@@ -29,7 +30,7 @@ from embedpipe.runtime.stop import StopRequest, next_or_stop
 
 log = logging.getLogger(__name__)
 LOADER_CHUNK = 16
-DECODE_TIMEOUT_S = 300.0  # extract.decode_timeout_s: longer than any sane file takes to open and decode
+DECODE_TIMEOUT_S = ExtractOptions.decode_timeout_s  # longer than any sane file takes to open and decode
 
 
 Item = tuple[str, Any, tuple[str, str] | None, dict[str, Any]]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from embedpipe.readers.limits import DEFAULT_MAX_DECODED_GB
-from embedpipe.runtime.step_settings import setting
+from embedpipe.runtime.step_settings import SettingError, setting
 
 BLOCK = "extract"
 
@@ -34,5 +34,12 @@ class ExtractOptions:
                                       "DAG, in results/<run>-trial<N>/")
 
     def __post_init__(self) -> None:
+        # The schema takes a trial's "50" and a slot list's 0 as the YAML gives them.
         if self.limit is not None:
-            object.__setattr__(self, "limit", int(self.limit))  # the schema takes "50" too
+            object.__setattr__(self, "limit", int(self.limit))
+        object.__setattr__(self, "gpu_slots", str(self.gpu_slots).replace(" ", ""))
+        # The schema checks the config's values before any job; these are a value given by hand.
+        for key in ("save_every", "part_mb", "log_every", "decode_timeout_s", "max_decoded_gb", "limit"):
+            value = getattr(self, key)
+            if value is not None and not value > 0:
+                raise SettingError(f"{BLOCK}.{key}: {value} must be more than 0")

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from embedpipe.discover.scan import normalise_extensions, read_manifest, scan_files
+from embedpipe.discover.scan import read_manifest, shard_keys
 from embedpipe.encoders import OptionError, build_encoder, family
 from embedpipe.encoders.device import resolve_device
 from embedpipe.encoders.errors import ModelFileError, ModelLoadError
@@ -23,9 +23,10 @@ from embedpipe.encoders.roles import Encoder
 from embedpipe.extract import gpu_slots
 from embedpipe.extract.finished import input_stamp, keep_finished, restore_finished
 from embedpipe.extract.gpu_report import NoGpu, require_gpu
-from embedpipe.extract.loop import DECODE_TIMEOUT_S, ModelFailure, auto_workers, run_extract
+from embedpipe.extract.loop import ModelFailure, auto_workers, run_extract
+from embedpipe.extract.settings import ExtractOptions
 from embedpipe.extract.writer import ShardWriter
-from embedpipe.readers.limits import DEFAULT_MAX_DECODED_GB, set_max_decoded_gb
+from embedpipe.readers.limits import set_max_decoded_gb
 from embedpipe.runtime.decode_guard import kill_leftover_children
 from embedpipe.runtime.runinfo import HUB_TOKEN_VARS, package_versions
 from embedpipe.runtime.shard_lock import ShardBusy, shard_lock
@@ -37,8 +38,10 @@ log = logging.getLogger("extract")
 SLOT_WAIT_S = 6 * 3600  # a job started beyond the GPU count waits for a slot rather than sharing one
 
 
-@dataclass
-class ExtractSettings:
+@dataclass(frozen=True, kw_only=True)
+class ExtractSettings(ExtractOptions):
+    """The `extract` block (ExtractOptions) and what the job itself is given: the shard, the files, the model."""
+
     encoder: str  # the family
     options: dict[str, Any]  # the config's encoder block (the family checks it)
     input_dir: Path
@@ -46,20 +49,10 @@ class ExtractSettings:
     output: Path
     errors: Path
     parts_dir: Path
-    manifest: Path | None = None  # None: scan <input_dir>/<shard> for `extensions`
+    manifest: Path | None = None  # None: scan <input_dir>/<shard> for `extensions` (by hand)
     extensions: list[str] = field(default_factory=lambda: [".mp4"])
-    limit: int = 0  # only the first N files (0: all)
-    threads: int | None = None
-    num_workers: str | int = "auto"
-    save_every: int = 10000
-    part_mb: int = 512
-    gpu_slots: str = "auto"
-    gpu_lock_dir: Path | None = None
-    log_every: int = 50
+    threads: int | None = None  # the CPUs the job was given: auto workers are these - 1
     keep_parts: bool = False
-    decode_timeout_s: float = DECODE_TIMEOUT_S
-    max_decoded_gb: float = DEFAULT_MAX_DECODED_GB  # decode workers are forked after it is set, and inherit it
-    require_gpu: bool = False  # no GPU visible: fail at the start, not embed on the CPU for days
 
 
 class ExtractStep:
@@ -69,9 +62,9 @@ class ExtractStep:
 
     def keys(self) -> list[str]:
         s = self.s
-        keys = (read_manifest(s.manifest) if s.manifest
-                else scan_files(s.input_dir, list(normalise_extensions(s.extensions)), subdir=s.shard))
-        return keys[: s.limit] if s.limit > 0 else keys
+        if s.manifest:  # discover's list: a trial run's limit is applied there
+            return read_manifest(s.manifest)
+        return shard_keys(s.input_dir, s.shard, s.extensions, s.limit)
 
     def run(self) -> int:
         """The exit status: 0 done, 1 a one-line error (logged), 128 + signal when stopped."""
@@ -101,7 +94,8 @@ class ExtractStep:
         device_name = s.options.get("device", "auto")
         if gpu_slots.wants_slot(s.gpu_slots, device_name):
             # Held until this process exits, however it exits.
-            slot = gpu_slots.claim_gpu(gpu_slots.parse_slots(s.gpu_slots), s.gpu_lock_dir, timeout_s=SLOT_WAIT_S,
+            slot = gpu_slots.claim_gpu(gpu_slots.parse_slots(s.gpu_slots),
+                                       Path(s.gpu_lock_dir) if s.gpu_lock_dir else None, timeout_s=SLOT_WAIT_S,
                                        stopped=lambda: bool(stop))
             if slot is None:
                 log.warning("stopped by signal %d while waiting for a GPU slot", stop.signum)

@@ -1,5 +1,5 @@
-"""Columns that identify people, per metadata kind and by what the keys hold, and the acknowledgement a
-public upload needs.
+"""Columns that identify people by what the keys hold (each metadata kind names its own: publish/kinds/),
+and the acknowledgement a public upload needs.
 
 Standard library only: rules/common.smk imports it when the DAG is built, where pandas and pyarrow
 need not be installed.
@@ -12,18 +12,6 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-# MIMIC-IV-Echo rows: every id, the path (it holds the subject and study ids), the datetimes and the
-# note ids. The datetimes are shifted in MIMIC but still tie a row to a person's timeline.
-ECHO_IDENTIFYING = ("subject_id", "study_id", "dicom_id", "file_path", "acquisition_datetime", "study_datetime",
-                    "note_id", "note_seq", "note_charttime")
-# MIMIC-IV-ECG rows: the ids, the path (it holds both) and the machine's time of the ECG.
-ECG_IDENTIFYING = ("subject_id", "study_id", "file_path", "ecg_time")
-# What the DAG can know from the config alone. Kind none's keys are file paths of unknown origin:
-# identifying, or not judgeable, either way a public upload names them. DeepEarth's depend on the names
-# (each following its naming and holding no identifier shape): upload checks what the files record.
-IDENTIFYING_BY_KIND: dict[str, tuple[str, ...]] = {"mimic_iv_echo": ECHO_IDENTIFYING,
-                                                   "mimic_iv_ecg": ECG_IDENTIFYING, "deepearth": (),
-                                                   "none": ("key",)}
 ACK_KEY = "upload.public_identifying_columns"
 PATTERNS_KEY = "metadata.identifying_patterns"
 # Identifier shapes looked for in every key, whatever the kind. Digits are bounded so that a long

@@ -1,29 +1,17 @@
-"""Dataset metadata joined onto embedding rows, so every Parquet row is self-contained."""
+"""What the metadata kinds' joins share (publish/kinds/<kind>/join.py): MIMIC paths, the record index by
+path, the record lists, and the Joiner a kind builds. Each row it joins makes the Parquet row self-contained."""
 
 from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 import pyarrow as pa
 
-from embedpipe.publish.identifying import ECG_IDENTIFYING, ECHO_IDENTIFYING
-
-ECHO_FIELDS = [
-    pa.field("subject_id", pa.int64()),
-    pa.field("study_id", pa.int64()),
-    pa.field("dicom_id", pa.string()),
-    pa.field("file_path", pa.string()),
-    pa.field("acquisition_datetime", pa.string()),
-    pa.field("study_datetime", pa.string()),
-    pa.field("note_id", pa.string()),
-    pa.field("note_seq", pa.string()),
-    pa.field("note_charttime", pa.string()),
-]
 _SUBJECT = re.compile(r"^p(\d{4,})$")
 _STUDY = re.compile(r"^s(\d+)$")
 
@@ -42,7 +30,7 @@ def is_mimic_path(key: str) -> bool:
     return ids["subject_id"] is not None and ids["study_id"] is not None
 
 
-def _text(value: Any) -> str | None:
+def text_or_none(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
         return None
     return str(value)
@@ -84,7 +72,7 @@ class RecordIndex:
         self.conflicts: dict[str, tuple[Record, Record]] = {}
         self.by_stem: dict[str, list[str]] = {}
         for subj, study, when, path in zip(subjects, studies, times, paths, strict=True):
-            rec, where = (int(subj), int(study), _text(when), path), join_path(path)
+            rec, where = (int(subj), int(study), text_or_none(when), path), join_path(path)
             if (seen := self.records.get(where)) is None:
                 self.records[where] = rec
                 self.by_stem.setdefault(where.rsplit("/", 1)[-1], []).append(where)
@@ -128,171 +116,18 @@ class ListedIdentifying:
         return is_mimic_path(key)
 
 
-class EchoMetadata(ListedIdentifying):
-    """MIMIC-IV-Echo: echo-record-list.csv (per video, joined by path: RecordIndex) and
-    echo-study-list.csv (per study, joined by (subject_id, study_id)). A video without a record row
-    keeps the ids parsed from its path and null datetimes."""
+class Joiner(Protocol):
+    """What a kind's join gives the staged rule: the columns, which of them identify people, whether
+    a key follows the kind's naming (`parses`) and can be judged to name no one (`judges`), and the rows."""
 
-    fields = ECHO_FIELDS
-    identifying = ECHO_IDENTIFYING
-    kind, naming = "mimic_iv_echo", "p<NN>/p<subject_id>/s<study_id>/<file>"
+    key_column: str
+    fields: list[pa.Field]
+    identifying: tuple[str, ...]
+    kind: str
+    naming: str
+    parses: Callable[[str], bool] | None
+    judges: Callable[[str], bool] | None
+    matched_records: int
+    matched_studies: int
 
-    def __init__(self, record_list: str, study_list: str) -> None:
-        records = read_list(record_list, {"subject_id", "study_id", "dicom_filepath", "acquisition_datetime"})
-        self.index = RecordIndex(records["subject_id"], records["study_id"], records["acquisition_datetime"],
-                                 records["dicom_filepath"])
-        study_cols = ("study_datetime", "note_id", "note_seq", "note_charttime")
-        studies = read_list(study_list, {"subject_id", "study_id", *study_cols})
-        self.studies = {
-            (int(subj), int(study)): tuple(_text(v) for v in rest)
-            for subj, study, *rest in zip(
-                studies["subject_id"], studies["study_id"], *(studies[c] for c in study_cols), strict=True
-            )
-        }
-        self.matched_records = self.matched_studies = 0
-
-    def rows(self, keys: list[str]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {f.name: [] for f in ECHO_FIELDS}
-        for key in keys:
-            meta = parse_echo_path(key)
-            acquisition = None
-            if (rec := self.index.record_for(key)) is not None:
-                meta["subject_id"], meta["study_id"], acquisition, _ = rec
-                self.matched_records += 1
-            study = self.studies.get((meta["subject_id"], meta["study_id"]))
-            self.matched_studies += study is not None
-            out["subject_id"].append(meta["subject_id"])
-            out["study_id"].append(meta["study_id"])
-            out["dicom_id"].append(meta["dicom_id"])
-            out["file_path"].append(key)
-            out["acquisition_datetime"].append(acquisition)
-            for col, value in zip(ECHO_FIELDS[5:], study or (None,) * 4, strict=True):
-                out[col.name].append(value)
-        return out
-
-
-ECG_FIELDS = [
-    pa.field("subject_id", pa.int64()),
-    pa.field("study_id", pa.int64()),
-    pa.field("file_path", pa.string()),
-    pa.field("ecg_time", pa.string()),
-]
-
-
-class EcgRecordList(ListedIdentifying):
-    """MIMIC-IV-ECG: record_list.csv (subject_id, study_id, file_name, ecg_time, path), joined by path
-    as the echo record list is (`files/p1000/p10000032/s40689238/40689238` meets
-    `p1000/p10000032/s40689238/40689238.hea`). A record without a row keeps the ids parsed from its
-    path (p<subject>/s<study>) and a null ecg_time."""
-
-    fields = ECG_FIELDS
-    identifying = ECG_IDENTIFYING
-    kind, naming = "mimic_iv_ecg", "p<NNNN>/p<subject_id>/s<study_id>/<record>"
-
-    def __init__(self, record_list: str) -> None:
-        records = read_list(record_list, {"subject_id", "study_id", "ecg_time", "path"})
-        self.index = RecordIndex(records["subject_id"], records["study_id"], records["ecg_time"], records["path"])
-        self.matched_records = self.matched_studies = 0
-
-    def rows(self, keys: list[str]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {f.name: [] for f in ECG_FIELDS}
-        for key in keys:
-            meta, when = parse_echo_path(key), None
-            if (rec := self.index.record_for(key)) is not None:
-                meta["subject_id"], meta["study_id"], when, _ = rec
-                self.matched_records += 1
-            out["subject_id"].append(meta["subject_id"])
-            out["study_id"].append(meta["study_id"])
-            out["file_path"].append(key)
-            out["ecg_time"].append(when)
-        return out
-
-
-DEEPEARTH_FIELDS = [
-    pa.field("file_path", pa.string()),
-    pa.field("gbif_id", pa.int64()),
-    pa.field("taxon_id", pa.int64()),
-    pa.field("species", pa.string()),
-    pa.field("image_number", pa.int32()),
-    pa.field("image_id", pa.string()),
-]
-# gbif_{gbif_id}_taxon_{taxon_id}_{species}_img_{n}, optionally with DeepEarth's _features suffix
-_DEEPEARTH = re.compile(r"^gbif_(\d+)_taxon_(\d+)_(.+)_img_(\d+)(?:_features)?$")
-_TAXON_DIR = re.compile(r"^taxon_(\d+)$")
-# The same names with a species of letters only: nothing else in the path to judge
-_DEEPEARTH_JUDGED = re.compile(r"^gbif_\d+_taxon_\d+_[A-Za-z][A-Za-z_-]*_img_\d+(?:_features)?$")
-
-
-def parse_deepearth_name(key: str) -> dict[str, Any]:
-    """Ids from a DeepEarth file name; a name outside the convention keeps only its taxon folder's id."""
-    path = PurePosixPath(key)
-    stem = path.name.split(".")[0]
-    row: dict[str, Any] = {"file_path": key, "gbif_id": None, "taxon_id": None, "species": None,
-                           "image_number": None, "image_id": stem}
-    if m := _DEEPEARTH.match(stem):
-        row |= {"gbif_id": int(m.group(1)), "taxon_id": int(m.group(2)), "species": m.group(3),
-                "image_number": int(m.group(4))}
-    elif folder := next((m for p in path.parts[:-1] if (m := _TAXON_DIR.match(p))), None):
-        row["taxon_id"] = int(folder.group(1))
-    return row
-
-
-class DeepEarthNames(ListedIdentifying):
-    """DeepEarth photos: GBIF occurrence, taxon, species and image number from each file's name."""
-
-    fields = DEEPEARTH_FIELDS
-    identifying: tuple[str, ...] = ()  # GBIF occurrences and taxa name no person
-    kind, naming = "deepearth", "gbif_<id>_taxon_<id>_<species>_img_<n>.<ext>"
-
-    @staticmethod
-    def parses(key: str) -> bool:
-        return parse_deepearth_name(key)["gbif_id"] is not None
-
-    @staticmethod
-    def judges(key: str) -> bool:
-        """The whole path is DeepEarth's and names no one: taxon folders only, a species of letters."""
-        path = PurePosixPath(key)
-        return (all(_TAXON_DIR.match(part) for part in path.parts[:-1])
-                and _DEEPEARTH_JUDGED.match(path.name.split(".")[0]) is not None)
-
-    def __init__(self) -> None:
-        self.matched_records = self.matched_studies = 0
-
-    def rows(self, keys: list[str]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {f.name: [] for f in DEEPEARTH_FIELDS}
-        for key in keys:
-            row = parse_deepearth_name(key)
-            self.matched_records += row["gbif_id"] is not None
-            for name, value in row.items():
-                out[name].append(value)
-        return out
-
-
-class KeyOnly:
-    """No dataset metadata: the row is the key and the embedding."""
-
-    key_column = "key"
-    fields = [pa.field("key", pa.string())]
-    # The keys are file paths of unknown origin: judge_keys finds them identifying or not judgeable.
-    identifying: tuple[str, ...] = ()
-    kind, naming = "none", ""
-    parses = judges = None  # no naming to follow
-    matched_records = matched_studies = 0
-
-    def rows(self, keys: list[str]) -> dict[str, list[Any]]:
-        return {"key": list(keys)}
-
-
-Joiner = EchoMetadata | EcgRecordList | DeepEarthNames | KeyOnly
-
-
-def build_metadata(kind: str, options: dict[str, Any]) -> Joiner:
-    if kind == "deepearth":
-        return DeepEarthNames()
-    if kind == "mimic_iv_echo":
-        return EchoMetadata(options["record_list"], options["study_list"])
-    if kind == "mimic_iv_ecg":
-        return EcgRecordList(options["record_list"])
-    if kind == "none":
-        return KeyOnly()
-    raise ValueError(f"metadata.kind: unknown kind {kind!r}")
+    def rows(self, keys: list[str]) -> dict[str, list[Any]]: ...

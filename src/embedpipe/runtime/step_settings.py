@@ -23,10 +23,13 @@ class SettingError(ValueError):
     """A value of a step's block the step cannot use; the message names the config key."""
 
 
-def setting(default: Any, help: str) -> Any:
-    """A dataclass field with its help text (argparse's, and the configuration reference's)."""
+def setting(default: Any = MISSING, help: str = "", factory: Callable[[], Any] | None = None) -> Any:
+    """A dataclass field with its help text (argparse's, and the configuration reference's); `factory`
+    for a mutable default (a list)."""
     from dataclasses import field
 
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": help})
     return field(default=default, metadata={"help": help})
 
 
@@ -41,6 +44,11 @@ def default_of(f: Field) -> Any:
 def defaults(cls: type) -> dict[str, Any]:
     """Every setting's default, by name: what config/config.yaml's block must say."""
     return {f.name: default_of(f) for f in fields(cls)}
+
+
+def helps(cls: type) -> dict[str, str]:
+    """Every setting's meaning, by name: --help's and the configuration reference's."""
+    return {f.name: f.metadata.get("help", "") for f in fields(cls)}
 
 
 def _converter(hint: Any) -> Callable[[str], Any] | None:

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
     from embedpipe.encoders.roles import Encoder
 
+DEFAULT_BATCH = 256  # what batch_size: 0 means
+
 def build_model(options: Options, device: torch.device) -> Encoder:
     """The family's model code (torch, transformers) loads only when a job builds the encoder."""
     from embedpipe.encoders.ecg_jepa.build import build
@@ -25,5 +27,6 @@ FAMILY = Family(
     expects="an ECG-JEPA checkpoint file (pretrain.py's .pt, or an encoder state dict)",
     schema_file=Path(__file__).with_name("schema.yaml"),
     builder=build_model,
+    default_batch=lambda options: DEFAULT_BATCH,
     checks=ecg_checks,
 )

@@ -13,7 +13,7 @@ from embedpipe.encoders.roles import Encoder
 
 def build(options: dict[str, Any], device: torch.device) -> Encoder:
     fields = ecg_reader_options(options)
-    model = EcgJepaModel(options["path"], options["batch_size"] or 256, options["precision"], device, options["mode"],
+    model = EcgJepaModel(options["path"], options["batch_size"], options["precision"], device, options["mode"],
                          fields.pop("lead_index"), options["num_heads"])
     model.device = device
     # The checkpoint's config may set the lead order: the reader gives the model's own.

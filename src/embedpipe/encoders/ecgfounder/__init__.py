@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from embedpipe.encoders.roles import Encoder
 
 
+DEFAULT_BATCH = 256  # what batch_size: 0 means
+
 def without_features(options: Options) -> tuple[str, str] | None:
     if options["keep_features"] is False:
         return "encoder.keep_features", "`snakemake export_ecg_json` exports the feature maps; set keep_features: true"
@@ -40,6 +42,7 @@ FAMILY = Family(
     expects="an ECGFounder checkpoint file (a .pth holding {'state_dict': Net1D weights})",
     schema_file=Path(__file__).with_name("schema.yaml"),
     builder=build_model,
+    default_batch=lambda options: DEFAULT_BATCH,
     checks=ecg_checks,
     exports=(Export("export_ecg_json", "ecgfounder_json", export_ecgfounder_json,
                     directory=True, unavailable=without_features),),

@@ -13,7 +13,7 @@ from embedpipe.encoders.roles import Encoder
 
 def build(options: dict[str, Any], device: torch.device) -> Encoder:
     reader = EcgReader(**ecg_reader_options(options))
-    model = EcgFounderModel(options["path"], options["batch_size"] or 256, options["precision"], device,
+    model = EcgFounderModel(options["path"], options["batch_size"], options["precision"], device,
                             len(reader.lead_index), options["keep_features"], options["mode"])
     model.device = device
 

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 
 
+DEFAULT_BATCH = 64  # what batch_size: 0 means
+
 def checks(options: Options, files: bool) -> None:
     if not options["stats_path"]:
         raise OptionError("encoder.stats_path", "metis needs the codec's wav2vec2bert_stats.pt (mean and var)")
@@ -44,6 +46,7 @@ FAMILY = Family(
     model_type="wav2vec2-bert",
     schema_file=Path(__file__).with_name("schema.yaml"),
     builder=build_model,
+    default_batch=lambda options: DEFAULT_BATCH,
     checks=checks,
     width=lambda options: LATENT_DIM,
     exports=(Export("export_json", "semantic_audio_embeddings.json",

@@ -17,7 +17,7 @@ from embedpipe.readers.audio import TARGET_RATE
 
 def build(options: dict[str, Any], device: torch.device) -> Encoder:
     model = MetisModel(options["path"] or W2V_BERT, options["revision"], options["codec_path"],
-                       options["stats_path"], options["layer"], options["batch_size"] or 64, options["precision"],
+                       options["stats_path"], options["layer"], options["batch_size"], options["precision"],
                        device)
     model.device = device
 

@@ -6,7 +6,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from embedpipe.encoders.family import Export, Family, OptionError, Options
-from embedpipe.encoders.vjepa2.presets import PRESET_FRAMES_PER_CLIP, TUBELET, VJEPA2_PRESETS, too_many_frames  # noqa: F401
+from embedpipe.encoders.vjepa2.presets import (  # noqa: F401
+    PRESET_FRAMES_PER_CLIP,
+    TUBELET,
+    VJEPA2_PRESETS,
+    default_batch,
+    too_many_frames,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -55,6 +61,7 @@ FAMILY = Family(
     model_type="vjepa2",
     schema_file=Path(__file__).with_name("schema.yaml"),
     builder=build_model,
+    default_batch=lambda options: default_batch(options["model"]),
     checks=checks,
     width=width,
     exports=(Export("export_pt", "deepearth_pt", export_deepearth_pt,

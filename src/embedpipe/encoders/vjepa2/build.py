@@ -15,7 +15,6 @@ from embedpipe.encoders.vjepa2.presets import PRESET_FRAMES_PER_CLIP, VJEPA2_PRE
 from embedpipe.encoders.vjepa2.reader import ImageReader, VideoReader
 
 PRECISIONS = ("auto", "bf16", "bf16-autocast", "fp32")
-DEFAULT_CUSTOM_BATCH = 8
 ORIENTATION = {"apply": "EXIF orientation applied",
                "ignore": "EXIF orientation ignored (the stored pixel grid, as Pillow's convert('RGB'))"}
 
@@ -55,7 +54,7 @@ def build(options: dict[str, Any], device: torch.device) -> Encoder:
     reader_type = ImageReader if image else VideoReader
     photo = {"exif_orientation": options["exif_orientation"]} if image else {}
     reader = reader_type(options["num_frames"], geometry.crop, transform, on_device, **photo)
-    batch_size = options["batch_size"] or (preset.batch_size if preset else DEFAULT_CUSTOM_BATCH)
+    batch_size = options["batch_size"]  # options() resolved 0 to the preset's
     model = VJEPA2Model(source, options["revision"], geometry, outputs, batch_size, precision, options["compile"],
                         reader, repeat=options["image_frames"] if image else None)
     model.device = device

@@ -29,3 +29,12 @@ def too_many_frames(frames: int, frames_per_clip: int) -> str:
     return (f"{frames} frames is more than the model's {frames_per_clip} (its config's frames_per_clip): its "
             "temporal positions were never trained past them. The clip length is this option, not the "
             "checkpoint's config")
+
+
+DEFAULT_CUSTOM_BATCH = 8  # a custom model's size is unknown before its config is read: a batch any GPU holds
+
+
+def default_batch(model: str) -> int:
+    """The batch `batch_size: 0` means: the preset's (sized for a 48 GB L40S), else a small one."""
+    preset = VJEPA2_PRESETS.get(model)
+    return preset.batch_size if preset else DEFAULT_CUSTOM_BATCH
