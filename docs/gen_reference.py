@@ -22,12 +22,14 @@ from typing import Any
 
 import yaml
 
+from embedpipe.discover.settings import HfDatasetOptions, ShardOptions
 from embedpipe.evaluate.settings import EvaluationSettings
 from embedpipe.extract.settings import ExtractOptions
 from embedpipe.publish.kinds import KINDS
+from embedpipe.publish.settings import CardOptions, UploadOptions
 from embedpipe.runtime.step_settings import defaults as class_defaults
 from embedpipe.runtime.step_settings import helps
-from embedpipe.validate.checks import ValidationConfig
+from embedpipe.validate.settings import ValidationConfig
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_SCHEMA = REPO / "config" / "schema.yaml"
@@ -35,7 +37,8 @@ CONFIG_DEFAULTS = REPO / "config" / "config.yaml"
 ENCODERS = REPO / "src" / "embedpipe" / "encoders"
 PAGE = REPO / "docs" / "configuration-reference.md"
 NOTHING = object()  # no default anywhere (None is a real default: null)
-SETTINGS = {"extract": ExtractOptions, "validate": ValidationConfig, "evaluate": EvaluationSettings}
+SETTINGS = {"extract": ExtractOptions, "validate": ValidationConfig, "evaluate": EvaluationSettings,
+            "upload": UploadOptions, "dataset": CardOptions, "shards": ShardOptions, "hf_dataset": HfDatasetOptions}
 
 Schema = dict[str, Any]
 

@@ -8,15 +8,17 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # the Snakefile itself needs only stdlib parts
 from embedpipe.config.checks import ConfigProblem, Where, check_config, encoder_options, extract_options, shard_ids  # noqa: E402,E501
+from embedpipe.discover.settings import HfDatasetOptions, ShardOptions  # noqa: E402
 from embedpipe.encoders import all_exports, family  # noqa: E402
 from embedpipe.evaluate.settings import PTBXL_FILES, config_problems  # noqa: E402
 from embedpipe.publish.hub_configs import config_name_of  # noqa: E402
 from embedpipe.publish.kinds import kind as metadata_kind  # noqa: E402
+from embedpipe.publish.settings import CardOptions, UploadOptions  # noqa: E402
 from embedpipe.runtime.runinfo import submit_without_hub_token  # noqa: E402
 from embedpipe.runtime.step_settings import as_json, from_block  # noqa: E402
 from embedpipe.store.atomic import write_text_if_changed  # noqa: E402
 from embedpipe.store.made_with import MODEL_FILES, DigestCache, made_with, stamp_path, update_stamp  # noqa: E402
-from embedpipe.validate.checks import ValidationConfig  # noqa: E402
+from embedpipe.validate.settings import ValidationConfig  # noqa: E402
 
 from snakemake.exceptions import WorkflowError  # noqa: E402
 from snakemake.logging import logger  # noqa: E402
@@ -80,9 +82,9 @@ for key, reason in check_config(config, WHERE):
 FAMILY = family(config["encoder"]["name"])
 ENCODER = encoder_options(config, WHERE)
 MODEL = ENCODER["model"]
-SHARDING = config["shards"]
+SHARDING = from_block(ShardOptions, config["shards"], "shards")
 SHARDS = shard_ids(config, DEMO)
-HF_DATASET = config.get("hf_dataset") or {}
+HF_DATASET = from_block(HfDatasetOptions, config["hf_dataset"], "hf_dataset")
 KIND = metadata_kind(config["metadata"]["kind"])
 # The lists the metadata kind joins (staged's inputs; the video demo's data rule makes the echo ones).
 METADATA_LISTS = KIND.files
@@ -101,11 +103,11 @@ wildcard_constraints:
 
 MANIFEST = f"{RUN_DIR}/manifests/{{shard}}.txt"
 EXCLUSIONS = f"{RUN_DIR}/manifests/exclusions.json"
-HF_ROWS = [f"{RUN_DIR}/manifests/hf_rows.parquet"] if HF_DATASET.get("path") else []
+HF_ROWS = [f"{RUN_DIR}/manifests/hf_rows.parquet"] if HF_DATASET.path else []
 HF_FLAGS = (
-    f"--hf_dataset={shlex.quote(HF_DATASET['path'])} --hf_split={shlex.quote(HF_DATASET['split'])}"
-    f" --hf_column={shlex.quote(HF_DATASET['column'])}"
-    if HF_DATASET.get("path")
+    f"--hf_dataset={shlex.quote(HF_DATASET.path)} --hf_split={shlex.quote(HF_DATASET.split)}"
+    f" --hf_column={shlex.quote(HF_DATASET.column)}"
+    if HF_DATASET.path
     else ""
 )
 EMBEDDINGS = f"{RUN_DIR}/embeddings/{{shard}}.parquet"
@@ -138,14 +140,13 @@ PCA_INPUTS = [PCA_FILE] if PCA_COMPONENTS else []
 FOLDER_PT_KEYS = config["merge"]["folder_pt_keys"]
 VALIDATION_DIR = f"{RUN_DIR}/validation"
 METRICS = f"{VALIDATION_DIR}/metrics.json"
-DATASET_INFO = {**config["dataset"], "pretty_name": config["dataset"].get("pretty_name") or RUN}
-DATASET_TITLE = DATASET_INFO["pretty_name"]
-UPLOAD = config["upload"]
-UPLOAD_RECEIPT = f"{RUN_DIR}/upload/" + ("plan.json" if UPLOAD.get("dry_run") else "receipt.json")
-UPLOAD_ACKNOWLEDGED = UPLOAD.get("public_identifying_columns") or []
+CARD_OPTIONS = from_block(CardOptions, config["dataset"], "dataset")
+DATASET_TITLE = CARD_OPTIONS.pretty_name or RUN
+UPLOAD = from_block(UploadOptions, config["upload"], "upload")
+UPLOAD_RECEIPT = f"{RUN_DIR}/upload/" + ("plan.json" if UPLOAD.dry_run else "receipt.json")
 # upload.path_in_repo: the config a model's folder is read by (the folder's name when not given)
-UPLOAD_CONFIG = config_name_of(UPLOAD["path_in_repo"], UPLOAD.get("config_name")) if UPLOAD.get("path_in_repo") else None
-# Identifier shapes of the user's own, looked for in every key by the parquet step (judge_keys). They
+UPLOAD_CONFIG = config_name_of(UPLOAD.path_in_repo, UPLOAD.config_name) if UPLOAD.path_in_repo else None
+# Identifier shapes of the user's own, looked for in every key by the staged step (judge_keys). They
 # reach it as a file rewritten only when they change: an input, so a change re-judges every shard
 # whatever the rerun triggers (a param would not under mtime).
 IDENTIFYING_PATTERNS = config["metadata"].get("identifying_patterns") or []
@@ -239,7 +240,7 @@ def pretrain_command():
             f"{shlex.quote(path)}")
 
 
-def encoder_options():
+def encoder_options_json():
     """The encoder block for extract.py's --encoder_options: each encoder takes the keys it knows."""
     return json.dumps({k: v for k, v in ENCODER.items() if k != "name" and v is not None}, sort_keys=True)
 
@@ -285,7 +286,7 @@ def folder_pt_prefix(wildcards):
     Evaluated only when the export is in the DAG: a hash-sharded run has no folders to be relative to."""
     if FOLDER_PT_KEYS != "folder":
         return ""
-    if SHARDING["by"] != "folder":
+    if SHARDING.by != "folder":
         config_error("merge.folder_pt_keys", "folder needs shards.by: folder (hash shards are not folders)")
     return f"--strip_prefix={shlex.quote(f'{wildcards.shard}/')}"
 
@@ -337,22 +338,13 @@ def changed_shards():
 def upload_inputs(wildcards):
     """upload's input function: the file list and the validation that passed, once the config can be
     uploaded. Evaluated only when `upload` is in the DAG, so other targets do not need a repo id."""
-    repo_id = UPLOAD.get("repo_id")
+    repo_id = UPLOAD.repo_id
     if not repo_id or "/" not in repo_id:
         config_error("upload.repo_id", f"{repo_id!r}: `snakemake upload` needs '<user or org>/<name>'")
     if TRIAL_FILES:
         config_error("extract.limit", f"{TRIAL_FILES}: a trial run ({RUN_DIR}) is not published; unset extract.limit "
                                       "and run the full dataset to upload it")
     return {"file_list": DATASET_FILE_LIST, "metrics": METRICS}  # metrics.json exists only when validation passed
-
-
-def upload_flags():
-    flags = ["--public"] if UPLOAD.get("public") else []
-    flags += ["--credentialed"] if config["dataset"].get("credentialed") else []
-    flags += ["--dry-run"] if UPLOAD.get("dry_run") else []
-    flags += [f"--acknowledge={shlex.quote(c)}" for c in UPLOAD_ACKNOWLEDGED]
-    flags += [f"--{key}={shlex.quote(UPLOAD[key])}" for key in ("path_in_repo", "config_name") if UPLOAD.get(key)]
-    return " ".join(flags)
 
 
 def validate_settings():

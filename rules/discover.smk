@@ -13,9 +13,9 @@ rule discover:
         input_dir=lambda wc, input: input[0],
         manifest_dir=lambda wc, output: os.path.dirname(output.manifests[0]),
         extensions=config["extensions"],
-        by=SHARDING["by"],
-        folders=json.dumps(SHARDS if SHARDING["by"] == "folder" else []),
-        all_folders="--all_folders" if SHARDING["by"] == "folder" and not SHARDING.get("folders") else "",
+        by=SHARDING.by,
+        folders=json.dumps(SHARDS if SHARDING.by == "folder" else []),
+        all_folders="--all_folders" if SHARDING.by == "folder" and not SHARDING.folders else "",
         num_shards=len(SHARDS),
         limit=f"--limit={TRIAL_FILES}" if TRIAL_FILES else "",
         hf=HF_FLAGS,
@@ -33,7 +33,7 @@ rule discover:
 
 if HF_ROWS:
 
-    # The hf_dataset rows that listed each file, for the parquet step. A rule of its own, not a
+    # The hf_dataset rows that listed each file, for the staged step. A rule of its own, not a
     # discover output: a run made before it existed reruns this and the cheap CPU steps after it,
     # not discover and so every extract job. Rewritten only when it changes, as the manifests are.
     rule hf_rows:

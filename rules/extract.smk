@@ -17,7 +17,7 @@ rule extract:
         parts=PARTS,
         encoder=ENCODER["name"],
         model=MODEL,
-        options=encoder_options(),
+        options=encoder_options_json(),
         settings=as_json(EXTRACT),  # the extract block: one JSON value, the script's --settings
     threads: extract_threads()
     log:

@@ -17,7 +17,7 @@ rule parquet:
     params:
         run=script("parquet.py"),
         folder=lambda wc, output: os.path.dirname(output.card),
-        dataset=json.dumps(DATASET_INFO),
+        dataset=as_json(replace(CARD_OPTIONS, pretty_name=DATASET_TITLE)),  # the dataset block: one JSON value
         # a trial is never uploaded: its card loads the local folder
         load_name=(not TRIAL_FILES and config["upload"].get("repo_id")) or os.path.abspath(DATASET_DIR),
         pca=optional_file_flag("pca"),

@@ -1,5 +1,5 @@
 # pca.components: a PCA fitted on every shard's embeddings (pca.npz, published beside the dataset),
-# applied to each row by the parquet step as `embedding_pca`.
+# applied to each row by the staged step as `embedding_pca`.
 
 
 rule pca_fit:

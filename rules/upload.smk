@@ -15,13 +15,13 @@ rule upload:
     params:
         run=script("upload.py"),
         folder=DATASET_DIR,
-        repo_id=config["upload"].get("repo_id") or "",
-        flags=upload_flags(),
+        settings=as_json(UPLOAD),  # the upload block: one JSON value, the script's --settings
+        credentialed="--credentialed" if config["dataset"]["credentialed"] else "",  # never public
     log:
         f"{LOG_DIR}/upload.log",
     conda:
         "../envs/cpu.yaml"
     shell:
-        "{params.run} --file_list {input.file_list:q} --folder {params.folder:q} --repo_id {params.repo_id:q}"
-        " {params.flags}"
+        "{params.run} --file_list {input.file_list:q} --folder {params.folder:q} --settings={params.settings:q}"
+        " {params.credentialed}"
         " --receipt {output:q} > {log:q} 2>&1"

@@ -84,3 +84,25 @@ def test_the_architecture_map_has_a_row_for_every_package():
     packages = sorted(p.name for p in (SRC / "embedpipe").iterdir() if (p / "__init__.py").is_file())
     missing = [name for name in packages if f"| `{name}/` |" not in page]
     assert not missing, f"docs/architecture.md's package table lacks {missing}"
+
+
+def test_what_the_snakefile_imports_needs_no_numpy_pyarrow_pandas_or_torch():
+    """Snakemake's own environment need not have them: the DAG is built from stdlib-only modules."""
+    import re
+    import subprocess
+    import sys
+
+    common = (SRC.parent / "rules" / "common.smk").read_text()
+    modules = sorted(set(re.findall(r"^from (embedpipe[\w.]*) import", common, re.M)))
+    assert modules, "rules/common.smk imports no embedpipe module"
+    probe = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("numpy", "pyarrow", "pandas", "torch"):
+            raise ImportError(f"{{name}} is blocked: the DAG must not need it")
+sys.meta_path.insert(0, Block())
+import {", ".join(modules)}
+"""
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from embedpipe.discover.settings import HfDatasetOptions, ShardOptions
 from embedpipe.evaluate.settings import EvaluationSettings
 from embedpipe.extract.settings import ExtractOptions
+from embedpipe.publish.settings import CardOptions, UploadOptions
 from embedpipe.runtime.step_settings import SettingError, add_arguments, as_json, defaults, from_args, from_block
-from embedpipe.validate.checks import ValidationConfig
+from embedpipe.validate.settings import ValidationConfig
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -24,6 +26,10 @@ STEPS = {
     "extract": (ExtractOptions, set()),
     "validate": (ValidationConfig, {"expected_dim"}),
     "evaluate": (EvaluationSettings, set()),
+    "upload": (UploadOptions, set()),
+    "dataset": (CardOptions, set()),
+    "shards": (ShardOptions, set()),
+    "hf_dataset": (HfDatasetOptions, set()),
 }
 NOT_SETTINGS = {"enabled"}  # whether the step runs: the DAG's choice, not the step's
 

@@ -190,3 +190,20 @@ def test_a_clip_longer_than_the_model_was_trained_on_is_refused_naming_the_optio
     assert build_encoder("vjepa2", options | {"num_frames": 16}).reader.num_frames == 16
     with pytest.raises(ValueError, match=r"encoder\.num_frames: 18 frames is more than the model's 16"):
         build_encoder("vjepa2", options | {"num_frames": 18})
+
+
+def test_a_family_s_options_are_typed_frozen_and_resolved_once():
+    """The result of the family's schema, not a dict: a field per option, of the schema's type; the
+    batch `batch_size: 0` means is the number that runs (here a preset's), in the DAG and the job alike."""
+    import dataclasses
+    import typing
+
+    options = family("vjepa2").options({"model": "vith", "batch_size": 0})
+    assert isinstance(options, family("vjepa2").options_type) and options.family == "vjepa2"
+    assert (options.batch_size, options["model"], options.path) == (128, "vith", None)
+    hints = typing.get_type_hints(type(options))
+    assert hints["num_frames"] is int and hints["path"] == str | None and hints["compile"] is bool
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.batch_size = 4  # type: ignore[misc]
+    assert family("metis").options({}).batch_size == 64 and family("ecgfounder").options({"batch_size": 8})[
+        "batch_size"] == 8

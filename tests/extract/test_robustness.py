@@ -117,7 +117,7 @@ PATCHES = {"stuck": _block_alarm_and_sleep, "no_model": _model_must_not_load, "k
 
 
 def run_patched(args: list[str], log_path: str, patches: tuple[str, ...]) -> None:
-    """A forked run of the script (tests/faults.py) with some of PATCHES applied first."""
+    """A forked run of the script (tests/support/faults.py) with some of PATCHES applied first."""
     for name in patches:
         PATCHES[name]()
     faults.run(args, log_path)

@@ -1,5 +1,5 @@
 """No identifying data through a side door: the keys are judged whatever the declared metadata kind. A
-kind that does not fit the file names stops the parquet step; identifier shapes in any key make its
+kind that does not fit the file names stops the staged step; identifier shapes in any key make its
 column identifying; paths nobody can judge are said to be so, and a public upload must name them."""
 
 from __future__ import annotations

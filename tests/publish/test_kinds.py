@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 from support.small_shards import write_shard
 
-from embedpipe.publish.kinds import KINDS, UnknownKind, build_joiner, kind
+from embedpipe.publish.kinds import KINDS, KindError, build_joiner, kind
 from embedpipe.publish.staged import write_dataset_shard
 
 TOY_INIT = '''
@@ -54,7 +54,7 @@ def test_a_new_kind_is_its_own_package_plus_one_registry_line(tmp_path, monkeypa
     write_shard(tmp_path, "s1", ["plate1/A01.tif", "plate2/B02.tif"], [[1, 0, 0, 0], [0, 1, 0, 0]])
 
     assert kind("toy").identifying == ("plate",)  # what a public upload must name, known at DAG time
-    with pytest.raises(UnknownKind, match="metadata.kind toy needs metadata.record_list"):
+    with pytest.raises(KindError, match="metadata.kind toy needs metadata.record_list"):
         build_joiner("toy", {"record_list": None})
     out = tmp_path / "staged.parquet"
     assert write_dataset_shard(tmp_path / "s1.parquet", out, build_joiner("toy", {"record_list": str(labels)}),
@@ -65,7 +65,7 @@ def test_a_new_kind_is_its_own_package_plus_one_registry_line(tmp_path, monkeypa
 
 
 def test_an_unknown_kind_is_named_with_the_known_ones():
-    with pytest.raises(UnknownKind, match=r"unknown kind 'mimic_iv_eco'; known: none, mimic_iv_echo"):
+    with pytest.raises(KindError, match=r"unknown kind 'mimic_iv_eco'; known: none, mimic_iv_echo"):
         kind("mimic_iv_eco")
 
 

@@ -12,7 +12,7 @@ from embedpipe.publish.staged import write_dataset_shard
 
 
 def dataset_file(tmp_path: Path, out: Path, joiner, keys: list[str]) -> Path:
-    """One dataset file as the parquet step writes it, from a real shard's embeddings."""
+    """One dataset file as the staged step writes it, from a real shard's embeddings."""
     work = tmp_path / f"emb-{out.stem}"
     w = ShardWriter(work / "parts", [pa.field("embedding", pa.list_(pa.float32(), 4))], "fp")
     w.add_rows(keys, {"embedding": np.arange(4 * len(keys), dtype=np.float32).reshape(len(keys), 4) + 1})

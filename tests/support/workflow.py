@@ -137,3 +137,20 @@ def unprivileged() -> Iterator[None]:
     finally:
         data[0].effective = saved
         assert libc.capset(ctypes.byref(header), data) == 0
+
+
+def planned_settings(dry_run: str, script: str) -> list[dict]:
+    """The `--settings` block (one JSON value) of each `script` command a `snakemake -np` printed, with
+    the command's own flags (`--threads`) under the key `flags`."""
+    import json
+    import shlex
+
+    planned = []
+    for line in dry_run.splitlines():
+        if f"/{script} " not in line or "--settings=" not in line:
+            continue
+        words = shlex.split(line.split(">", 1)[0])
+        settings = json.loads(next(w.split("=", 1)[1] for w in words if w.startswith("--settings=")))
+        settings["flags"] = {w.split("=", 1)[0]: w.split("=", 1)[1] for w in words if w.startswith("--") and "=" in w}
+        planned.append(settings)
+    return planned

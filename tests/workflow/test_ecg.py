@@ -187,7 +187,7 @@ def test_files_listed_by_a_hf_dataset_are_discovered_and_rows_keep_their_dataset
     expected = {"patient_000/ecg_0.xml": [0], "patient_001/ecg_1.xml": [0, 3], "patient_002/ecg_2.xml": [1],
                 str(elsewhere): [2]}
     assert rows == expected and split is None  # a saved Dataset has no split
-    # Through extract and the parquet step, each dataset row carries them: joined by key, not by position
+    # Through extract and the staged step, each dataset row carries them: joined by key, not by position
     got = {}
     for manifest in sorted(manifests.glob("shard-*.txt")):
         shard = manifest.stem
@@ -267,7 +267,7 @@ def test_ecg_example_configs_plan_their_shards(tmp_path):
                    "--config", f"input_dir={files}", f"encoder={{'path': '{checkpoint}'}}")
     assert hf.stdout.count("rule extract:") + hf.stdout.count("localrule extract:") == 8
     assert "--hf_dataset=/abs/path/to/my_ecg_hfds" in hf.stdout
-    # the dataset rows of each file: their own job, which only the parquet step waits for
+    # the dataset rows of each file: their own job, which only the staged step waits for
     assert hf.stdout.count("rule hf_rows:") == 1
     assert "--hf_rows=results/cohort-ecgfounder/manifests/hf_rows.parquet" in hf.stdout
     folder = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "examples" / "ecgfounder_hf_dataset.yaml"),

@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from support.workflow import REPO, run_env, run_script, snakemake
+from support.workflow import REPO, planned_settings, run_env, run_script, snakemake
 
 from embedpipe.extract import gpu_slots
 from embedpipe.extract.gpu_slots import claim_gpu, parse_slots, try_claim, wants_slot
@@ -109,7 +109,7 @@ def test_workstation_profile_plans_one_gpu_per_extract_job(tmp_path):
     proc = snakemake(tmp_path, "-np", "--profile", str(REPO / "profiles" / "workstation"), "--configfile",
                      str(REPO / "config" / "examples" / "deepearth_images.yaml"), "--config", f"input_dir={data}",
                      "--resources", "gpu=2")
-    assert proc.stdout.count("--gpu_slots=auto") == 3
+    assert [job["gpu_slots"] for job in planned_settings(proc.stdout, "extract.py")] == ["auto"] * 3
     assert "gpu=1" in proc.stdout
 
 
@@ -187,7 +187,8 @@ def test_decode_workers_follow_the_threads_the_workflow_gave_the_job(tmp_path, t
     dry = snakemake(tmp_path, "-np", "--profile", str(REPO / "profiles" / "workstation"), "--configfile",
                     str(REPO / "config" / "examples" / "deepearth_images.yaml"), "--config", f"input_dir={data}",
                     "--cores", "8", "--set-threads", "extract=5").stdout
-    assert dry.count("--threads=5 --num_workers=auto") == 2
+    assert [(job["flags"]["--threads"], job["num_workers"]) for job in planned_settings(dry, "extract.py")] == \
+        [("5", "auto")] * 2
     proc = run_script("extract.py", "--model", "tiny", "--model_path", tiny_model, "--input_dir", video_tree,
                       "--shard", "p10", "--limit", "1", "--output", tmp_path / "out" / "p10.parquet",
                       "--gpu_slots", "none", "--threads", "3")

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from support.workflow import REPO, snakemake
+from support.workflow import REPO, planned_settings, snakemake
 
 from embedpipe.extract.writer import ShardWriter
 from embedpipe.publish.kinds.deepearth.join import parse_deepearth_name
@@ -109,7 +109,8 @@ def test_deepearth_example_plans_a_job_per_taxon_and_checks_outputs(tmp_path):
     plan = snakemake(tmp_path, "-np", "export_pt", "--configfile", example, "--config", f"input_dir={images}")
     for taxon in ("taxon_1", "taxon_2"):
         assert f"shard={taxon}" in plan.stdout
-    assert "--part_mb=2048" in plan.stdout and "--target=export_pt" in plan.stdout
+    assert {job["part_mb"] for job in planned_settings(plan.stdout, "extract.py")} == {2048}
+    assert "--target=export_pt" in plan.stdout
     (tmp_path / "ecg.pth").write_bytes(b"not read by a dry run")
     bad = snakemake(tmp_path, "-n", "--configfile", example, "--config", f"input_dir={images}",
                     f"encoder={{'name': 'ecgfounder', 'path': '{tmp_path / 'ecg.pth'}', 'media': 'video'}}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -56,7 +57,7 @@ def plan(file_list: Path, public: bool = False, acknowledged: tuple[str, ...] = 
 
 
 def relist(file_list: Path, **entries: int) -> None:
-    """Add entries (path → bytes) to a file list, as a broken or tampered dataset step would."""
+    """Add entries (path → bytes) to a file list, as a broken or tampered parquet rule would."""
     data = json.loads(file_list.read_text())
     data["files"] += [{"path": p, "bytes": n} for p, n in entries.items()]
     file_list.write_text(json.dumps(data))
@@ -226,7 +227,10 @@ def test_snakemake_refuses_public_mimic_upload_without_the_acknowledgement(tmp_p
     assert proc.returncode != 0 and "'upload.public'" in out and "subject_id" in out and "note_id" in out
     public.write_text(json.dumps({"upload": {"public": True, "public_identifying_columns": ECHO_COLUMNS}}))
     proc = snakemake(tmp_path, "upload", "-n", "-p", "--configfile", demo, str(public))
-    assert "--acknowledge=subject_id" in proc.stdout and "--acknowledge=note_charttime" in proc.stdout
+    # the upload block reaches the job as one JSON value (--settings), the acknowledgement in it
+    words = shlex.split(next(line for line in proc.stdout.splitlines() if "upload.py" in line))
+    settings = json.loads(next(w.split("=", 1)[1] for w in words if w.startswith("--settings=")))
+    assert {"subject_id", "note_charttime"} <= set(settings["public_identifying_columns"])
 
 
 def test_card_names_the_identifying_columns_from_the_files(tmp_path):

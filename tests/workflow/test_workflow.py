@@ -217,7 +217,7 @@ def test_slurm_profile_dry_run_plans_one_gpu_job_per_shard_without_a_cluster(tmp
     assert dry.count("rule extract:") == 10
     assert dry.count("mem_mb=250000, mem=250 GB") == 10 and dry.count("runtime=2880, gpu=1, gpu_model=l40s, "
                                                                     "cpus_per_gpu=16") == 10
-    assert dry.count("mem_mb=4000, mem=4 GB") >= 13  # discover, 10 parquet, merge_all, validate: small CPU jobs
+    assert dry.count("mem_mb=4000, mem=4 GB") >= 13  # discover, 10 staged, merge_all, validate: small CPU jobs
 
 
 def test_hash_shards_are_known_at_dag_time(tmp_path):

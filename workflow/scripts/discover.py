@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from embedpipe.discover.scan import DiscoverError, Exclusions, ShardSpec, discover_shards, files_from_hf_dataset
+from embedpipe.discover.settings import HfDatasetOptions
 from embedpipe.publish.source_rows import write_source_rows
 from embedpipe.runtime.runinfo import setup_logging
 from embedpipe.store.atomic import write_text_if_changed
@@ -36,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num_shards", type=int, default=1, help="number of shards (--by hash)")
     p.add_argument("--hf_dataset", default=None,
                    help="take the files from this Hugging Face dataset (load_from_disk folder or hub name)")
-    p.add_argument("--hf_split", default="train")
-    p.add_argument("--hf_column", default="ecg_paths", help="column of paths (str, list or list of lists)")
+    p.add_argument("--hf_split", default=HfDatasetOptions.split, help="hf_dataset.split")
+    p.add_argument("--hf_column", default=HfDatasetOptions.column,
+                   help="hf_dataset.column: of paths (str, list or list of lists)")
     p.add_argument("--hf_rows_only", default=None, type=Path,
                    help="only write each listed file's --hf_dataset row indices to this Parquet file")
     p.add_argument("--limit", type=int, default=None, help="a trial run: the first N files of each shard")

@@ -18,7 +18,7 @@ from embedpipe.publish.pca import NAME as PCA_NAME
 from embedpipe.runtime.runinfo import setup_logging
 from embedpipe.store.atomic import out_of_space, remove_leftovers_of
 
-log = logging.getLogger("dataset")
+log = logging.getLogger("parquet")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Write one shard's dataset file (train-0000i-of-0000N.parquet) with the dataset metadata joined."""
+"""Write one shard's staged dataset file (staged/<shard>.parquet) with the dataset metadata joined."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from embedpipe.publish.judge_keys import KindMismatch
-from embedpipe.publish.kinds import KINDS, UnknownKind, build_joiner, kind
+from embedpipe.publish.kinds import KINDS, build_joiner, kind
 from embedpipe.publish.pca import Pca
 from embedpipe.publish.source_rows import WithSourceRows, read_source_rows
 from embedpipe.publish.staged import write_dataset_shard
@@ -33,10 +33,9 @@ def main(argv: list[str] | None = None) -> int:
                                     "(besides MIMIC ids, DICOM UIDs and dates)")
     args = p.parse_args(argv)
     setup_logging()
-    try:
-        joiner = build_joiner(args.metadata, vars(args))
-    except UnknownKind as exc:
-        p.error(str(exc))
+    if missing := [key for key in kind(args.metadata).files if not getattr(args, key)]:
+        p.error(f"--metadata {args.metadata} needs {' and '.join(f'--{key}' for key in missing)}")
+    joiner = build_joiner(args.metadata, vars(args))
     if args.hf_rows:
         joiner = WithSourceRows(joiner, *read_source_rows(Path(args.hf_rows)))
     try:
@@ -44,13 +43,13 @@ def main(argv: list[str] | None = None) -> int:
                             {"shard": args.shard, "metadata": args.metadata},
                             Pca.load(args.pca) if args.pca else None, args.identifying_patterns_file)
     except KindMismatch as exc:
-        logging.getLogger("parquet").error("%s", exc)
+        logging.getLogger("staged").error("%s", exc)
         return 1
     except OSError as exc:
         # A full disk or quota: one line saying which file and what to do, as extract says it.
         if (what := out_of_space(exc)) is None:
             raise
-        logging.getLogger("parquet").error("%s. The shard's embeddings %s are untouched; free space and rerun.",
+        logging.getLogger("staged").error("%s. The shard's embeddings %s are untouched; free space and rerun.",
                                            what, args.embeddings)
         return 1
     return 0

@@ -3,10 +3,11 @@
 
 Pushes exactly the files --file_list names (the parquet rule's dataset.files.json): a link, a file
 outside the folder, a size that changed or a file the list does not name refuses the upload. Private
-unless --public; --public with --credentialed is refused, and so is --public while the files hold
-columns that identify people that no --acknowledge names, all before anything is sent. The token
-comes from HF_TOKEN or the Hub's login cache (never from arguments). --dry-run lists what would be
-pushed and contacts nobody.
+unless --public (the workflow passes the `upload` block as --settings); --public with --credentialed
+is refused, and so is --public while the files hold columns that identify people that no
+--acknowledge (public_identifying_columns) names, all before anything is sent. The token comes from
+HF_TOKEN or the Hub's login cache (never from arguments). --dry-run lists what would be pushed and
+contacts nobody.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import os
 import sys
 from pathlib import Path
 
+from embedpipe.publish.settings import UPLOAD, UploadOptions
 from embedpipe.publish.upload import UploadRefused, plan_upload, upload
 from embedpipe.runtime.runinfo import setup_logging
+from embedpipe.runtime.step_settings import SettingError, add_arguments, from_args
 from embedpipe.store.atomic import write_text_atomic
 
 log = logging.getLogger("upload")
@@ -29,24 +32,28 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--file_list", required=True, help="dataset.files.json: the folder and the files to push")
     p.add_argument("--folder", help="the dataset folder, if given: must be the one the file list names")
-    p.add_argument("--repo_id", required=True, help="<user or org>/<name> of the dataset repository")
-    p.add_argument("--public", action="store_true", help="create the repository public (default: private)")
     p.add_argument("--credentialed", action="store_true", help="the source data is credentialed: never public")
+    p.add_argument("--receipt", required=True, help="JSON written after the push (or the plan, on a dry run)")
+    add_arguments(p, UploadOptions, UPLOAD)
+    # The by-hand spellings of two settings: one column at a time, and the dashed flag.
     p.add_argument("--acknowledge", action="append", default=[], metavar="COLUMN",
                    help="an identifying column (e.g. subject_id) that --public may publish; repeat for each")
-    p.add_argument("--path_in_repo", default=None, help="this model's folder in a repository of several")
-    p.add_argument("--config_name", default=None, help="its config in the repository's card (default: the folder)")
-    p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
-                   help="list what would be pushed; send nothing")
-    p.add_argument("--receipt", required=True, help="JSON written after the push (or the plan, on a dry run)")
+    p.add_argument("--dry-run", dest="dry_run", action="store_true", default=argparse.SUPPRESS,
+                   help="--dry_run")
     args = p.parse_args(argv)
     setup_logging()
     try:
-        plan = plan_upload(Path(args.file_list), args.repo_id, args.public, args.credentialed, args.acknowledge,
-                           args.path_in_repo, args.config_name)
+        settings = from_args(UploadOptions, args, UPLOAD)
+    except SettingError as exc:
+        log.error("%s", exc)
+        return 2
+    acknowledged = [*settings.public_identifying_columns, *args.acknowledge]
+    try:
+        plan = plan_upload(Path(args.file_list), settings.repo_id, settings.public, args.credentialed, acknowledged,
+                           settings.path_in_repo, settings.config_name)
         if args.folder and not (os.path.isdir(args.folder) and os.path.samefile(args.folder, plan.folder)):
             raise UploadRefused(f"--folder {args.folder} is not {plan.folder}, the folder the file list names")
-        if args.dry_run:
+        if settings.dry_run:
             receipt = {**plan.as_dict(), "dry_run": True}
             for f in receipt["files"]:
                 log.info("would push %s (%d bytes)", f["path"], f["bytes"])

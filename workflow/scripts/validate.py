@@ -18,8 +18,9 @@ from embedpipe.runtime.runinfo import setup_logging
 from embedpipe.runtime.step_settings import SettingError, add_arguments, from_args
 from embedpipe.store.atomic import out_of_space
 from embedpipe.store.footer import read_provenance
-from embedpipe.validate.checks import BLOCK, ValidationConfig, validate_dataset
+from embedpipe.validate.checks import validate_dataset
 from embedpipe.validate.report import write_report
+from embedpipe.validate.settings import BLOCK, ValidationConfig
 
 log = logging.getLogger("validate")
 

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from embedpipe.discover.scan import ShardSpec, list_top_folders
+from embedpipe.discover.settings import ShardOptions
 from embedpipe.encoders import OptionError, family
+from embedpipe.encoders.options import FamilyOptions
 from embedpipe.evaluate.settings import config_problems as evaluation_problems
 from embedpipe.extract.settings import BLOCK as EXTRACT
 from embedpipe.extract.settings import ExtractOptions
 from embedpipe.publish.identifying import PATTERNS_KEY, pattern_problem, refusal, unacknowledged
-from embedpipe.publish.kinds import UnknownKind, kind
+from embedpipe.publish.kinds import KindError, kind
 from embedpipe.runtime.step_settings import SettingError, from_block
 
 Problem = tuple[str, str]
@@ -55,7 +57,7 @@ def extract_options(config: dict[str, Any]) -> ExtractOptions:
         raise ConfigProblem(key, reason) from None
 
 
-def encoder_options(config: dict[str, Any], where: Where) -> dict[str, Any]:
+def encoder_options(config: dict[str, Any], where: Where) -> FamilyOptions:
     """The encoder block against its family's schema, defaults filled in, and the family's start-up
     checks (files are checked where no rule of the run makes them)."""
     try:
@@ -83,10 +85,10 @@ def output_dir_problem(key: str, path: str) -> str | None:
 def shard_ids(config: dict[str, Any], demo: bool) -> list[str]:
     """The shard ids, known when the DAG is built (no checkpoint): the listed or top-level folders of
     input_dir (the only scan done then; files are scanned by the discover job), or the hash buckets."""
-    sharding = config["shards"]
-    if sharding["by"] != "folder":
-        return ShardSpec("hash", num_shards=sharding["num_shards"]).shard_ids()
-    shards = sorted(sharding.get("folders") or [])
+    sharding = from_block(ShardOptions, config["shards"], "shards")
+    if sharding.by != "folder":
+        return ShardSpec("hash", num_shards=sharding.num_shards).shard_ids()
+    shards = sorted(sharding.folders)
     if shards:
         if not demo and (missing := [s for s in shards if not os.path.isdir(os.path.join(config["input_dir"], s))]):
             raise ConfigProblem("shards.folders", f"{missing} not found under input_dir {config['input_dir']!r}")
@@ -114,6 +116,13 @@ def _checks(config: dict[str, Any], where: Where) -> list[Callable[[], Problem |
     """Each cross-key rule, in the order a user meets them; one that needs an earlier one's result
     runs only after that one passed (check_config stops at the first ConfigProblem raised)."""
     pretrain = config.get("pretrain") or {}
+    made: dict[str, FamilyOptions] = {}
+
+    def encoder() -> FamilyOptions:  # checked once, read by several checks
+        if "encoder" not in made:
+            made["encoder"] = encoder_options(config, where)
+        return made["encoder"]
+
     upload, dataset, metadata = config["upload"], config["dataset"], config["metadata"]
     demo = config.get("demo") or {}
 
@@ -139,7 +148,7 @@ def _checks(config: dict[str, Any], where: Where) -> list[Callable[[], Problem |
         return None
 
     def encoder_block() -> Problem | None:
-        encoder_options(config, where)
+        encoder()
         return None
 
     def folders_writable() -> Problem | None:
@@ -153,13 +162,13 @@ def _checks(config: dict[str, Any], where: Where) -> list[Callable[[], Problem |
             return None
         if not os.path.isdir(config["input_dir"]):
             return "input_dir", f"{config['input_dir']!r} is not a directory"
-        path = encoder_options(config, where).get("path")
+        path = encoder().get("path")
         if path and path not in where.made_models and not os.path.exists(path):
             return "encoder.path", f"{path!r} does not exist"
         return None
 
     def gpu_and_device_agree() -> Problem | None:
-        if extract_options(config).require_gpu and encoder_options(config, where).get("device") == "cpu":
+        if extract_options(config).require_gpu and encoder().get("device") == "cpu":
             return "extract.require_gpu", "true, but encoder.device is cpu: set one of the two otherwise"
         return None
 
@@ -173,12 +182,15 @@ def _checks(config: dict[str, Any], where: Where) -> list[Callable[[], Problem |
             return "demo.labels", "only the ECG demo (demo.kind: ecg) writes a labels table"
         return None
 
-    def metadata_kind_and_lists() -> Problem | None:
+    def metadata_kind_is_known() -> Problem | None:  # a value check: first, as the schema's are
         try:
-            chosen = kind(metadata["kind"])
-        except UnknownKind as exc:
+            kind(metadata["kind"])
+        except KindError as exc:
             return "metadata.kind", str(exc).removeprefix("metadata.kind: ")
-        for key in chosen.files:
+        return None
+
+    def metadata_lists_given() -> Problem | None:
+        for key in kind(metadata["kind"]).files:
             if not metadata.get(key):
                 return f"metadata.{key}", f"required when metadata.kind is {metadata['kind']}"
         return None
@@ -207,9 +219,9 @@ def _checks(config: dict[str, Any], where: Where) -> list[Callable[[], Problem |
         return next(iter(evaluation_problems(block, exists=lambda p: p in where.made_files or os.path.exists(p))),
                     None)
 
-    return [trial_does_not_pretrain, pretrain_trains_ecg_jepa, pretrain_model_is_the_encoder, encoder_block,
-            folders_writable, inputs_exist, gpu_and_device_agree, listed_files_are_hash_sharded, demo_labels_are_ecg,
-            metadata_kind_and_lists, shards, publishing, evaluation]
+    return [metadata_kind_is_known, trial_does_not_pretrain, pretrain_trains_ecg_jepa, pretrain_model_is_the_encoder,
+            encoder_block, folders_writable, inputs_exist, gpu_and_device_agree, listed_files_are_hash_sharded,
+            demo_labels_are_ecg, metadata_lists_given, shards, publishing, evaluation]
 
 
 def check_config(config: dict[str, Any], where: Where) -> list[Problem]:

@@ -7,7 +7,7 @@ family's model code only when a job runs it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,13 +18,14 @@ import yaml
 
 from embedpipe.encoders import model_files
 from embedpipe.encoders.errors import ModelFileError, OptionError  # noqa: F401  (OptionError: the families' import)
+from embedpipe.encoders.options import FamilyOptions, options_class
 
 if TYPE_CHECKING:
     import torch
 
     from embedpipe.encoders.roles import Encoder
 
-Options = dict[str, Any]
+Options = Mapping[str, Any]  # a family's options: its FamilyOptions (options.py), or a dict by hand
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -82,13 +83,19 @@ class Family:
             schema["properties"] = {k: common.get(k, {}) | own.get(k, {}) for k in [*common, *own]}
         return schema
 
-    def defaults(self) -> Options:
+    @cached_property
+    def options_type(self) -> type[FamilyOptions]:
+        """The family's options as a typed, frozen dataclass, one field per option of its schema."""
+        return options_class(self.name, self.schema["properties"])
+
+    def defaults(self) -> dict[str, Any]:
         """Each option's default, as the family's schema states it."""
         return {k: spec["default"] for k, spec in self.schema["properties"].items() if "default" in spec}
 
-    def options(self, given: Options) -> Options:
+    def options(self, given: Options) -> FamilyOptions:
         """`given` (the config's `encoder` block) checked against the family's schema, with its
-        defaults filled in; a null value means the default. Unknown options are errors."""
+        defaults filled in (a null value means the default; batch_size 0, the family's batch), as the
+        family's typed options. Unknown options are errors."""
         known = self.schema["properties"]
         unknown = sorted(set(given) - set(known))
         if unknown:
@@ -111,9 +118,9 @@ class Family:
             # it names files (merge_all's <model>_embeddings_all.pt) and Snakemake patterns
             raise OptionError("encoder.model", f"{options['model']!r} must be a plain name (letters, digits, "
                               "'.', '_', '-', starting with a letter or digit): it names the run's files")
-        return options
+        return self.options_type(**options)
 
-    def check(self, options: Options, files: bool = True, made: Collection[str] = ()) -> Options:
+    def check(self, options: FamilyOptions, files: bool = True, made: Collection[str] = ()) -> FamilyOptions:
         """Options (as `options()` returns them) that pass the family's start-up checks. `made`: model
         files a rule of this run makes (pretrain's final.pt); an encoder.path among them is not looked for."""
         files = files and options.get("path") not in made

@@ -231,7 +231,7 @@ def run_extract(
     shard: str,
     device: torch.device,
     num_workers: int,
-    log_every: int = 50,
+    log_every: int = ExtractOptions.log_every,
     stop: StopRequest | None = None,
     decode_timeout_s: float = DECODE_TIMEOUT_S,
 ) -> int:

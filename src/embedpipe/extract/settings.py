@@ -35,8 +35,8 @@ class ExtractOptions:
 
     def __post_init__(self) -> None:
         # The schema takes a trial's "50" and a slot list's 0 as the YAML gives them.
-        if self.limit is not None:
-            object.__setattr__(self, "limit", int(self.limit))
+        if self.limit is not None:  # 0: every file, as the EchoJEPA script's --limit 0
+            object.__setattr__(self, "limit", int(self.limit) or None)
         object.__setattr__(self, "gpu_slots", str(self.gpu_slots).replace(" ", ""))
         # The schema checks the config's values before any job; these are a value given by hand.
         for key in ("save_every", "part_mb", "log_every", "decode_timeout_s", "max_decoded_gb", "limit"):

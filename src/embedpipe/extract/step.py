@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from embedpipe.discover.scan import read_manifest, shard_keys
+from embedpipe.discover.scan import read_manifest, shard_keys, trial_keys
 from embedpipe.encoders import OptionError, build_encoder, family
 from embedpipe.encoders.device import resolve_device
 from embedpipe.encoders.errors import ModelFileError, ModelLoadError
@@ -62,8 +62,8 @@ class ExtractStep:
 
     def keys(self) -> list[str]:
         s = self.s
-        if s.manifest:  # discover's list: a trial run's limit is applied there
-            return read_manifest(s.manifest)
+        if s.manifest:  # discover's list, a trial's already; a limit given by hand cuts it too
+            return trial_keys(read_manifest(s.manifest), s.limit)
         return shard_keys(s.input_dir, s.shard, s.extensions, s.limit)
 
     def run(self) -> int:

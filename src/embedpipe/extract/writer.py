@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from embedpipe.extract.assemble import ERROR_COLUMNS, assemble_shard
+from embedpipe.extract.settings import ExtractOptions
 from embedpipe.store.atomic import atomic_path, remove_stale_tmp, remove_stale_tmp_of
 from embedpipe.store.footer import read_fingerprint, with_fingerprint
 from embedpipe.store.parquet_io import write_parquet
@@ -24,7 +25,7 @@ from embedpipe.store.sidecar import file_column, publish, remove_orphans, remove
 
 log = logging.getLogger(__name__)
 
-PART_BYTES = 512 << 20  # a part is flushed at save_every rows or this many bytes, whichever comes first
+PART_BYTES = ExtractOptions.part_mb << 20  # a part is flushed at save_every rows or this many bytes, whichever first
 PART_RE = re.compile(r"^part-(\d{6})\.parquet$")
 
 
@@ -54,7 +55,7 @@ class ShardWriter:
     parts_dir: Path
     output_fields: list[pa.Field]
     fingerprint: str
-    save_every: int = 10000
+    save_every: int = ExtractOptions.save_every
     part_bytes: int = PART_BYTES
     sidecar: tuple[str, ...] = ()  # output columns written to safetensors beside each part (see sidecar.py)
     _batches: list[tuple[list[str], dict[str, np.ndarray]]] = field(default_factory=list)

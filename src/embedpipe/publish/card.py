@@ -13,6 +13,7 @@ import yaml
 from embedpipe.publish.identifying import ACK_KEY, PATTERNS_KEY, SHAPES, recorded
 from embedpipe.publish.pca import NAME as PCA_NAME
 from embedpipe.publish.pca import Pca
+from embedpipe.publish.settings import CardOptions
 from embedpipe.store.footer import read_provenance
 from embedpipe.store.sidecar import FILE_SUFFIX
 
@@ -32,7 +33,7 @@ def card_header(files: list[Path], rows: int, dataset: dict[str, Any], provenanc
     num_bytes = sum(f.stat().st_size for f in files)
     header: dict[str, Any] = {
         "pretty_name": dataset["pretty_name"],
-        "license": dataset.get("license") or "other",
+        "license": dataset.get("license") or CardOptions.license,
     }
     if header["license"] == "other":
         for key in ("license_name", "license_link"):

@@ -1,5 +1,5 @@
 """A PCA of the run's own embeddings (`pca.components`): fitted once on every shard's rows, saved
-beside the dataset as `pca.npz`, and applied to each row in the parquet step (`embedding_pca`).
+beside the dataset as `pca.npz`, and applied to each row in the staged step (`embedding_pca`).
 
 The DeepEarth documentation reduces V-JEPA 2's mean features (1,408) to 768 with scikit-learn's
 PCA, fitted on one sample; here it is fitted on all of them. Exact, and streamed: the shards are

@@ -3,7 +3,7 @@ embedding row can be joined back to the dataset it came from.
 
 discover de-duplicates and sorts the listed paths into keys; `hf_rows.parquet` beside the manifests
 keeps, per key, every row index that listed it (a file listed by two rows has both) and the split.
-The parquet step adds them to each dataset row as `hf_row_indices` (list<int64>) and `hf_split`.
+The staged step adds them to each dataset row as `hf_row_indices` (list<int64>) and `hf_split`.
 """
 
 from __future__ import annotations

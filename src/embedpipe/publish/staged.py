@@ -1,4 +1,4 @@
-"""The published dataset: one `train-0000i-of-0000N.parquet` per shard, metadata joined in."""
+"""A shard's staged dataset file: its rows, with the dataset metadata joined in (staged/<shard>.parquet)."""
 
 from __future__ import annotations
 

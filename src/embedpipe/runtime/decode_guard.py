@@ -13,7 +13,7 @@ without being opened again. Chunks never span blocks, so every model batch is st
 would have been: a timed-out file is one more decode error in its block.
 
 Stopping workers uses private members of torch's multi-process loader iterator (`_workers`,
-`_shutdown_workers`, `_worker_pids_set`); tests/test_robustness.py fails if they change.
+`_shutdown_workers`, `_worker_pids_set`); tests/extract/test_robustness.py fails if they change.
 """
 
 from __future__ import annotations

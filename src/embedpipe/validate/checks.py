@@ -17,32 +17,15 @@ import pyarrow.parquet as pq
 
 from embedpipe.discover.scan import read_manifest
 from embedpipe.runtime.error_text import ErrorGroups
-from embedpipe.runtime.step_settings import setting
 from embedpipe.store.footer import read_provenance
 from embedpipe.store.made_with import model_problems
+from embedpipe.validate.settings import ValidationConfig
 from embedpipe.validate.stats import EmbeddingStats, effective_rank, summarise
 
 log = logging.getLogger(__name__)
-BLOCK = "validate"
 BATCH_ROWS = 8192
 MIN_ROWS_FOR_SPREAD = 3
 EXAMPLES = 3  # keys quoted in a failed check's detail
-
-
-@dataclass(frozen=True)
-class ValidationConfig:
-    """The `validate` block: thresholds and sampling. A failed check fails the rule."""
-
-    max_error_fraction: float = setting(0.01, "error rows over files above this fails validation")
-    max_mean_cosine: float = setting(0.99, "mean cosine of random pairs above this = collapsed embeddings")
-    min_effective_rank: float = setting(2.0, "exp(entropy) of the PCA spectrum, exact over all rows, below this fails")
-    max_duplicate_embeddings: int = setting(0, "identical vectors under different keys above this fails")
-    sample_size: int = setting(10_000, "rows kept (uniformly) for the cosine pairs and the 2-D scatter")
-    cosine_pairs: int = setting(20_000, "random pairs whose mean cosine is measured")
-    pca_components: int = setting(32, "components shown in the spectrum")
-    seed: int = setting(0, "seed of the sampling")
-    # Not in the block: the width the encoder's options fix (the family's width()), None when they do not.
-    expected_dim: int | None = setting(None, "the embedding width every row must have; none: not checked")
 
 
 @dataclass

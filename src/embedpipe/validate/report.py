@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 from embedpipe.store.atomic import remove_leftovers_of, write_text_atomic  # noqa: E402
 from embedpipe.store.html_page import PAGE_STYLE, html_figure, html_table, plain, save_figure  # noqa: E402, F401
 from embedpipe.validate.checks import ValidationResult  # noqa: E402
+from embedpipe.validate.settings import ValidationConfig  # noqa: E402
 
 PLOTS = ("norms", "pca_spectrum", "pca_scatter", "cosine")
 MAX_SHARD_PANELS = 24
@@ -82,7 +83,7 @@ def plot_cosine(result: ValidationResult, path: Path, max_mean_cosine: float) ->
     stats = result.stats
     cos = result.metrics.get("embedding", {}).get("cosine", {})
     if stats is not None and stats.count >= 2:
-        values = stats.random_pair_cosines(cos.get("pairs", 20_000))
+        values = stats.random_pair_cosines(cos.get("pairs", ValidationConfig.cosine_pairs))
         ax.hist(values, bins=60, range=(-1, 1), color="#3b6ea8")
         ax.axvline(float(values.mean()), color="black", linestyle="--", label=f"mean {values.mean():.3f}")
     ax.axvline(max_mean_cosine, color="#c0392b", label=f"collapse threshold {max_mean_cosine}")

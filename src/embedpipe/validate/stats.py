@@ -14,11 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from embedpipe.validate.settings import ValidationConfig
+
 
 @dataclass
 class EmbeddingStats:
     dim: int
-    sample_size: int = 10_000
+    sample_size: int = ValidationConfig.sample_size
     seed: int = 0
     count: int = 0
     norms: dict[str, list[np.ndarray]] = field(default_factory=dict)
@@ -93,7 +95,7 @@ class EmbeddingStats:
         order = np.argsort(values)[::-1]
         return np.clip(values[order], 0, None), vectors[:, order]
 
-    def random_pair_cosines(self, pairs: int = 20_000) -> np.ndarray:
+    def random_pair_cosines(self, pairs: int = ValidationConfig.cosine_pairs) -> np.ndarray:
         """Drawn once: metrics.json's figure and the report's histogram are the same pairs."""
         if self._cosines is not None and len(self._cosines) == pairs:
             return self._cosines

@@ -5,7 +5,7 @@ The same computation as `SeamlessM4TFeatureExtractor` (which loops over frames i
 on 16-bit-scaled samples, DC offset removed, pre-emphasis 0.97, |FFT(512)|², the extractor's own
 80 mel filters, log with a floor, per-utterance mean/variance normalisation per mel bin, then pairs
 of frames stacked (160-d at 50 Hz) with the extractor's attention mask. Frames and FFT run in float64
-as numpy does, so the two agree to float32 rounding (tests/test_audio.py holds the tolerance).
+as numpy does, so the two agree to float32 rounding (tests/workflow/test_audio.py holds the tolerance).
 """
 
 from __future__ import annotations

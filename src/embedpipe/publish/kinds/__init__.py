@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from embedpipe.publish.kinds.kind import Kind, UnknownKind
+from embedpipe.publish.kinds.kind import Kind, KindError
 
 if TYPE_CHECKING:
     from embedpipe.publish.metadata import Joiner
@@ -26,7 +26,7 @@ KINDS = {
 
 def kind(name: str) -> Kind:
     if name not in KINDS:
-        raise UnknownKind(f"metadata.kind: unknown kind {name!r}; known: {', '.join(KINDS)}")
+        raise KindError(f"metadata.kind: unknown kind {name!r}; known: {', '.join(KINDS)}")
     return importlib.import_module(KINDS[name]).KIND
 
 
@@ -34,5 +34,5 @@ def build_joiner(name: str, files: dict[str, str | None]) -> Joiner:
     """The join of kind `name` over the files it reads ({metadata key: path}); each one it needs is set."""
     chosen = kind(name)
     if missing := [key for key in chosen.files if not files.get(key)]:
-        raise UnknownKind(f"metadata.kind {name} needs metadata.{' and metadata.'.join(missing)}")
+        raise KindError(f"metadata.kind {name} needs metadata.{' and metadata.'.join(missing)}")
     return chosen.joiner({key: files[key] for key in chosen.files})

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from embedpipe.publish.metadata import Joiner
 
 
-class UnknownKind(ValueError):
-    """metadata.kind names no registered kind."""
+class KindError(ValueError):
+    """metadata.kind names no registered kind, or a list its join reads is not given."""
 
 
 @dataclass(frozen=True)
