@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from support.hub_standin import Repo
 from support.upload import dataset_file
-from support.workflow import REPO, run_script, snakemake
+from support.workflow import REPO, run_env, run_script, snakemake
 
 from embedpipe.publish.card import identifying_section
 from embedpipe.publish.file_list import read_file_list, write_file_list
@@ -98,6 +100,20 @@ def test_a_second_upload_removes_the_earlier_uploads_other_files_from_the_repo(h
     receipt = json.loads((tmp_path / "r.json").read_text())
     assert receipt["removed"] == ["tokens/p11/part-000000.safetensors", "train-00000-of-00002.parquet",
                                   "train-00001-of-00002.parquet"]
+
+
+def test_a_file_added_to_the_folder_after_the_plan_is_refused_before_any_file_is_sent(hub, tmp_path):
+    """The whole folder is pushed (a list of patterns cost files × patterns): so it is checked again, just
+    before sending, to hold exactly the planned files."""
+    file_list = make_dataset(tmp_path)
+    late = tmp_path / "parquet" / "train-late.parquet"
+    probe = (f"from pathlib import Path; from embedpipe.publish.upload import plan_upload, upload\n"
+             f"plan = plan_upload(Path({str(file_list)!r}), 'lab/late', False, False)\n"
+             f"Path({str(late)!r}).write_bytes(b'not planned')\n"
+             f"upload(plan)")
+    proc = subprocess.run([sys.executable, "-c", probe], env=run_env(hub.env), capture_output=True, text=True)
+    assert "UploadRefused: train-late.parquet: in " in proc.stderr and "nothing pushed" in proc.stderr
+    assert not hub.record.repos["lab/late"].files  # the repository was made; no file reached it
 
 
 def test_a_symlink_into_the_folder_is_refused_and_nothing_is_sent(hub, tmp_path):
