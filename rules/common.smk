@@ -7,12 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # the Snakefile itself needs only stdlib parts
-from embedpipe.config.checks import ConfigProblem, Where, check_config, encoder_options, extract_options, shard_ids  # noqa: E402,E501
+from embedpipe.config.checks import ConfigProblem, Where, evaluation_problem, extract_options, read_config  # noqa: E402
 from embedpipe.discover.settings import HfDatasetOptions, ShardOptions  # noqa: E402
 from embedpipe.encoders import all_exports, family  # noqa: E402
-from embedpipe.evaluate.settings import PTBXL_FILES, config_problems  # noqa: E402
+from embedpipe.evaluate.settings import PTBXL_FILES  # noqa: E402
 from embedpipe.publish.hub_configs import config_name_of  # noqa: E402
-from embedpipe.publish.kinds import kind as metadata_kind  # noqa: E402
 from embedpipe.publish.settings import CardOptions, UploadOptions  # noqa: E402
 from embedpipe.runtime.runinfo import submit_without_hub_token  # noqa: E402
 from embedpipe.runtime.step_settings import as_json, from_block  # noqa: E402
@@ -74,18 +73,18 @@ if PRETRAIN["enabled"] and config["encoder"].get("path") is None:
     config["encoder"]["path"] = PRETRAIN_MODEL
 DEMO_KIND = config["demo"]["kind"]
 DEMO_LABELS = [config["demo"]["labels"]] if DEMO and config["demo"].get("labels") else []
-# Every cross-key check of the config (embedpipe.config.checks) runs before any job; the first problem stops here.
+# Every cross-key check of the config (embedpipe.config.checks) runs before any job; the first problem stops
+# here. What the checks read (the encoder's options, the shards, the kind) is used as they read it.
 WHERE = Where(demo=DEMO, made_models=MADE_MODELS, run_dir=RUN_DIR, log_dir=LOG_DIR, made_files=DEMO_LABELS,
               pretrain_model=PRETRAIN_MODEL)
-for key, reason in check_config(config, WHERE):
-    config_error(key, reason)
+CHECKED = checked(read_config, config, WHERE)
 FAMILY = family(config["encoder"]["name"])
-ENCODER = encoder_options(config, WHERE)
+ENCODER = CHECKED.encoder
 MODEL = ENCODER["model"]
 SHARDING = from_block(ShardOptions, config["shards"], "shards")
-SHARDS = shard_ids(config, DEMO)
+SHARDS = CHECKED.shards
 HF_DATASET = from_block(HfDatasetOptions, config["hf_dataset"], "hf_dataset")
-KIND = metadata_kind(config["metadata"]["kind"])
+KIND = CHECKED.kind
 # The lists the metadata kind joins (staged's inputs; the video demo's data rule makes the echo ones).
 METADATA_LISTS = KIND.files
 if workflow.is_main_process:
@@ -163,16 +162,11 @@ EVALUATION = {name: f"{EVALUATION_DIR}/{name}" for name in ("metrics.json", "roc
 EVALUATION_OUTPUTS = list(EVALUATION.values()) if EVALUATE["enabled"] else []
 
 
-def check_evaluation():
-    # the demo's labels table is made by its demo_files job, so it need not exist yet
-    for key, reason in config_problems(EVALUATE, exists=lambda path: path in DEMO_LABELS or os.path.exists(path)):
-        config_error(key, reason)
-
-
 def evaluation_inputs(wildcards):
     """evaluate's labels: the table, or PTB-XL's two files. Checked here as well, so `snakemake
     evaluate` with evaluate.enabled false names a missing key before any job."""
-    check_evaluation()
+    if problem := evaluation_problem(EVALUATE, WHERE):
+        config_error(*problem)
     if EVALUATE.get("ptbxl_dir"):
         return [os.path.join(EVALUATE["ptbxl_dir"], name) for name in PTBXL_FILES]
     return [EVALUATE["labels"]]

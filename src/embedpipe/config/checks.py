@@ -22,6 +22,7 @@ from embedpipe.extract.settings import BLOCK as EXTRACT
 from embedpipe.extract.settings import ExtractOptions
 from embedpipe.publish.identifying import PATTERNS_KEY, pattern_problem, refusal, unacknowledged
 from embedpipe.publish.kinds import KindError, kind
+from embedpipe.publish.kinds.kind import Kind
 from embedpipe.runtime.step_settings import SettingError, from_block
 
 Problem = tuple[str, str]
@@ -46,6 +47,16 @@ class Where:
     log_dir: str = "logs"
     made_files: Collection[str] = ()  # files a demo rule makes (its labels table)
     pretrain_model: str | None = None  # the checkpoint pretrain writes, when pretrain.enabled
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What the checks read from a sound config, for the DAG to use rather than read again."""
+
+    extract: ExtractOptions
+    encoder: FamilyOptions
+    shards: list[str]
+    kind: Kind
 
 
 def extract_options(config: dict[str, Any]) -> ExtractOptions:
@@ -112,22 +123,35 @@ def shard_ids(config: dict[str, Any], demo: bool) -> list[str]:
     return shards
 
 
-def _checks(config: dict[str, Any], where: Where) -> list[Callable[[], Problem | None]]:
-    """Each cross-key rule, in the order a user meets them; one that needs an earlier one's result
-    runs only after that one passed (check_config stops at the first ConfigProblem raised)."""
-    pretrain = config.get("pretrain") or {}
-    made: dict[str, FamilyOptions] = {}
+def evaluation_problem(block: dict[str, Any], where: Where) -> Problem | None:
+    """The first reason the `evaluate` block cannot run, or None; a file a demo rule makes need not exist
+    yet. Also asked when `snakemake evaluate` runs with evaluate.enabled false."""
+    exists = lambda path: path in where.made_files or os.path.exists(path)  # noqa: E731
+    return next(iter(evaluation_problems(block, exists=exists)), None)
 
-    def encoder() -> FamilyOptions:  # checked once, read by several checks
-        if "encoder" not in made:
-            made["encoder"] = encoder_options(config, where)
-        return made["encoder"]
+
+def _checks(config: dict[str, Any], where: Where, made: dict[str, Any]) -> list[Callable[[], Problem | None]]:
+    """Each cross-key rule, in the order a user meets them; one that needs an earlier one's result
+    runs only after that one passed (read_config stops at the first problem). What they read is kept
+    in `made`, read once."""
+    pretrain = config.get("pretrain") or {}
+
+    def once(name: str, make: Callable[[], Any]) -> Any:
+        if name not in made:
+            made[name] = make()
+        return made[name]
+
+    def encoder() -> FamilyOptions:
+        return once("encoder", lambda: encoder_options(config, where))
+
+    def extract() -> ExtractOptions:
+        return once("extract", lambda: extract_options(config))
 
     upload, dataset, metadata = config["upload"], config["dataset"], config["metadata"]
     demo = config.get("demo") or {}
 
     def trial_does_not_pretrain() -> Problem | None:
-        if extract_options(config).limit and pretrain.get("enabled"):
+        if extract().limit and pretrain.get("enabled"):
             return ("extract.limit", "a trial run does not pretrain (it would train in full, in the trial's "
                     "folder): set pretrain.enabled: false and encoder.path to a model, e.g. the full run's "
                     "pretrain/final.pt")
@@ -168,7 +192,7 @@ def _checks(config: dict[str, Any], where: Where) -> list[Callable[[], Problem |
         return None
 
     def gpu_and_device_agree() -> Problem | None:
-        if extract_options(config).require_gpu and encoder().get("device") == "cpu":
+        if extract().require_gpu and encoder().get("device") == "cpu":
             return "extract.require_gpu", "true, but encoder.device is cpu: set one of the two otherwise"
         return None
 
@@ -184,19 +208,19 @@ def _checks(config: dict[str, Any], where: Where) -> list[Callable[[], Problem |
 
     def metadata_kind_is_known() -> Problem | None:  # a value check: first, as the schema's are
         try:
-            kind(metadata["kind"])
+            once("kind", lambda: kind(metadata["kind"]))
         except KindError as exc:
             return "metadata.kind", str(exc).removeprefix("metadata.kind: ")
         return None
 
     def metadata_lists_given() -> Problem | None:
-        for key in kind(metadata["kind"]).files:
+        for key in made["kind"].files:
             if not metadata.get(key):
                 return f"metadata.{key}", f"required when metadata.kind is {metadata['kind']}"
         return None
 
     def shards() -> Problem | None:
-        shard_ids(config, where.demo)
+        once("shards", lambda: shard_ids(config, where.demo))
         return None
 
     def publishing() -> Problem | None:
@@ -206,7 +230,7 @@ def _checks(config: dict[str, Any], where: Where) -> list[Callable[[], Problem |
         # Known here where the metadata kind fixes the columns (none: its keys are identifying or
         # unjudged); for deepearth the names decide, and upload checks what the files themselves record.
         acknowledged = upload.get("public_identifying_columns") or []
-        if upload.get("public") and (missing := unacknowledged(kind(metadata["kind"]).identifying, acknowledged)):
+        if upload.get("public") and (missing := unacknowledged(made["kind"].identifying, acknowledged)):
             return "upload.public", refusal(missing)
         if problem := pattern_problem(metadata.get("identifying_patterns") or []):
             return PATTERNS_KEY, problem
@@ -214,23 +238,27 @@ def _checks(config: dict[str, Any], where: Where) -> list[Callable[[], Problem |
 
     def evaluation() -> Problem | None:
         block = config.get("evaluate") or {}
-        if not block.get("enabled"):
-            return None
-        return next(iter(evaluation_problems(block, exists=lambda p: p in where.made_files or os.path.exists(p))),
-                    None)
+        return evaluation_problem(block, where) if block.get("enabled") else None
 
     return [metadata_kind_is_known, trial_does_not_pretrain, pretrain_trains_ecg_jepa, pretrain_model_is_the_encoder,
             encoder_block, folders_writable, inputs_exist, gpu_and_device_agree, listed_files_are_hash_sharded,
             demo_labels_are_ecg, metadata_lists_given, shards, publishing, evaluation]
 
 
+def read_config(config: dict[str, Any], where: Where) -> RunConfig:
+    """What a sound config gives the DAG; ConfigProblem at its first problem. The checks run in the order
+    a user meets them, and a later one may read what an earlier one found sound (the input folder, the kind)."""
+    made: dict[str, Any] = {}
+    for check in _checks(config, where, made):
+        if problem := check():
+            raise ConfigProblem(*problem)
+    return RunConfig(made["extract"], made["encoder"], made["shards"], made["kind"])
+
+
 def check_config(config: dict[str, Any], where: Where) -> list[Problem]:
-    """The config's first problem as [(config key, reason)], or []: the checks run in the order a user
-    meets them, and a later one may read what an earlier one found sound (the input folder, the kind)."""
-    for check in _checks(config, where):
-        try:
-            if problem := check():
-                return [problem]
-        except ConfigProblem as exc:
-            return [(exc.key, exc.reason)]
+    """The config's first problem as [(config key, reason)], or []."""
+    try:
+        read_config(config, where)
+    except ConfigProblem as exc:
+        return [(exc.key, exc.reason)]
     return []

@@ -13,7 +13,7 @@ import json
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import MISSING, Field, fields
+from dataclasses import MISSING, Field, asdict, field, fields
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -26,8 +26,6 @@ class SettingError(ValueError):
 def setting(default: Any = MISSING, help: str = "", factory: Callable[[], Any] | None = None) -> Any:
     """A dataclass field with its help text (argparse's, and the configuration reference's); `factory`
     for a mutable default (a list)."""
-    from dataclasses import field
-
     if factory is not None:
         return field(default_factory=factory, metadata={"help": help})
     return field(default=default, metadata={"help": help})
@@ -104,6 +102,4 @@ def from_args(cls: type[T], args: argparse.Namespace, block_name: str) -> T:
 
 def as_json(settings: Any) -> str:
     """The one JSON value a rule passes (compact: it is one shell word)."""
-    from dataclasses import asdict
-
     return json.dumps(asdict(settings), separators=(",", ":"), sort_keys=True)
