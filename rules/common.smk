@@ -3,6 +3,7 @@ import json
 import re
 import shlex
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -83,6 +84,7 @@ ENCODER = CHECKED.encoder
 MODEL = ENCODER["model"]
 SHARDING = from_block(ShardOptions, config["shards"], "shards")
 SHARDS = CHECKED.shards
+SHARD_SPEC = CHECKED.sharding  # the folders discover assigns, grouped past shards.max_shards
 HF_DATASET = from_block(HfDatasetOptions, config["hf_dataset"], "hf_dataset")
 KIND = CHECKED.kind
 # The lists the metadata kind joins (staged's inputs; the video demo's data rule makes the echo ones).
@@ -109,6 +111,27 @@ HF_FLAGS = (
     if HF_DATASET.path
     else ""
 )
+
+
+
+def rescan_notice():
+    """One line when this run does not scan the input again (the manifests exist, discover is not forced):
+    added or removed files are not seen, and what makes the run look. A scan costs seconds per 100,000
+    files on a local disk, far more on a cluster's shared filesystem: it is asked for, not done on every
+    dry run or status. Said while the DAG is built (discover's input function), once, where Snakemake
+    was started: only then are the forced rules known."""
+    if not workflow.is_main_process or "rescan_notice" in ONCE:
+        return
+    ONCE["rescan_notice"] = True
+    forced = workflow.dag_settings.forceall or "discover" in (workflow.dag_settings.forcerun or ())
+    manifests = expand(MANIFEST, shard=SHARDS)
+    if forced or not all(os.path.exists(m) for m in [*manifests, EXCLUSIONS]):
+        return
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(max(map(os.path.getmtime, manifests))))
+    logger.info(f"embedpipe: {config['input_dir']} is not scanned again; its manifests (last changed {when}) "
+                "list the files. New or removed files: `snakemake discover --forcerun discover`, then the "
+                "same command again (only the shards whose files changed run)")
+
 EMBEDDINGS = f"{RUN_DIR}/embeddings/{{shard}}.parquet"
 ERRORS = f"{RUN_DIR}/embeddings/{{shard}}.errors.parquet"
 PARTS = f"{RUN_DIR}/parts/{{shard}}"
@@ -121,6 +144,9 @@ RULE_MADE_MODEL_FILES = MADE_MODELS + ([ENCODER[k] for k in MODEL_FILES if ENCOD
 # Each shard's dataset file is staged first; the parquet rule then builds the published folder from
 # exactly this run's non-empty shards, numbered train-0000i-of-0000N, and lists what it holds.
 STAGED = f"{RUN_DIR}/staged/{{shard}}.parquet"
+# What the kind's lists and hf_rows.parquet join to each shard's keys, joined once per run (the joined
+# rule) so that no staged job reads a whole run-wide table; none where the run has no such table.
+JOINED = [f"{RUN_DIR}/joined/{{shard}}.parquet"] if METADATA_LISTS or HF_ROWS else []
 STAGED_FILES = expand(STAGED, shard=SHARDS)
 DATASET_DIR = f"{RUN_DIR}/parquet"
 CARD = f"{DATASET_DIR}/README.md"
@@ -177,10 +203,11 @@ def evaluation_settings():
     return json.dumps({k: v for k, v in EVALUATE.items() if k != "enabled"}, sort_keys=True)
 
 
-def input_dir_input():
+def input_dir_input(wildcards):
     """discover's input: the folder it scans (hf_dataset mode too: the listed paths are relative to it).
-    ancient: the folder's mtime never triggers a rerun. Where a rule makes it (the demos), Snakemake
-    runs that rule first."""
+    ancient: the folder's mtime never triggers a rerun (rescan_notice says so). Where a rule makes it
+    (the demos), Snakemake runs that rule first."""
+    rescan_notice()
     return ancient(config["input_dir"])
 
 
@@ -240,7 +267,7 @@ def encoder_options_json():
 
 
 def metadata_inputs():
-    """staged's inputs besides the shard: the lists the metadata kind joins."""
+    """The joined rule's inputs besides the manifests: the lists the metadata kind joins."""
     return [config["metadata"][key] for key in METADATA_LISTS]
 
 
@@ -282,6 +309,9 @@ def folder_pt_prefix(wildcards):
         return ""
     if SHARDING.by != "folder":
         config_error("merge.folder_pt_keys", "folder needs shards.by: folder (hash shards are not folders)")
+    if SHARD_SPEC.grouped:
+        config_error("merge.folder_pt_keys", f"folder needs one folder a shard: the {len(SHARD_SPEC.folders)} "
+                     f"folders are grouped into shards (shards.max_shards: {SHARDING.max_shards}); raise it")
     return f"--strip_prefix={shlex.quote(f'{wildcards.shard}/')}"
 
 

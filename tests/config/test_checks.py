@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from embedpipe.config.checks import Where, check_config, shard_ids
+from embedpipe.config.checks import Where, check_config, shard_spec
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULTS = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -36,7 +36,19 @@ def where(tmp_path: Path, **kw) -> Where:
 
 def test_a_sound_config_has_no_problem(config, tmp_path):
     assert check_config(config, where(tmp_path)) == []
-    assert shard_ids(config, demo=False) == ["p10", "p11"]
+    assert shard_spec(config, demo=False).shard_ids() == ["p10", "p11"]
+
+
+def test_folders_past_max_shards_are_grouped_when_the_dag_is_built(config, tmp_path):
+    for i in range(12, 40):
+        (tmp_path / "in" / f"p{i}").mkdir()
+    config["shards"]["max_shards"] = 4
+    spec = shard_spec(config, demo=False)
+    assert len(spec.folders) == 30 and spec.grouped
+    assert spec.shard_ids() == sorted({spec.group_of(f"p{i}") for i in range(10, 40)})
+    assert set(spec.shard_ids()) <= {"folders-000", "folders-001", "folders-002", "folders-003"}
+    config["shards"]["max_shards"] = 30
+    assert shard_spec(config, demo=False).shard_ids() == [f"p{i}" for i in range(10, 40)]
 
 
 @pytest.mark.parametrize(("change", "key", "says"), [

@@ -3,7 +3,16 @@ from __future__ import annotations
 import os
 import time
 
-from embedpipe.discover.scan import ShardSpec, assign_shards, discover_shards, read_manifest, scan_files
+import pytest
+
+from embedpipe.discover.scan import (
+    DiscoverError,
+    ShardSpec,
+    assign_shards,
+    discover_shards,
+    read_manifest,
+    scan_files,
+)
 
 
 def make_tree(root, names):
@@ -64,3 +73,32 @@ def test_unchanged_rescan_keeps_manifest_mtime_changed_shard_rewritten(tmp_path)
     assert (out / "p10.txt").stat().st_mtime_ns == before["p10.txt"]
     assert read_manifest(out / "p11.txt") == ["p11/b.mp4", "p11/c.mp4"]
     assert not [p for p in os.listdir(out) if p.startswith(".")]  # no temp files left
+
+
+def test_many_folders_are_grouped_whole_and_a_new_folder_changes_only_its_shard(tmp_path):
+    data, out = tmp_path / "data", tmp_path / "manifests"
+    folders = [f"taxon_{i}" for i in range(60)]
+    make_tree(data, [f"{f}/gbif_{j}.jpg" for f in folders for j in range(2)])
+    spec = ShardSpec("folder", tuple(folders), max_shards=8)
+    assert spec.grouped and set(spec.shard_ids()) <= {f"folders-{i:03d}" for i in range(8)}
+    shards = discover_shards(data, [".jpg"], spec, out, all_folders=True)
+    assert sorted(shards) == spec.shard_ids() and all(shards.values())  # no group without a folder is a shard
+    home = {key.split("/")[0]: shard for shard, keys in shards.items() for key in keys}
+    assert len(home) == 60  # each folder whole in one shard, every file kept under its folder's name
+    assert sum(map(len, shards.values())) == 120 and max(map(len, shards.values())) < 40
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    time.sleep(0.02)
+    make_tree(data, ["taxon_60/gbif_0.jpg"])
+    grown = ShardSpec("folder", (*folders, "taxon_60"), max_shards=8)
+    discover_shards(data, [".jpg"], grown, out, all_folders=True)
+    changed = {p.name for p in out.iterdir() if p.stat().st_mtime_ns != before.get(p.name)}
+    assert changed == {f"{grown.group_of('taxon_60')}.txt"}
+    assert ShardSpec("folder", tuple(folders), max_shards=60).shard_ids() == sorted(folders)  # not past the limit
+
+
+def test_a_folder_without_files_is_named_when_folders_are_grouped(tmp_path):
+    make_tree(tmp_path, [f"t{i}/a.jpg" for i in range(5)])
+    (tmp_path / "t5").mkdir()
+    spec = ShardSpec("folder", tuple(f"t{i}" for i in range(6)), max_shards=2)
+    with pytest.raises(DiscoverError, match=r"\['t5'\] under .* hold no file"):
+        discover_shards(tmp_path, [".jpg"], spec, tmp_path / "m", all_folders=True)

@@ -196,8 +196,10 @@ def test_files_listed_by_a_hf_dataset_are_discovered_and_rows_keep_their_dataset
                    tiny_ecg / "ecgfounder.pth", "--input_dir", data, "--shard", shard, "--manifest", manifest,
                    "--output", emb, "--device", "cpu", "--num_workers", "0")
         out = tmp_path / "dataset" / f"{shard}.parquet"
-        run_script("staged.py", "--embeddings", emb, "--output", out, "--shard", shard,
+        run_script("joined.py", "--manifests", manifest, "--output_dir", tmp_path / "joined",
                    "--hf_rows", manifests / "hf_rows.parquet")
+        run_script("staged.py", "--embeddings", emb, "--output", out, "--shard", shard,
+                   "--joined", tmp_path / "joined" / f"{shard}.parquet")
         table = pq.read_table(out)
         assert table.column_names[:3] == ["key", "hf_row_indices", "hf_split"]
         got |= {r["key"]: r["hf_row_indices"] for r in table.select(["key", "hf_row_indices"]).to_pylist()}
@@ -262,7 +264,10 @@ def test_ecg_example_configs_plan_their_shards(tmp_path):
                       "--config", f"input_dir={files}", f"encoder={{'path': '{checkpoint}'}}",
                       f"metadata={{'kind': 'mimic_iv_ecg', 'record_list': '{listing}'}}")
     assert "wildcards: shard=p1000" in mimic.stdout and "wildcards: shard=p1001" in mimic.stdout
+    # the record list read once, by the joined rule; each staged job reads its shard's slice
     assert f"--metadata=mimic_iv_ecg --record_list='{listing}'" in mimic.stdout
+    assert mimic.stdout.count("rule joined:") + mimic.stdout.count("localrule joined:") == 1
+    assert "--joined=results/" in mimic.stdout and "--record_list" not in mimic.stdout.split("rule staged:")[1]
     hf = snakemake(tmp_path, "-np", "--configfile", str(REPO / "config" / "examples" / "ecgfounder_hf_dataset.yaml"),
                    "--config", f"input_dir={files}", f"encoder={{'path': '{checkpoint}'}}")
     assert hf.stdout.count("rule extract:") + hf.stdout.count("localrule extract:") == 8

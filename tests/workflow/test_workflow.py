@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -128,8 +129,12 @@ def test_folder_keys_need_folder_shards(tmp_path):
 def test_second_run_and_unchanged_rescan_do_nothing(demo_run):
     again = snakemake(demo_run, "-n", "--configfile", str(REPO / "config" / "demo.yaml"))
     assert "Nothing to be done" in again.stdout + again.stderr
-    snakemake(demo_run, "--cores", "1", "--configfile", str(REPO / "config" / "demo.yaml"),
-              "--forcerun", "discover", "--until", "discover")
+    # it says that it did not look for new or removed files, and how to make it look
+    assert re.search(r"embedpipe: \S+ is not scanned again; its manifests \(last changed [\d-]+ [\d:]+\) list the "
+                     r"files\. New or removed files: `snakemake discover --forcerun discover`", again.stdout + again.stderr)
+    rescan = snakemake(demo_run, "--cores", "1", "--configfile", str(REPO / "config" / "demo.yaml"),
+                       "--forcerun", "discover", "--until", "discover")
+    assert "is not scanned again" not in rescan.stdout + rescan.stderr
     after = snakemake(demo_run, "-n", "--configfile", str(REPO / "config" / "demo.yaml"))
     assert "Nothing to be done" in after.stdout + after.stderr
 
@@ -174,6 +179,19 @@ def test_real_config_dry_run_has_every_shard_and_no_demo_job(tmp_path):
 def test_folders_listed_at_dag_time_when_not_configured(tmp_path):
     dry = snakemake(tmp_path, "-n", *example_args(tmp_path), "shards={'by': 'folder', 'folders': []}")
     assert "wildcards: shard=p19" in dry.stdout
+
+
+def test_folders_past_max_shards_plan_grouped_shards_and_refuse_per_folder_keys(tmp_path):
+    args = example_args(tmp_path)
+    grouped = str(write_config(tmp_path, "shards:\n  by: folder\n  folders: []\n  max_shards: 4\n"))
+    args = [*args[:2], grouped, *args[2:]]  # one --configfile with both files
+    dry = snakemake(tmp_path, "-np", *args).stdout
+    planned = set(re.findall(r"wildcards: shard=(\S+)", dry))
+    assert planned and planned <= {f"folders-00{i}" for i in range(4)}
+    assert "--max_shards=4" in dry and f"embedpipe run mimic-iv-echo-vitl: {len(planned)} shards" in dry
+    proc = snakemake(tmp_path, "-n", "export_folder_pt", *args, "merge={'folder_pt_keys': 'folder'}", check=False)
+    assert proc.returncode != 0 and "config key 'merge.folder_pt_keys'" in proc.stdout + proc.stderr
+    assert "grouped into shards (shards.max_shards: 4)" in proc.stdout + proc.stderr
 
 
 def write_config(tmp_path: Path, text: str) -> Path:

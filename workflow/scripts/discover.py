@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from embedpipe.discover.scan import DiscoverError, Exclusions, ShardSpec, discover_shards, files_from_hf_dataset
-from embedpipe.discover.settings import HfDatasetOptions
+from embedpipe.discover.settings import HfDatasetOptions, ShardOptions
 from embedpipe.publish.source_rows import write_source_rows
 from embedpipe.runtime.runinfo import setup_logging
 from embedpipe.store.atomic import write_text_if_changed
@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the folders are every top-level folder: a file directly under input_dir is an error")
     p.add_argument("--exclusions", default=None, help="write what was left out, and why, to this JSON file")
     p.add_argument("--num_shards", type=int, default=1, help="number of shards (--by hash)")
+    p.add_argument("--max_shards", type=int, default=ShardOptions.max_shards,
+                   help="--by folder: group more folders than this into this many shards (0: never)")
     p.add_argument("--hf_dataset", default=None,
                    help="take the files from this Hugging Face dataset (load_from_disk folder or hub name)")
     p.add_argument("--hf_split", default=HfDatasetOptions.split, help="hf_dataset.split")
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--manifest_dir, --extensions and --by are required")
     setup_logging()
     folders = json.loads(args.folders_json) if args.folders_json else args.folders
-    spec = ShardSpec(args.by, tuple(folders), args.num_shards)
+    spec = ShardSpec(args.by, tuple(folders), args.num_shards, args.max_shards)
     keys = None
     if args.hf_dataset:
         rows, split = files_from_hf_dataset(args.hf_dataset, args.hf_split, args.hf_column, args.input_dir)

@@ -9,10 +9,11 @@ import logging
 import sys
 from pathlib import Path
 
+from embedpipe.publish.joined import JoinedSlice
 from embedpipe.publish.judge_keys import KindMismatch
 from embedpipe.publish.kinds import KINDS, build_joiner, kind
+from embedpipe.publish.metadata import Joiner
 from embedpipe.publish.pca import Pca
-from embedpipe.publish.source_rows import WithSourceRows, read_source_rows
 from embedpipe.publish.staged import write_dataset_shard
 from embedpipe.runtime.runinfo import setup_logging
 from embedpipe.store.atomic import out_of_space
@@ -24,20 +25,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", required=True)
     p.add_argument("--shard", required=True)
     p.add_argument("--metadata", choices=list(KINDS), default="none", help="the metadata kind (metadata.kind)")
-    for key in sorted({key for name in KINDS for key in kind(name).files}):
-        p.add_argument(f"--{key}", help=f"metadata.{key}: a list the kind's join reads")
-    p.add_argument("--hf_rows", help="discover's hf_rows.parquet: the source dataset's rows of each file")
+    p.add_argument("--joined", help="the joined rule's joined/<shard>.parquet: what the kind's lists and "
+                                    "hf_rows.parquet join to this shard's keys (needed where there are such tables)")
     p.add_argument("--pca", help="the run's pca.npz: each row's embedding_pca")
     p.add_argument("--identifying_patterns_file", type=lambda f: json.loads(Path(f).read_text(encoding="utf-8")),
                    default=[], help="a JSON list of regular expressions: keys matching any identify people "
                                     "(besides MIMIC ids, DICOM UIDs and dates)")
     args = p.parse_args(argv)
     setup_logging()
-    if missing := [key for key in kind(args.metadata).files if not getattr(args, key)]:
-        p.error(f"--metadata {args.metadata} needs {' and '.join(f'--{key}' for key in missing)}")
-    joiner = build_joiner(args.metadata, vars(args))
-    if args.hf_rows:
-        joiner = WithSourceRows(joiner, *read_source_rows(Path(args.hf_rows)))
+    if args.joined:
+        joiner: Joiner = JoinedSlice(Path(args.joined))
+        if joiner.kind != args.metadata:
+            p.error(f"--joined {args.joined} was joined for metadata kind {joiner.kind}, not {args.metadata}: "
+                    "rerun the joined rule")
+    elif files := kind(args.metadata).files:
+        p.error(f"--metadata {args.metadata} joins {' and '.join(files)}: give the joined rule's slice as --joined")
+    else:
+        joiner = build_joiner(args.metadata, {})
     try:
         write_dataset_shard(Path(args.embeddings), Path(args.output), joiner,
                             {"shard": args.shard, "metadata": args.metadata},

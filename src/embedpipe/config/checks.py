@@ -55,8 +55,12 @@ class RunConfig:
 
     extract: ExtractOptions
     encoder: FamilyOptions
-    shards: list[str]
+    sharding: ShardSpec  # the folders (listed or found), grouped or not, or the hash buckets
     kind: Kind
+
+    @property
+    def shards(self) -> list[str]:
+        return self.sharding.shard_ids()
 
 
 def extract_options(config: dict[str, Any]) -> ExtractOptions:
@@ -93,12 +97,13 @@ def output_dir_problem(key: str, path: str) -> str | None:
     return None
 
 
-def shard_ids(config: dict[str, Any], demo: bool) -> list[str]:
-    """The shard ids, known when the DAG is built (no checkpoint): the listed or top-level folders of
-    input_dir (the only scan done then; files are scanned by the discover job), or the hash buckets."""
+def shard_spec(config: dict[str, Any], demo: bool) -> ShardSpec:
+    """How files map to shards, known when the DAG is built (no checkpoint): the listed or top-level
+    folders of input_dir (the only scan done then; files are scanned by the discover job), grouped past
+    shards.max_shards, or the hash buckets."""
     sharding = from_block(ShardOptions, config["shards"], "shards")
     if sharding.by != "folder":
-        return ShardSpec("hash", num_shards=sharding.num_shards).shard_ids()
+        return ShardSpec("hash", num_shards=sharding.num_shards)
     shards = sorted(sharding.folders)
     if shards:
         if not demo and (missing := [s for s in shards if not os.path.isdir(os.path.join(config["input_dir"], s))]):
@@ -120,7 +125,7 @@ def shard_ids(config: dict[str, Any], demo: bool) -> list[str]:
     # the run's folders themselves or their parents
     if dots := [s for s in shards if s in (".", "..")]:
         raise ConfigProblem("shards.folders", f"{dots} are not folders under input_dir: name the folders themselves")
-    return shards
+    return ShardSpec("folder", tuple(shards), max_shards=sharding.max_shards)
 
 
 def evaluation_problem(block: dict[str, Any], where: Where) -> Problem | None:
@@ -220,7 +225,7 @@ def _checks(config: dict[str, Any], where: Where, made: dict[str, Any]) -> list[
         return None
 
     def shards() -> Problem | None:
-        once("shards", lambda: shard_ids(config, where.demo))
+        once("sharding", lambda: shard_spec(config, where.demo))
         return None
 
     def publishing() -> Problem | None:
@@ -252,7 +257,7 @@ def read_config(config: dict[str, Any], where: Where) -> RunConfig:
     for check in _checks(config, where, made):
         if problem := check():
             raise ConfigProblem(*problem)
-    return RunConfig(made["extract"], made["encoder"], made["shards"], made["kind"])
+    return RunConfig(made["extract"], made["encoder"], made["sharding"], made["kind"])
 
 
 def check_config(config: dict[str, Any], where: Where) -> list[Problem]:

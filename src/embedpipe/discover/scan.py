@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from embedpipe.discover.exclusions import Exclusions
@@ -18,23 +19,43 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ShardSpec:
-    """How files map to shards: by top-level folder, or by a stable hash into N buckets."""
+    """How files map to shards: by top-level folder, or by a stable hash into N buckets. More folders
+    than `max_shards` (0: no limit) are grouped: each folder whole into one of `max_shards` shards
+    (`folders-NNN`) by a stable hash of its name, so a folder added later changes only its own shard."""
 
     by: str  # "folder" | "hash"
     folders: tuple[str, ...] = ()
     num_shards: int = 1
+    max_shards: int = 0
+
+    @property
+    def grouped(self) -> bool:
+        return self.by == "folder" and 0 < self.max_shards < len(self.folders)
+
+    def group_of(self, folder: str) -> str:
+        return f"folders-{hash_bucket(folder, self.max_shards):0{max(3, len(str(self.max_shards - 1)))}d}"
 
     def shard_ids(self) -> list[str]:
+        if self.grouped:
+            return sorted({self.group_of(f) for f in self.folders})  # a group no folder hashes to is no shard
         if self.by == "folder":
             return sorted(self.folders)
-        width = max(3, len(str(self.num_shards - 1)))
-        return [f"shard-{i:0{width}d}" for i in range(self.num_shards)]
+        return [self._bucket_id(i) for i in range(self.num_shards)]
+
+    def _bucket_id(self, i: int) -> str:
+        return f"shard-{i:0{max(3, len(str(self.num_shards - 1)))}d}"
 
     def shard_of(self, key: str) -> str | None:
         if self.by == "folder":
             top = key.split("/", 1)[0]
-            return top if "/" in key and top in self.folders else None
-        return self.shard_ids()[hash_bucket(key, self.num_shards)]
+            if "/" not in key or top not in self._folder_set:
+                return None
+            return self.group_of(top) if self.grouped else top
+        return self._bucket_id(hash_bucket(key, self.num_shards))  # not shard_ids()[…]: once per key
+
+    @cached_property
+    def _folder_set(self) -> frozenset[str]:
+        return frozenset(self.folders)
 
 
 def hash_bucket(key: str, n: int) -> int:
@@ -235,13 +256,14 @@ def read_manifest(path: str | os.PathLike) -> list[str]:
 
 
 def check_folder_shards(shards: dict[str, list[str]], outside: list[str], root: Path, all_folders: bool,
-                        exclusions: Exclusions) -> None:
+                        exclusions: Exclusions, folders: tuple[str, ...]) -> None:
     """Folder sharding: every listed folder exists and holds files; with every top-level folder a
     shard (`shards.folders: []`), a matching file outside them has no shard and stops the run."""
-    missing = [s for s in shards if not (root / s).is_dir()]
+    missing = [f for f in folders if not (root / f).is_dir()]
     if missing:
         raise DiscoverError(f"shards.folders: {missing} not found under input_dir {str(root)!r}")
-    empty = [s for s, keys in shards.items() if not keys]
+    holding = {key.split("/", 1)[0] for keys in shards.values() for key in keys}
+    empty = sorted(set(folders) - holding)
     if empty:
         raise DiscoverError(f"shards.folders: {empty} under {str(root)!r} hold no file with the configured "
                             "extensions; check `extensions`, or leave these folders out of shards.folders")
@@ -275,7 +297,7 @@ def discover_shards(
         keys = [k for k in keys if representable(k, exclusions)]
     shards, outside = assign_shards(keys, spec)
     if spec.by == "folder":
-        check_folder_shards(shards, outside, root, all_folders, exclusions)
+        check_folder_shards(shards, outside, root, all_folders, exclusions, spec.folders)
     if limit:
         exclusions.limit = limit
         exclusions.beyond_limit = {s: max(0, len(k) - limit) for s, k in shards.items()}

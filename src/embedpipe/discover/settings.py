@@ -15,6 +15,10 @@ class ShardOptions:
     folders: list[str] = setting(help="the shard folders; empty: every top-level folder, listed when the DAG is "
                                       "built", factory=list)
     num_shards: int = setting(10, "shards.by hash: how many buckets")
+    max_shards: int = setting(200, "shards.by folder: more folders than this (DeepEarth's one per taxon) are grouped "
+                                   "into this many shards, folders-NNN, each folder whole in one by a stable hash "
+                                   "of its name (a folder added later changes only its shard); the keys keep "
+                                   "their folder")
 
 
 @dataclass(frozen=True)

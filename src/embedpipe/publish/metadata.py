@@ -6,7 +6,6 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable, Iterable
-from pathlib import PurePosixPath
 from typing import Any, Protocol
 
 import pandas as pd
@@ -18,10 +17,11 @@ _STUDY = re.compile(r"^s(\d+)$")
 
 def parse_echo_path(key: str) -> dict[str, Any]:
     """subject, study and file id from `pNN/p<subject>/s<study>/<id>.mp4` (or an ECG's `.hea`)."""
-    parts = PurePosixPath(key).parts[::-1]  # the innermost: a group folder (p10, MIMIC-IV-ECG's p1000) is not a subject
+    # str.split, not PurePosixPath: a key is already a normalised relative path, and this runs per row
+    parts = key.split("/")[::-1]  # the innermost: a group folder (p10, MIMIC-IV-ECG's p1000) is not a subject
     subject = next((int(m.group(1)) for p in parts if (m := _SUBJECT.match(p))), None)
     study = next((int(m.group(1)) for p in parts if (m := _STUDY.match(p))), None)
-    return {"subject_id": subject, "study_id": study, "dicom_id": PurePosixPath(key).stem}
+    return {"subject_id": subject, "study_id": study, "dicom_id": posixpath.splitext(parts[0])[0]}
 
 
 def is_mimic_path(key: str) -> bool:
