@@ -13,8 +13,9 @@ import torch
 from support.workflow import REPO, fixtures_dir, metis_encoder, run_script, snakemake
 
 from embedpipe.encoders.batch import Batch
-from embedpipe.encoders.metis.fbank import KaldiFbank, fbank_frames, stacked_frames
+from embedpipe.encoders.metis.fbank import KaldiFbank
 from embedpipe.encoders.metis.repcodec import SemanticCodecEncoder, WeightNormConv1x1, load_codec
+from embedpipe.encoders.metis.sizes import fbank_frames, stacked_frames
 from embedpipe.readers.audio import read_audio
 
 
@@ -161,7 +162,11 @@ def test_audio_demo_workflow_and_export_target(tmp_path):
     errors = [e for s in ("part_003", "part_004", "part_005")
               for e in pq.read_table(run / "embeddings" / f"{s}.errors.parquet").to_pylist()]
     assert len(errors) == 2
-    assert json.loads((run / "validation" / "metrics.json").read_text())["passed"] is True
+    metrics = json.loads((run / "validation" / "metrics.json").read_text())
+    assert metrics["passed"] is True
+    # every row's latents read and judged against its duration (validate/arrays.py)
+    assert metrics["arrays"]["latents"] | {"shape": None} == {"shape": None, "rows": 18, "nonfinite_rows": 0,
+                                                              "wrong_shape_rows": 0, "shards": {}}
     snakemake(tmp_path, "export_json", "--cores", "1", "--configfile", config)
     doc = json.loads((run / "export" / "semantic_audio_embeddings.json").read_text())
     assert sorted(doc) == sorted(keys)

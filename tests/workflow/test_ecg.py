@@ -14,7 +14,8 @@ from support.workflow import REPO, fixtures_dir, run_script, snakemake
 from embedpipe.discover.scan import read_manifest
 from embedpipe.encoders import build_encoder
 from embedpipe.encoders.batch import Batch
-from embedpipe.encoders.ecgfounder.net1d import Net1D, output_length
+from embedpipe.encoders.ecgfounder.net1d import Net1D
+from embedpipe.encoders.ecgfounder.sizes import output_length
 from embedpipe.publish.pca import Pca
 from embedpipe.readers.ecg import LEADS, read_ecg
 from embedpipe_demo.ecg import MIMIC_ORDER, synthetic_ecg, write_mimic_record, write_sierra_xml

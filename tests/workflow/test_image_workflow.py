@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -54,6 +55,9 @@ def test_dataset_rows_carry_deepearth_metadata_and_their_tokens(image_run):
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     manifests = sum(len(p.read_text().split()) for p in (image_run / "manifests").glob("*.txt"))
     assert rows + 1 == manifests == 19
+    arrays = json.loads((image_run / "validation" / "metrics.json").read_text())["arrays"]  # validate read them all
+    assert {c: (a["rows"], a["nonfinite_rows"], a["wrong_shape_rows"]) for c, a in arrays.items()} == {
+        "temporal": (18, 0, 0), "spatial": (18, 0, 0), "tokens": (18, 0, 0)}
     card = (image_run / "parquet" / "README.md").read_text()
     assert "`tokens_file` names a safetensors file" in card and "`[8, 4, 4, 32]` (t, i, j, feature)" in card
 

@@ -18,6 +18,7 @@ import contextlib
 import os
 import re
 import shutil
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,21 @@ def read_tensor(parquet_path: str | os.PathLike, relative_file: str, key: str) -
 
     with safe_open(str(Path(parquet_path).parent / relative_file), "np") as f:
         return f.get_tensor(key)
+
+
+def iter_tensors(parquet_path: str | os.PathLike, relative_file: str,
+                 keys: Iterable[str]) -> Iterator[tuple[str, np.ndarray | None]]:
+    """Rows' sidecar values from one file, opened once and read one tensor at a time (validate's
+    streamed check); None for a key the file does not hold. A missing file raises FileNotFoundError."""
+    from safetensors import safe_open
+
+    path = Path(parquet_path).parent / relative_file
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such sidecar file")
+    with safe_open(str(path), "np") as f:
+        held = set(f.keys())
+        for key in keys:
+            yield key, f.get_tensor(key) if key in held else None
 
 
 def remove_sidecars(parts_dir: Path) -> None:

@@ -1,7 +1,8 @@
 """Checks on the finished dataset: a hard failure fails the rule, so nothing broken is published.
 
 One streaming pass over the Parquet shards (BATCH_ROWS rows at a time) feeds the counts and an
-EmbeddingStats; memory is O(D² + rows·small), never the whole matrix.
+EmbeddingStats; memory is O(D² + rows·small), never the whole matrix. The per-row arrays (latents,
+feature maps, tokens) are a second pass, bounded by bytes: arrays.py.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from embedpipe.discover.scan import read_manifest
 from embedpipe.runtime.error_text import ErrorGroups
 from embedpipe.store.footer import read_provenance
 from embedpipe.store.made_with import model_problems
+from embedpipe.validate.arrays import ColumnTally, array_checks, array_metrics, scan_arrays
 from embedpipe.validate.settings import ValidationConfig
 from embedpipe.validate.stats import EmbeddingStats, effective_rank, summarise
 
@@ -160,6 +162,7 @@ def validate_dataset(
         return holder[0]
 
     failures = ErrorGroups()
+    arrays: dict[str, ColumnTally] = {}
     for shard in shards:
         manifest = read_manifest(manifests[shard])
         errors = pq.ParquetFile(error_files[shard])
@@ -169,17 +172,19 @@ def validate_dataset(
             failures.add(shard, batch.to_pylist())
         counts = ShardCounts(shard, manifest=len(manifest), rows=0, errors=errors.metadata.num_rows, keys=tally)
         dtypes.add(scan_dataset_file(dataset_files[shard], counts, seen, duplicates, stats_for))
+        scan_arrays(dataset_files[shard], shard, arrays)
         per_shard.append(counts)
         log.info("%s: %d files, %d rows, %d errors", shard, counts.manifest, counts.rows, counts.errors)
     stats = holder[0] if holder else None
-    metrics = assemble_metrics(per_shard, duplicates, dtypes, stats, config, made_with)
+    metrics = assemble_metrics(per_shard, duplicates, dtypes, stats, config, made_with, arrays)
     metrics["errors_by_type"] = failures.summary()
     return ValidationResult(metrics, stats, shards)
 
 
 def assemble_metrics(per_shard: list[ShardCounts], duplicates: list[str], dtypes: set[str],
                      stats: EmbeddingStats | None, config: ValidationConfig,
-                     made_with: dict[str, Any] | None = None) -> dict[str, Any]:
+                     made_with: dict[str, Any] | None = None,
+                     arrays: dict[str, ColumnTally] | None = None) -> dict[str, Any]:
     total_files = sum(c.manifest for c in per_shard)
     total_rows = sum(c.rows for c in per_shard)
     total_errors = sum(c.errors for c in per_shard)
@@ -216,6 +221,7 @@ def assemble_metrics(per_shard: list[ShardCounts], duplicates: list[str], dtypes
             f"; {shard}: {keys[:EXAMPLES]}" for shard, keys in nulls.items())),
         Check("not_empty", total_rows > 0, f"{total_rows} rows"),
         Check("finite", nonfinite == 0, f"{nonfinite} rows with NaN or Inf"),
+        *(Check(**c) for c in array_checks(arrays or {})),
         Check("no_zero_rows", zeros == 0, f"{zeros} all-zero rows"),
         Check("unique_keys", not duplicates, f"{len(duplicates)} duplicate keys" + (
             f", e.g. {duplicates[:3]}" if duplicates else "")),
@@ -256,6 +262,7 @@ def assemble_metrics(per_shard: list[ShardCounts], duplicates: list[str], dtypes
             for c in per_shard
         ],
         "embedding": embedding,
+        "arrays": array_metrics(arrays or {}),
         "thresholds": asdict(config),
     }
 

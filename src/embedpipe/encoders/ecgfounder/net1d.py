@@ -25,13 +25,6 @@ def same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
     return F.pad(x, (total // 2, total - total // 2))
 
 
-def output_length(n: int, downsamplings: int = 8, stride: int = 2) -> int:
-    """Frames of the last stage for n input samples (the first conv and 7 stages each divide by 2, rounding up)."""
-    for _ in range(downsamplings):
-        n = (n + stride - 1) // stride
-    return n
-
-
 class SameConv1d(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
         super().__init__()

@@ -14,22 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from embedpipe.encoders.metis.sizes import FRAME, HOP, STRIDE
 from embedpipe.encoders.pooling import length_mask, masked_mean
 
-FRAME, HOP, FFT = 400, 160, 512
+FFT = 512
 PREEMPHASIS = 0.97
 MEL_FLOOR = 1.192092955078125e-07
-STRIDE = 2
-
-
-def fbank_frames(n_samples: int) -> int:
-    """Kaldi frames (snip_edges) in `n_samples` samples."""
-    return 0 if n_samples < FRAME else 1 + (n_samples - FRAME) // HOP
-
-
-def stacked_frames(n_samples: int) -> int:
-    """The extractor's output length: frames padded to a multiple of 2, then stacked in pairs."""
-    return -(-fbank_frames(n_samples) // STRIDE)
 
 
 class KaldiFbank(nn.Module):

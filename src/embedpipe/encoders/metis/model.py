@@ -15,9 +15,9 @@ import torch
 from embedpipe.encoders.batch import Batch
 from embedpipe.encoders.device import resolve_precision
 from embedpipe.encoders.family import OptionError
-from embedpipe.encoders.metis.fbank import KaldiFbank, stacked_frames
+from embedpipe.encoders.metis.fbank import KaldiFbank
 from embedpipe.encoders.metis.repcodec import load_codec, load_stats
-from embedpipe.encoders.metis.sizes import LATENT_DIM
+from embedpipe.encoders.metis.sizes import LATENT_DIM, stacked_frames
 from embedpipe.encoders.pending import PendingOutput
 from embedpipe.encoders.pooling import length_mask, masked_mean
 from embedpipe.encoders.roles import Model, OutputSpec

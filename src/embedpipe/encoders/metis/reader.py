@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import torch
 
-from embedpipe.encoders.metis.fbank import fbank_frames
+from embedpipe.encoders.metis.sizes import fbank_frames
 from embedpipe.encoders.roles import Prepared, Reader
 from embedpipe.readers.audio import TARGET_RATE, AudioReadError, audio_duration, read_audio
 
