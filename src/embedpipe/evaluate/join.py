@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from embedpipe.evaluate.labels import EXAMPLES, LabelError, LabelTable, join_value
 from embedpipe.store.footer import read_provenance
+from embedpipe.store.parquet_io import streamed
 
 BATCH_ROWS = 8192
 
@@ -49,7 +49,7 @@ def read_embeddings(files: list[Path], join_on: str) -> Embeddings:
     for path in files:
         key_column = read_provenance(path).get("key_column", "key")
         join_column = key_column if join_on == "key" else join_on
-        source = pq.ParquetFile(path)
+        source = streamed(path)
         if join_column not in source.schema_arrow.names:
             raise LabelError(f"evaluate.join_on: {path.name} has no column {join_column!r} "
                              f"(it has {source.schema_arrow.names})")

@@ -18,7 +18,7 @@ from embedpipe.publish.pca import COLUMN as PCA_COLUMN
 from embedpipe.publish.pca import Pca
 from embedpipe.store.atomic import atomic_path, remove_leftovers_of, remove_stale_tmp
 from embedpipe.store.footer import read_provenance, with_provenance
-from embedpipe.store.parquet_io import CHUNK_BYTES, parquet_options, rows_per_group, write_parquet
+from embedpipe.store.parquet_io import CHUNK_BYTES, parquet_options, rows_per_group, streamed, write_parquet
 from embedpipe.store.sidecar import FILE_SUFFIX, publish
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def write_dataset_shard(
     `pca`: the run's PCA, each row's `embedding` projected into an `embedding_pca` column after it.
     `identifying_patterns`: the config's own identifier shapes (judge_keys), besides the known ones.
     Raises judge_keys.KindMismatch, before writing, where the metadata kind does not fit the keys."""
-    source = pq.ParquetFile(embeddings_path)
+    source = streamed(embeddings_path)
     judgement = judge_keys(joiner, source, str(extra.get("shard", out_path.name)), identifying_patterns)
     provenance = read_provenance(embeddings_path)
     value_fields = [f for f in source.schema_arrow if f.name != "key"]

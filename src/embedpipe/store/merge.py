@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from embedpipe.store.atomic import atomic_path, remove_leftovers_of, writing
+from embedpipe.store.parquet_io import streamed
 from embedpipe.store.ptzip import TensorDictWriter
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def shard_geometry(paths: Sequence[Path], column: str) -> tuple[int, int]:
 
 def shard_batches(path: Path, column: str, dim: int) -> Iterator[tuple[list[str], np.ndarray]]:
     """A shard's (keys, float32 [n, dim] values), BATCH_ROWS rows at a time, in file order."""
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=["key", column]):
+    for batch in streamed(path).iter_batches(batch_size=BATCH_ROWS, columns=["key", column]):
         values = batch.column(column).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
         yield batch.column("key").to_pylist(), values.astype("<f4", copy=False)
 

@@ -12,6 +12,13 @@ ROW_GROUP_BYTES = 64 << 20  # Parquet row groups of about this many (uncompresse
 CHUNK_BYTES = 128 << 20
 
 
+def streamed(path: Any) -> pq.ParquetFile:
+    """A Parquet file to read batch by batch in bounded memory. pyarrow's default pre-buffering keeps
+    what each batch read until the file is closed: a 200 MB file of ten row groups took 392 MB to
+    iterate with it, 211 MB without."""
+    return pq.ParquetFile(path, pre_buffer=False)
+
+
 def write_parquet(table: pa.Table, where: Any, writer: pq.ParquetWriter | None = None) -> None:
     """One table as bounded row groups; dictionaries and statistics only for the string columns
     (on float vectors they cost most of the write time and are never used)."""

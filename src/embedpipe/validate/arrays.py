@@ -24,7 +24,7 @@ from embedpipe.encoders.ecgfounder.sizes import feature_frames
 from embedpipe.encoders.metis.sizes import LATENT_DIM, stacked_frames
 from embedpipe.readers.audio import TARGET_RATE
 from embedpipe.store.footer import read_provenance
-from embedpipe.store.parquet_io import rows_per_group
+from embedpipe.store.parquet_io import rows_per_group, streamed
 from embedpipe.store.sidecar import FILE_SUFFIX, iter_tensors
 
 ARRAY_BYTES = 16 << 20  # decoded bytes of array columns per read batch
@@ -220,7 +220,7 @@ def scan_arrays(path: Path, shard: str, tallies: dict[str, ColumnTally]) -> None
     key_column = meta.get("key_column", "key")
     # pre_buffer (pyarrow's default) keeps every row group's raw column chunks read so far: memory would
     # grow with the file's rows (bench/validate_arrays.py measured it)
-    source = pq.ParquetFile(path, pre_buffer=False)
+    source = streamed(path)
     rules = rules_for(source.schema_arrow, meta)
     if not rules:
         return

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from embedpipe.discover.scan import read_manifest
 from embedpipe.runtime.error_text import ErrorGroups
 from embedpipe.store.footer import read_provenance
 from embedpipe.store.made_with import model_problems
+from embedpipe.store.parquet_io import streamed
 from embedpipe.validate.arrays import ColumnTally, array_checks, array_metrics, scan_arrays
 from embedpipe.validate.settings import ValidationConfig
 from embedpipe.validate.stats import EmbeddingStats, effective_rank, summarise
@@ -111,7 +111,7 @@ def scan_dataset_file(path: Path, counts: ShardCounts, seen: dict[str, str], dup
     if "embedding_dim" in meta:
         counts.declared_dims.add(int(meta["embedding_dim"]))
     counts.made_with, counts.fingerprint = meta.get("made_with"), meta.get("fingerprint")
-    f = pq.ParquetFile(path)
+    f = streamed(path)
     counts.columns = tuple(f"{c.name}: {c.type}" for c in f.schema_arrow)
     dim = f.schema_arrow.field(column).type.list_size
     counts.dims.add(dim)
@@ -165,7 +165,7 @@ def validate_dataset(
     arrays: dict[str, ColumnTally] = {}
     for shard in shards:
         manifest = read_manifest(manifests[shard])
-        errors = pq.ParquetFile(error_files[shard])
+        errors = streamed(error_files[shard])
         tally = KeyTally(manifest)
         for batch in errors.iter_batches(batch_size=BATCH_ROWS, columns=["key", "stage", "error_type", "message"]):
             tally.add(batch.column("key").to_pylist())

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 
 from embedpipe.store.atomic import staged_dir
 from embedpipe.store.export_names import inside, unique_names
+from embedpipe.store.parquet_io import streamed
 
 
 def export_ecgfounder_json(shards: Iterable[Path], out_dir: Path, column: str = "features",
@@ -28,7 +29,7 @@ def export_ecgfounder_json(shards: Iterable[Path], out_dir: Path, column: str = 
     written: set[Path] = set()
     with staged_dir(out_dir) as staging:
         for shard in shards:
-            for batch in pq.ParquetFile(shard).iter_batches(batch_size=batch_rows, columns=["key", column]):
+            for batch in streamed(shard).iter_batches(batch_size=batch_rows, columns=["key", column]):
                 for key, frames in zip(batch.column("key").to_pylist(), batch.column(column).to_pylist(),
                                        strict=True):
                     dest = inside(staging, names[key], key)

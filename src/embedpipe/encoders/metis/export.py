@@ -6,9 +6,8 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from embedpipe.store.atomic import atomic_path
+from embedpipe.store.parquet_io import streamed
 
 
 def export_latents_json(shards: Iterable[Path], out: Path, column: str = "latents", batch_rows: int = 256) -> int:
@@ -22,7 +21,7 @@ def export_latents_json(shards: Iterable[Path], out: Path, column: str = "latent
     with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write("{")
         for shard in shards:
-            for batch in pq.ParquetFile(shard).iter_batches(batch_size=batch_rows, columns=["key", column]):
+            for batch in streamed(shard).iter_batches(batch_size=batch_rows, columns=["key", column]):
                 for key, frames in zip(batch.column("key").to_pylist(), batch.column(column).to_pylist(),
                                        strict=True):
                     f.write(("," if n else "") + "\n" + json.dumps(key) + ": " + json.dumps(frames))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from embedpipe.store.atomic import staged_dir
 from embedpipe.store.export_names import inside, unique_names
+from embedpipe.store.parquet_io import streamed
 
 SUFFIX = "_features.pt"
 
@@ -26,7 +25,7 @@ def export_deepearth_pt(shard: Path, out_dir: Path, column: str = "tokens") -> i
     import torch
     from safetensors import safe_open
 
-    source = pq.ParquetFile(shard)
+    source = streamed(shard)
     file_col = f"{column}_file"
     if file_col not in source.schema_arrow.names:
         raise ValueError(f"{shard} has no {column!r}: run with encoder.outputs including {column!r}")
