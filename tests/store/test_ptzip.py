@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from embedpipe.store.key_hashes import repeated_keys
 from embedpipe.store.merge import merge_all
 from embedpipe.store.ptzip import TensorDictWriter, _int
 
@@ -49,3 +50,17 @@ def test_merge_refuses_duplicate_keys_and_leaves_no_output(tmp_path):
         merge_all([tmp_path / "a.parquet", tmp_path / "b.parquet"], tmp_path / "m.pt", tmp_path / "m.npy",
                   tmp_path / "m.keys.txt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "b.parquet"]
+
+
+def test_the_duplicate_check_compares_keys_whose_hashes_collide_as_text():
+    collide = [np.array([hash("a"), hash("a"), hash("c")], np.int64)]  # as if "b" hashed like "a"
+    assert list(repeated_keys(collide, ["a", "b", "c"])) == []
+    twice = [np.array([hash("a"), hash("b")], np.int64), np.array([hash("a"), hash("a")], np.int64)]
+    assert list(repeated_keys(twice, ["a", "b", "a", "a"])) == ["a", "a"]
+
+
+def test_a_pt_with_fewer_keys_than_rows_is_refused(tmp_path):
+    with (pytest.raises(ValueError, match="3 rows declared and written, 2 keys"),
+          TensorDictWriter(tmp_path / "x.pt", 3, 2) as writer):
+        writer.write(np.zeros((3, 2), np.float32))
+        writer.close(iter(["a", "b"]))

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from embedpipe.store.atomic import atomic_path, remove_leftovers_of, writing
+from embedpipe.store.key_hashes import key_hashes, repeated_keys
 from embedpipe.store.parquet_io import streamed
 from embedpipe.store.ptzip import TensorDictWriter
 
@@ -73,11 +74,13 @@ def shard_pt(shard_path: str | os.PathLike, pt_path: Path, strip_prefix: str | N
 
 def merge_all(shard_paths: Sequence[str | os.PathLike], pt_path: Path, npy_path: Path, keys_path: Path,
               column: str = "embedding") -> int:
-    """Merge shard Parquet files (in the given order). Returns the row count."""
+    """Merge shard Parquet files (in the given order). Returns the row count. Memory does not grow with
+    the rows but by 8 bytes a key (the duplicate check): the keys go to their file as they are read and
+    the `.pt`'s pickle is written from that file, not from a list."""
     paths = [Path(p) for p in shard_paths]
     remove_leftovers_of(pt_path, npy_path, keys_path)  # a killed run's: twice the matrix, never complete
     total, dim = shard_geometry(paths, column)
-    keys: list[str] = []
+    hashes: list[np.ndarray] = []
     # All three are written before any is renamed: a failed write (a full disk) leaves no new file
     # under any of their names, and never a matrix without its key index.
     with (atomic_path(keys_path) as keys_tmp, atomic_path(npy_path) as npy_tmp, open(npy_tmp, "wb") as npy,
@@ -86,21 +89,28 @@ def merge_all(shard_paths: Sequence[str | os.PathLike], pt_path: Path, npy_path:
             np.lib.format.write_array_header_1_0(npy, {"descr": "<f4", "fortran_order": False,
                                                        "shape": (total, dim)})
         with TensorDictWriter(pt_tmp, total, dim) as pt:
-            for p in paths:
-                for batch_keys, values in shard_batches(p, column, dim):
-                    with writing(npy_path):
-                        npy.write(memoryview(np.ascontiguousarray(values)).cast("B"))
-                    pt.write(values)
-                    keys.extend(batch_keys)
-                log.info("merged %s (%d rows so far)", p.name, len(keys))
-            if len(set(keys)) != len(keys):
-                raise ValueError("duplicate keys across shards; refusing to merge")
-            pt.close(keys)
-        with writing(keys_path):
-            keys_tmp.write_text("".join(f"{k}\n" for k in keys), encoding="utf-8")
+            with open(keys_tmp, "w", encoding="utf-8") as keys_out:
+                for p in paths:
+                    for batch_keys, values in shard_batches(p, column, dim):
+                        with writing(npy_path):
+                            npy.write(memoryview(np.ascontiguousarray(values)).cast("B"))
+                        pt.write(values)
+                        with writing(keys_path):
+                            keys_out.write("".join(f"{k}\n" for k in batch_keys))
+                        hashes.append(key_hashes(batch_keys))
+                    log.info("merged %s (%d rows so far)", p.name, sum(map(len, hashes)))
+            if (twice := next(repeated_keys(hashes, read_keys(keys_tmp)), None)) is not None:
+                raise ValueError(f"duplicate keys across shards (e.g. {twice!r}); refusing to merge")
+            pt.close(read_keys(keys_tmp))
         with writing(npy_path):
             npy.flush()  # here, not at close: a write error must come before the .pt is renamed
     return total
+
+
+def read_keys(path: Path) -> Iterator[str]:
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            yield line.removesuffix("\n")
 
 
 def load_merged(npy_path: Path, keys_path: Path) -> tuple[np.ndarray, list[str]]:

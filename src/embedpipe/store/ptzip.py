@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -45,26 +46,42 @@ def _get(index: int) -> bytes:
     return b"j" + struct.pack("<I", index)  # LONG_BINGET
 
 
-def tensor_dict_pickle(keys: list[str], numel: int, dim: int, batch: int = 1000) -> bytes:
-    """The data.pkl of `{keys[i]: storage[i*dim:(i+1)*dim]}` over one float32 storage of `numel`."""
-    out = [b"\x80\x02}"]  # PROTO 2, EMPTY_DICT
+def tensor_dict_pickle(keys: Iterable[str], numel: int, dim: int, batch: int = 1000) -> Iterator[bytes]:
+    """The data.pkl of `{keys[i]: storage[i*dim:(i+1)*dim]}` over one float32 storage of `numel`, in
+    pieces of `batch` keys: at 10^7 keys the whole pickle would be gigabytes of small bytes objects."""
+    yield b"\x80\x02}"  # PROTO 2, EMPTY_DICT
     rebuild, storage, ordered = 0, 1, 2  # memo slots
-    for start in range(0, len(keys), batch):
-        out.append(b"(")  # MARK for SETITEMS
-        for i in range(start, min(start + batch, len(keys))):
-            out.append(_unicode(keys[i]))
-            if i == 0:
-                out.append(b"ctorch._utils\n_rebuild_tensor_v2\n" + _put(rebuild) + b"(")
-                out.append(b"(" + _unicode("storage") + b"ctorch\nFloatStorage\n" + _unicode("0") + _unicode("cpu")
-                           + _int(numel) + b"tQ" + _put(storage))  # TUPLE, BINPERSID
-            else:
-                out.append(_get(rebuild) + b"(" + _get(storage))
-            out.append(_int(i * dim) + _int(dim) + b"\x85" + _int(1) + b"\x85" + b"\x89")  # offset, size, stride, False
-            out.append((b"ccollections\nOrderedDict\n" + _put(ordered)) if i == 0 else _get(ordered))
-            out.append(b")R" + b"tR")  # OrderedDict(), then the tuple and _rebuild_tensor_v2(...)
-        out.append(b"u")  # SETITEMS
-    out.append(b".")
-    return b"".join(out)
+    out: list[bytes] = []
+    for i, key in enumerate(keys):
+        if i % batch == 0:
+            if out:
+                yield b"".join([*out, b"u"])  # SETITEMS
+            out = [b"("]  # MARK for SETITEMS
+        out.append(_unicode(key))
+        if i == 0:
+            out.append(b"ctorch._utils\n_rebuild_tensor_v2\n" + _put(rebuild) + b"(")
+            out.append(b"(" + _unicode("storage") + b"ctorch\nFloatStorage\n" + _unicode("0") + _unicode("cpu")
+                       + _int(numel) + b"tQ" + _put(storage))  # TUPLE, BINPERSID
+        else:
+            out.append(_get(rebuild) + b"(" + _get(storage))
+        out.append(_int(i * dim) + _int(dim) + b"\x85" + _int(1) + b"\x85" + b"\x89")  # offset, size, stride, False
+        out.append((b"ccollections\nOrderedDict\n" + _put(ordered)) if i == 0 else _get(ordered))
+        out.append(b")R" + b"tR")  # OrderedDict(), then the tuple and _rebuild_tensor_v2(...)
+    if out:
+        yield b"".join([*out, b"u"])
+    yield b"."
+
+
+class _Counted:
+    """The keys, counted as the pickle reads them."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.keys, self.n = keys, 0
+
+    def __iter__(self) -> Iterator[str]:
+        for key in self.keys:
+            self.n += 1
+            yield key
 
 
 class TensorDictWriter:
@@ -91,11 +108,18 @@ class TensorDictWriter:
         self.storage.write(memoryview(block).cast("B"))
         self.written += block.shape[0]
 
-    def close(self, keys: list[str]) -> None:
-        if self.written != self.rows or len(keys) != self.rows:
-            raise ValueError(f"{self.rows} rows declared, {self.written} written, {len(keys)} keys")
+    def close(self, keys: Iterable[str]) -> None:
+        """Name the rows (in order; any iterable: merge_all reads them back from a file) and finish the
+        file. Raises, leaving it invalid, unless there is exactly one key per row written."""
+        if self.written != self.rows:
+            raise ValueError(f"{self.rows} rows declared, {self.written} written")
         self.storage.close()
-        self.zip.writestr(f"{ARCHIVE}/data.pkl", tensor_dict_pickle(keys, self.rows * self.dim, self.dim))
+        counted = _Counted(keys)
+        with self.zip.open(f"{ARCHIVE}/data.pkl", "w", force_zip64=True) as pkl:
+            for piece in tensor_dict_pickle(counted, self.rows * self.dim, self.dim):
+                pkl.write(piece)
+        if counted.n != self.rows:
+            raise ValueError(f"{self.rows} rows declared and written, {counted.n} keys")
         self.zip.close()
 
     def __enter__(self) -> TensorDictWriter:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 from embedpipe.discover.scan import read_manifest
 from embedpipe.runtime.error_text import ErrorGroups
 from embedpipe.store.footer import read_provenance
+from embedpipe.store.key_hashes import key_hashes, repeated_keys
 from embedpipe.store.made_with import model_problems
 from embedpipe.store.parquet_io import streamed
 from embedpipe.validate.arrays import ColumnTally, array_checks, array_metrics, scan_arrays
@@ -103,9 +105,10 @@ class ValidationResult:
         return bool(self.metrics["passed"])
 
 
-def scan_dataset_file(path: Path, counts: ShardCounts, seen: dict[str, str], duplicates: list[str],
-                      stats_for: Any, column: str = "embedding") -> str:
-    """Stream one dataset file into the counts and the statistics; returns the value type."""
+def scan_dataset_file(path: Path, counts: ShardCounts, hashes: list[np.ndarray], stats_for: Any,
+                      column: str = "embedding") -> str:
+    """Stream one dataset file into the counts, the statistics and the key hashes (key_hashes: the
+    duplicate check); returns the value type."""
     meta = read_provenance(path)
     key_column = meta.get("key_column", "key")
     if "embedding_dim" in meta:
@@ -122,10 +125,7 @@ def scan_dataset_file(path: Path, counts: ShardCounts, seen: dict[str, str], dup
         counts.rows += len(keys)
         if counts.keys is not None:
             counts.keys.add(keys)
-        for key in keys:
-            if key in seen:
-                duplicates.append(key)
-            seen[key] = counts.shard
+        hashes.append(key_hashes(keys))
         if embeddings.null_count:
             # flatten() drops null rows, so the values would no longer line up with the keys
             valid = embeddings.is_valid().to_numpy(zero_copy_only=False)
@@ -141,6 +141,13 @@ def scan_dataset_file(path: Path, counts: ShardCounts, seen: dict[str, str], dup
     return str(f.schema_arrow.field(column).type.value_type)
 
 
+def dataset_keys(path: Path) -> Iterator[str]:
+    """A dataset file's keys again, batch by batch (the duplicate check's second pass, only when needed)."""
+    key_column = read_provenance(path).get("key_column", "key")
+    for batch in streamed(path).iter_batches(batch_size=BATCH_ROWS, columns=[key_column]):
+        yield from batch.column(0).to_pylist()
+
+
 def validate_dataset(
     shards: list[str],
     manifests: dict[str, Path],
@@ -151,8 +158,7 @@ def validate_dataset(
 ) -> ValidationResult:
     """`made_with`: the configuration's (made_with.made_with); every shard must record it."""
     per_shard: list[ShardCounts] = []
-    seen: dict[str, str] = {}
-    duplicates: list[str] = []
+    hashes: list[np.ndarray] = []
     dtypes: set[str] = set()
     holder: list[EmbeddingStats] = []
 
@@ -171,11 +177,12 @@ def validate_dataset(
             tally.add(batch.column("key").to_pylist())
             failures.add(shard, batch.to_pylist())
         counts = ShardCounts(shard, manifest=len(manifest), rows=0, errors=errors.metadata.num_rows, keys=tally)
-        dtypes.add(scan_dataset_file(dataset_files[shard], counts, seen, duplicates, stats_for))
+        dtypes.add(scan_dataset_file(dataset_files[shard], counts, hashes, stats_for))
         scan_arrays(dataset_files[shard], shard, arrays)
         per_shard.append(counts)
         log.info("%s: %d files, %d rows, %d errors", shard, counts.manifest, counts.rows, counts.errors)
     stats = holder[0] if holder else None
+    duplicates = list(repeated_keys(hashes, (k for s in shards for k in dataset_keys(dataset_files[s]))))
     metrics = assemble_metrics(per_shard, duplicates, dtypes, stats, config, made_with, arrays)
     metrics["errors_by_type"] = failures.summary()
     return ValidationResult(metrics, stats, shards)
