@@ -36,6 +36,7 @@ SUITES: dict[str, dict[str, tuple[str, list[str], str | None]]] = {
         "pretraining": ("pretraining.py", ["--config", "tiny", "--records", "64", "--steps", "40", "--batch_size",
                                            "16"], None),
         "upload_filter": ("upload_filter.py", ["--files", "1000", "2000", "4000"], None),
+        "assemble": ("assemble.py", ["--rows", "52500", "105000", "500000"], None),  # 2 GB of parts at 500k
     },
     "gpu": {
         "vitl": (TP, ["--model", "vitl", "--n", "6144", "--batch_size", "256"], "videos"),
