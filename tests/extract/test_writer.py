@@ -96,7 +96,7 @@ def test_streaming_assembly_equals_manifest_order_across_parts_and_row_groups(tm
     from embedpipe.extract.assemble import assemble_shard
 
     n, e = assemble_shard(w.part_paths(), keys, fields, tmp_path / "s.parquet", tmp_path / "e.parquet",
-                          {"run": "x"}, chunk_bytes=100)
+                          {"run": "x"}, memory_bytes=400)
     assert (n, e) == (44, 6)
     t = pq.read_table(tmp_path / "s.parquet")
     good = [i for i in range(50) if i % 9 != 4]

@@ -1,87 +1,65 @@
-"""Assemble a shard's part files into its outputs, in manifest order, streaming.
+"""Assemble a shard's part files into its outputs, in manifest order, streaming, within a memory budget.
 
 Parts hold rows in the order they were embedded (an encoder may sort a shard, e.g. audio by
-duration). The shard file holds them in manifest order. Nothing here holds the shard in memory:
-the small columns (key and error fields) are read whole, the value columns one row group at a
-time, and the output is written in chunks bounded by bytes. With image tokens at 12.4 MB a row,
-a shard of 10,000 images is 124 GB on disk and a few hundred MB in memory while it is assembled.
+duration). The shard file holds them in manifest order. The value columns are never held whole:
+the shard file is written a window of rows at a time (an eighth of `extract.assemble_memory_mb`,
+also the most a row group holds), each window gathered from the parts' row groups streamed in
+batches (`part_rows.py`). What the budget covers does not grow with the shard or depend on the
+order the parts hold the rows in. Measured (bench/assemble.py, bench/RESULTS.md), the default 512 MB,
+1024-d float32 rows: peak RSS 295, 364 and 376 MiB beyond the interpreter and pyarrow at 52,500,
+105,000 and 500,000 rows (before: 1.06, 1.51 and 3.44 GiB).
+
+What does grow with the shard, within those figures: the small columns (keys and error fields),
+read whole as Arrow arrays, the manifest as Arrow strings and the hash that matches them to the
+parts' keys: about 180 bytes a row for 41-character keys (80 MiB more at 500,000 rows than at
+52,500), beside the caller's manifest list.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from embedpipe.extract.part_rows import Held, PartRows
+from embedpipe.extract.settings import ExtractOptions
 from embedpipe.store.atomic import atomic_path
 from embedpipe.store.footer import with_provenance
-from embedpipe.store.parquet_io import CHUNK_BYTES, parquet_options, write_parquet
+from embedpipe.store.parquet_io import parquet_options, write_parquet
 
 ERROR_COLUMNS = ("stage", "error_type", "message")
 ERROR_SCHEMA = pa.schema([("key", pa.string())] + [(n, pa.string()) for n in ERROR_COLUMNS])
+MEMORY_BYTES = ExtractOptions.assemble_memory_mb << 20
+# Of the budget: the window of rows gathered (numpy, then written as is), the batch read from a part
+# (Arrow holds about 3 times a batch while it decodes one: definition and repetition levels).
+# The rest is what Parquet's writer, the allocators and the keys take (measured: bench/assemble.py).
+WINDOW_SHARE, BATCH_SHARE = 8, 64
 
 
-@dataclass
-class _Group:
-    part: int
-    index: int
-    start: int  # first row of the group within its part
-    bytes_per_row: float
+def _small_columns(part_paths: list[Path]) -> pa.Table:
+    """Every part's key and error columns, one after the other (row numbers count across the parts)."""
+    # One file at a time, no read-ahead, no threads: each of those keeps buffers that outlive the read.
+    tables = [pq.ParquetFile(p, pre_buffer=False).read(columns=["key", *ERROR_COLUMNS], use_threads=False)
+              for p in part_paths]
+    if not tables:
+        return ERROR_SCHEMA.empty_table()
+    return pa.concat_tables(tables).combine_chunks()
 
 
-class PartReader:
-    """Row groups of the part files, read on demand; only the groups the current chunk needs stay."""
-
-    def __init__(self, paths: list[Path], columns: list[str]) -> None:
-        self.files = [pq.ParquetFile(p) for p in paths]
-        self.columns = columns
-        self.groups: list[list[_Group]] = []
-        self.starts: list[np.ndarray] = []
-        for i, f in enumerate(self.files):
-            start, groups = 0, []
-            for g in range(f.metadata.num_row_groups):
-                rg = f.metadata.row_group(g)
-                groups.append(_Group(i, g, start, rg.total_byte_size / max(rg.num_rows, 1)))
-                start += rg.num_rows
-            self.groups.append(groups)
-            self.starts.append(np.array([g.start for g in groups], dtype=np.int64))
-        self._cache: dict[tuple[int, int], pa.Table] = {}
-
-    def group_of(self, part: int, row: int) -> _Group:
-        return self.groups[part][int(np.searchsorted(self.starts[part], row, side="right")) - 1]
-
-    def take(self, locations: list[tuple[int, int]]) -> pa.Table:
-        """The value columns of the rows at (part, row), in the order given."""
-        groups = [self.group_of(part, row) for part, row in locations]
-        needed = {(g.part, g.index): g for g in groups}
-        for k in [k for k in self._cache if k not in needed]:
-            del self._cache[k]
-        tables, offsets, total = [], {}, 0
-        for k, g in needed.items():
-            if k not in self._cache:
-                self._cache[k] = self.files[g.part].read_row_group(g.index, columns=self.columns)
-            offsets[k] = total - g.start
-            tables.append(self._cache[k])
-            total += self._cache[k].num_rows
-        index = [offsets[(g.part, g.index)] + r for g, (_, r) in zip(groups, locations, strict=True)]
-        return pa.concat_tables(tables).take(pa.array(index, pa.int64()))
-
-
-def _chunks(locations: list[tuple[int, int]], reader: PartReader, limit: int) -> list[list[tuple[int, int]]]:
-    chunks, current, size = [], [], 0.0
-    for loc in locations:
-        current.append(loc)
-        size += reader.group_of(*loc).bytes_per_row
-        if size >= limit:
-            chunks.append(current)
-            current, size = [], 0.0
-    if current:
-        chunks.append(current)
-    return chunks
+def _windows(bytes_per_row: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """Consecutive (start, end) runs of rows, each holding about `limit` bytes (one row at least)."""
+    ends = np.cumsum(bytes_per_row)
+    windows, start = [], 0
+    while start < len(ends):
+        before = ends[start - 1] if start else 0.0
+        end = max(start + 1, int(np.searchsorted(ends, before + limit, side="right")))
+        windows.append((start, end))
+        start = end
+    return windows
 
 
 def assemble_shard(
@@ -91,57 +69,53 @@ def assemble_shard(
     embeddings_path: Path,
     errors_path: Path,
     metadata: dict[str, Any],
-    chunk_bytes: int = CHUNK_BYTES,
+    memory_bytes: int = MEMORY_BYTES,
     part_columns: dict[str, list[str]] | None = None,
+    held: Held | None = None,
 ) -> tuple[int, int]:
     """Write the embedded rows and the error rows of a shard. Returns (rows, errors).
 
     `part_columns`: string columns whose value is per part (a row's sidecar file), one list entry a part.
+    `memory_bytes`: the budget of the value rows held (`held`, if given, counts them).
 
     A key found in several parts (a part written twice around a crash) is taken from the first.
     """
-    small = [pq.read_table(p, columns=["key", *ERROR_COLUMNS]) for p in part_paths]
-    where: dict[str, tuple[int, int]] = {}
-    wanted = set(manifest_keys)
-    for part, table in enumerate(small):
-        for row, key in enumerate(table.column("key").to_pylist()):
-            if key in wanted and key not in where:
-                where[key] = (part, row)
-    missing = len(wanted) - len(where)
-    if missing:
+    held = held if held is not None else Held()
+    small = _small_columns(list(part_paths))
+    # Each manifest key's row number in the parts: the first row that holds it.
+    found = pc.index_in(pa.array(manifest_keys, pa.string()), value_set=small.column("key").combine_chunks())
+    if missing := found.null_count:
         raise RuntimeError(f"{missing} manifest file(s) have no row yet; the shard is incomplete")
-
-    ok: list[tuple[int, int]] = []
-    error_rows: dict[str, list[Any]] = {n: [] for n in ERROR_SCHEMA.names}
-    failed = [t.column("stage").is_valid().to_numpy(zero_copy_only=False) for t in small]
-    for key in manifest_keys:
-        part, row = where[key]
-        if failed[part][row]:
-            error_rows["key"].append(key)
-            for n in ERROR_COLUMNS:
-                error_rows[n].append(small[part].column(n)[row].as_py())
-        else:
-            ok.append((part, row))
+    rows = found.to_numpy(zero_copy_only=False).astype(np.int64)
+    failed = small.column("stage").is_valid().to_numpy(zero_copy_only=False)[rows]
+    ok = rows[~failed]
 
     with atomic_path(errors_path) as tmp:
-        pq.write_table(pa.Table.from_pydict(error_rows, schema=ERROR_SCHEMA), tmp)
+        errors = small.take(pa.array(rows[failed], pa.int64()))
+        pq.write_table(pa.Table.from_arrays(errors.columns, schema=ERROR_SCHEMA), tmp)
+    keys = small.column("key").combine_chunks()
+    del small, found, errors
 
     part_columns = part_columns or {}
     fields = [pa.field("key", pa.string(), nullable=False), *value_fields,
               *(pa.field(n, pa.string(), nullable=False) for n in part_columns)]
     schema = with_provenance(fields, metadata)
-    keys_of = {loc: key for key, loc in where.items()}
-    reader = PartReader(list(part_paths), [f.name for f in value_fields])
+    reader = PartRows(list(part_paths), list(value_fields), memory_bytes // BATCH_SHARE, held)
+    part_of = np.searchsorted(np.cumsum([m.num_rows for m in reader.metadata]), ok, side="right")
+    per_part = [pa.array(values, pa.string()) for values in part_columns.values()]
+    window_bytes = memory_bytes // WINDOW_SHARE
     with atomic_path(embeddings_path) as tmp, pq.ParquetWriter(tmp, schema, **parquet_options(schema)) as out:
-        for chunk in _chunks(ok, reader, chunk_bytes):
-            values = reader.take(chunk)
+        for start, end in _windows(reader.bytes_per_row(ok), window_bytes):
+            values, nbytes = reader.window(ok[start:end])
+            index = pa.array(ok[start:end], pa.int64())
             table = pa.Table.from_arrays(
-                [pa.array([keys_of[loc] for loc in chunk], pa.string()),
-                 *(values.column(f.name) for f in value_fields),
-                 *(pa.array([per_part[p] for p, _ in chunk], pa.string()) for per_part in part_columns.values())],
+                [keys.take(index), *values,
+                 *(files.take(pa.array(part_of[start:end], pa.int64())) for files in per_part)],
                 schema=schema,
             )
-            write_parquet(table, None, out)
-        if not ok:
+            write_parquet(table, None, out, target=2 * window_bytes)  # one row group: the window
+            del table, values  # the window's rows go before the next window is gathered
+            held.release(nbytes)
+        if not len(ok):
             out.write_table(schema.empty_table())
-    return len(ok), len(error_rows["key"])
+    return len(ok), int(failed.sum())

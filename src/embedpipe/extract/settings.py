@@ -19,6 +19,9 @@ class ExtractOptions:
                                               "0 = decode in the job's own process")
     save_every: int = setting(10000, "rows per atomic part file (the resume granularity)")
     part_mb: int = setting(512, "a part is also written once its rows hold this many MB (image tokens)")
+    assemble_memory_mb: int = setting(512, "MB the shard's assembly from its parts may hold beside the interpreter, "
+                                           "whatever the shard's size (its rows are gathered and written an eighth "
+                                           "of this at a time)")
     gpu_slots: str | int = setting("auto", "one machine, several GPUs: auto (each job claims a free GPU; skipped "
                                            "under SLURM), none, or device indices such as 0,1 (repeats share one)")
     gpu_lock_dir: str | None = setting(None, "where slot locks live; null = a machine-local folder in $TMPDIR")
@@ -39,7 +42,8 @@ class ExtractOptions:
             object.__setattr__(self, "limit", int(self.limit) or None)
         object.__setattr__(self, "gpu_slots", str(self.gpu_slots).replace(" ", ""))
         # The schema checks the config's values before any job; these are a value given by hand.
-        for key in ("save_every", "part_mb", "log_every", "decode_timeout_s", "max_decoded_gb", "limit"):
+        for key in ("save_every", "part_mb", "assemble_memory_mb", "log_every", "decode_timeout_s", "max_decoded_gb",
+                    "limit"):
             value = getattr(self, key)
             if value is not None and not value > 0:
                 raise SettingError(f"{BLOCK}.{key}: {value} must be more than 0")

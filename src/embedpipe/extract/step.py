@@ -119,7 +119,8 @@ class ExtractStep:
                 ShardWriter(s.parts_dir, encoder.output_fields(), encoder.fingerprint()).remove_parts()
             return 0
         writer = ShardWriter(s.parts_dir, encoder.output_fields(), encoder.fingerprint(), s.save_every,
-                             part_bytes=s.part_mb << 20, sidecar=encoder.output.sidecar)
+                             part_bytes=s.part_mb << 20, sidecar=encoder.output.sidecar,
+                             assemble_bytes=s.assemble_memory_mb << 20)
         device = encoder.model.device
         workers = auto_workers(s.threads) if s.num_workers == "auto" else int(s.num_workers)
         set_max_decoded_gb(s.max_decoded_gb)

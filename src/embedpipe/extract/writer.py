@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from embedpipe.extract.assemble import ERROR_COLUMNS, assemble_shard
+from embedpipe.extract.assemble import ERROR_COLUMNS, MEMORY_BYTES, assemble_shard
 from embedpipe.extract.settings import ExtractOptions
 from embedpipe.store.atomic import atomic_path, remove_stale_tmp, remove_stale_tmp_of
 from embedpipe.store.footer import read_fingerprint, with_fingerprint
@@ -58,6 +58,7 @@ class ShardWriter:
     save_every: int = ExtractOptions.save_every
     part_bytes: int = PART_BYTES
     sidecar: tuple[str, ...] = ()  # output columns written to safetensors beside each part (see sidecar.py)
+    assemble_bytes: int = MEMORY_BYTES  # the value bytes held while the shard file is assembled
     _batches: list[tuple[list[str], dict[str, np.ndarray]]] = field(default_factory=list)
     _errors: list[tuple[str, str, str, str]] = field(default_factory=list)
     _pending: int = 0
@@ -150,7 +151,8 @@ class ShardWriter:
     def finalize(
         self, manifest_keys: list[str], embeddings_path: Path, errors_path: Path, metadata: dict[str, Any]
     ) -> tuple[int, int]:
-        """Assemble the parts into the shard outputs, in manifest order, streaming. Returns (rows, errors)."""
+        """Assemble the parts into the shard outputs, in manifest order, streaming within `assemble_bytes`.
+        Returns (rows, errors)."""
         self.flush()
         parts = self.part_paths()
         stem = embeddings_path.name.removesuffix(".parquet")
@@ -166,7 +168,7 @@ class ShardWriter:
                 if sidecar_path(part, column).exists():  # a part of error rows only has none
                     publish(sidecar_path(part, column), embeddings_path.parent / rel)
         return assemble_shard(parts, manifest_keys, self.row_fields, embeddings_path, errors_path, metadata,
-                              part_columns=files)
+                              memory_bytes=self.assemble_bytes, part_columns=files)
 
     def remove_parts(self) -> None:
         remove_sidecars(self.parts_dir)

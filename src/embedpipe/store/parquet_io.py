@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROW_GROUP_BYTES = 64 << 20  # Parquet row groups of about this many (uncompressed) bytes
-# rows gathered in memory before they are written (a shard's assembly, a staged file's copy)
+# rows gathered in memory before they are written (a staged file's copy; a shard's assembly has its own budget)
 CHUNK_BYTES = 128 << 20
 
 
@@ -19,10 +19,12 @@ def streamed(path: Any) -> pq.ParquetFile:
     return pq.ParquetFile(path, pre_buffer=False)
 
 
-def write_parquet(table: pa.Table, where: Any, writer: pq.ParquetWriter | None = None) -> None:
-    """One table as bounded row groups; dictionaries and statistics only for the string columns
-    (on float vectors they cost most of the write time and are never used)."""
-    groups = rows_per_group(table.nbytes, table.num_rows)
+def write_parquet(
+    table: pa.Table, where: Any, writer: pq.ParquetWriter | None = None, target: int = ROW_GROUP_BYTES
+) -> None:
+    """One table as row groups of about `target` bytes; dictionaries and statistics only for the
+    string columns (on float vectors they cost most of the write time and are never used)."""
+    groups = rows_per_group(table.nbytes, table.num_rows, target)
     if writer is not None:
         writer.write_table(table, row_group_size=groups)
     else:
