@@ -75,10 +75,11 @@ def main() -> int:
             row: dict = {"folders": folders, "files": args.files, "grouped": dry_run(work, data, model, 200)}
             if folders <= args.per_folder_limit:
                 row["one_shard_per_folder"] = dry_run(work, data, model, folders)
-            manifests = work / "manifests"
+            manifests, listing = work / "manifests", work / "folders.json"
+            listing.write_text(json.dumps(sorted(p.name for p in data.iterdir())))
             scan = timed([sys.executable, str(REPO / "workflow" / "scripts" / "discover.py"), "--input_dir", str(data),
-                          "--manifest_dir", str(manifests), "--extensions", ".jpg", "--by", "folder", "--folders_json",
-                          json.dumps(sorted(p.name for p in data.iterdir())), "--all_folders",
+                          "--manifest_dir", str(manifests), "--extensions", ".jpg", "--by", "folder", "--folders_file",
+                          str(listing), "--all_folders",
                           "--max_shards", "200"], work)
             scan.pop("stdout")
             row["discover_grouped"] = scan | {"manifests": len(list(manifests.glob("*.txt")))}

@@ -175,6 +175,12 @@ UPLOAD_CONFIG = config_name_of(UPLOAD.path_in_repo, UPLOAD.config_name) if UPLOA
 # reach it as a file rewritten only when they change: an input, so a change re-judges every shard
 # whatever the rerun triggers (a param would not under mtime).
 IDENTIFYING_PATTERNS = config["metadata"].get("identifying_patterns") or []
+# The shard folders discover assigns, as the DAG listed them: a file, not a command-line value (40,000
+# taxon folders' names are past the 128 KB one argument may hold). Rewritten when the list changes,
+# so a new top-level folder makes discover scan again.
+FOLDER_LIST = f"{LOG_DIR}/shard_folders.json"
+if workflow.is_main_process:
+    write_text_if_changed(FOLDER_LIST, json.dumps(SHARD_SPEC.folders) + "\n")
 PATTERNS_FILE = f"{LOG_DIR}/identifying_patterns.json"
 if workflow.is_main_process:
     write_text_if_changed(PATTERNS_FILE, json.dumps(IDENTIFYING_PATTERNS) + "\n")

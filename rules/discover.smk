@@ -4,17 +4,17 @@
 
 rule discover:
     input:
-        input_dir_input,
+        input_dir=input_dir_input,
+        folders=FOLDER_LIST,
     output:
         manifests=expand(MANIFEST, shard=SHARDS),
         exclusions=EXCLUSIONS,
     params:
         run=script("discover.py"),
-        input_dir=lambda wc, input: input[0],
+        input_dir=lambda wc, input: input.input_dir,
         manifest_dir=lambda wc, output: os.path.dirname(output.manifests[0]),
         extensions=config["extensions"],
         by=SHARDING.by,
-        folders=json.dumps(SHARD_SPEC.folders),
         max_shards=SHARDING.max_shards,
         all_folders="--all_folders" if SHARDING.by == "folder" and not SHARDING.folders else "",
         num_shards=len(SHARDS),
@@ -27,9 +27,9 @@ rule discover:
     shell:
         # The summary of what was left out goes to the log and, on stdout, to the console.
         "{params.run} --input_dir={params.input_dir:q} --manifest_dir={params.manifest_dir:q}"
-        " --extensions {params.extensions:q} --by={params.by:q} --folders_json={params.folders:q} {params.all_folders}"
-        " --num_shards={params.num_shards:q} --max_shards={params.max_shards:q} --exclusions={output.exclusions:q}"
-        " {params.limit} {params.hf}"
+        " --extensions {params.extensions:q} --by={params.by:q} --folders_file={input.folders:q}"
+        " {params.all_folders} --num_shards={params.num_shards:q} --max_shards={params.max_shards:q}"
+        " --exclusions={output.exclusions:q} {params.limit} {params.hf}"
         " 2> {log:q} | tee -a {log:q}"
 
 

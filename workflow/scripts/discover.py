@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extensions", nargs="+")
     p.add_argument("--by", choices=["folder", "hash"])
     p.add_argument("--folders", nargs="*", default=[], help="shard folders (--by folder)")
-    p.add_argument("--folders_json", default=None,
-                   help="shard folders as a JSON list (any name, even one that starts with '-')")
+    p.add_argument("--folders_file", default=None,
+                   help="a JSON file listing the shard folders (any number, any name, even one that starts with '-')")
     p.add_argument("--all_folders", action="store_true",
                    help="the folders are every top-level folder: a file directly under input_dir is an error")
     p.add_argument("--exclusions", default=None, help="write what was left out, and why, to this JSON file")
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.hf_rows_only and not (args.manifest_dir and args.extensions and args.by):
         p.error("--manifest_dir, --extensions and --by are required")
     setup_logging()
-    folders = json.loads(args.folders_json) if args.folders_json else args.folders
+    folders = json.loads(Path(args.folders_file).read_text(encoding="utf-8")) if args.folders_file else args.folders
     spec = ShardSpec(args.by, tuple(folders), args.num_shards, args.max_shards)
     keys = None
     if args.hf_dataset:
