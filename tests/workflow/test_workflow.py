@@ -131,7 +131,8 @@ def test_second_run_and_unchanged_rescan_do_nothing(demo_run):
     assert "Nothing to be done" in again.stdout + again.stderr
     # it says that it did not look for new or removed files, and how to make it look
     assert re.search(r"embedpipe: \S+ is not scanned again; its manifests \(last changed [\d-]+ [\d:]+\) list the "
-                     r"files\. New or removed files: `snakemake discover --forcerun discover`", again.stdout + again.stderr)
+                     r"files\. New or removed files: `snakemake discover --forcerun discover`",
+                     again.stdout + again.stderr)
     rescan = snakemake(demo_run, "--cores", "1", "--configfile", str(REPO / "config" / "demo.yaml"),
                        "--forcerun", "discover", "--until", "discover")
     assert "is not scanned again" not in rescan.stdout + rescan.stderr
