@@ -460,12 +460,17 @@ def finish_and_lose_outputs(jobs: Jobs, tree: Path, out: Path) -> None:
     assert (out / "parts" / "p10.finished" / "finished.json").is_file()
 
 
-def assert_embedded_again(jobs: Jobs, tree: Path, out: Path, says: str) -> None:
+def assert_embedded_again(jobs: Jobs, tree: Path, out: Path, says: str, embedded: int | None = None) -> None:
+    """Not restored; `embedded` files embedded (None: all), the others' rows reused from the shard's
+    previous version (`parts/p10.previous`, extract/reuse.py), tokens included."""
     code = jobs.run(tree, out, "--num_workers", "0", log="rerun.log")
     log = log_of(out, "rerun.log")
     assert code == 0, log
     keys = scan_files(tree, [".mp4"], subdir="p10")
-    assert "restored" not in log and f"{len(keys)} to embed" in log, log
+    embedded = len(keys) if embedded is None else embedded
+    assert "restored" not in log and f"{embedded} to embed" in log, log
+    if embedded < len(keys):
+        assert f"reused {len(keys) - embedded} rows of the previous shard (same model, unchanged files)" in log, log
     assert f"removing {out / 'parts' / 'p10.finished'}: {says}" in log, log
     assert pq.read_table(out / "embeddings" / "p10.parquet").column("key").to_pylist() == keys
 
@@ -476,6 +481,7 @@ def test_a_finished_copy_made_from_another_input_dir_with_the_same_names_is_not_
     fixed = tmp_path / "fixed-input"
     shutil.copytree(trees[None], fixed)  # same names, sizes and modification times: only the folder differs
     assert_embedded_again(jobs, fixed, tmp_path / "out", "made from another input_dir")
+    assert "no row of a previous shard reused (made from another input_dir" in log_of(tmp_path / "out", "rerun.log")
     assert_same_shard(tmp_path / "out", clean_run)
 
 
@@ -491,13 +497,15 @@ def test_a_finished_copy_is_not_restored_once_a_file_changed_under_its_name(jobs
     else:  # same bytes, a newer modification time (rewritten in place, restored from a backup)
         st = target.stat()
         os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    assert_embedded_again(jobs, tree, tmp_path / "out", "made from other input files")
+    assert_embedded_again(jobs, tree, tmp_path / "out", "made from other input files", embedded=1)
 
 
 def test_a_finished_copy_missing_its_shard_file_is_removed_and_the_shard_embedded(jobs, trees, clean_run, tmp_path):
     finish_and_lose_outputs(jobs, trees[None], tmp_path)
     (tmp_path / "parts" / "p10.finished" / "p10.parquet").unlink()
-    assert_embedded_again(jobs, trees[None], tmp_path, "incomplete (1 of its files missing, p10.parquet first)")
+    # every row reused from the previous version (its own links to the shard file and tokens)
+    assert_embedded_again(jobs, trees[None], tmp_path, "incomplete (1 of its files missing, p10.parquet first)",
+                          embedded=0)
     assert_same_shard(tmp_path, clean_run)
     assert (tmp_path / "parts" / "p10.finished" / "p10.parquet").is_file()  # the rerun kept a whole copy
 

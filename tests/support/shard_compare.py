@@ -8,14 +8,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from embedpipe.store.file_identity import IDENTITY_COLUMNS
 from embedpipe.store.sidecar import read_tensor
 
 
 def shard_rows(out: Path) -> pa.Table:
-    """The shard's rows sorted by key, without the file metadata (it holds a creation time) and
-    without `tokens_file` (which part a row's tokens sit in depends on where the run was cut)."""
+    """The shard's rows sorted by key, without the file metadata (it holds a creation time), without
+    `tokens_file` (which part a row's tokens sit in depends on where the run was cut) and without the
+    input files' size and modification time (runs compared may read copies of the input, made apart)."""
     table = pq.read_table(out / "embeddings" / "p10.parquet").replace_schema_metadata(None)
-    return table.drop_columns(["tokens_file"]).sort_by("key")
+    return table.drop_columns(["tokens_file", *IDENTITY_COLUMNS]).sort_by("key")
 
 
 def ipc_bytes(table: pa.Table) -> bytes:

@@ -27,6 +27,7 @@ from embedpipe.extract.writer import ShardWriter
 from embedpipe.runtime.decode_guard import GuardedLoader, WorkerSlots, read_within, settle_worker, timeout_error
 from embedpipe.runtime.error_text import error_fields, relative_to
 from embedpipe.runtime.stop import StopRequest, next_or_stop
+from embedpipe.store.file_identity import IDENTITY_COLUMNS, file_identity
 
 log = logging.getLogger(__name__)
 LOADER_CHUNK = 16
@@ -56,15 +57,21 @@ class FileDataset(Dataset):
             return key, None, timeout_error(self.timeout_s), {}
         if self.slots is not None:
             self.slots.begin(i)
+        path, identity = str(self.root / key), {}
+
+        def prepare() -> Any:  # the stat first, inside the deadline (a hung mount hangs it too)
+            identity.update(file_identity(path))  # before the read: bytes changed after it show next run
+            return self.reader.prepare(path)
+
         try:
             with self.decoder_output.labelled(key):
-                out, error = read_within(lambda: self.reader.prepare(str(self.root / key)), self.timeout_s)
+                out, error = read_within(prepare, self.timeout_s)
         finally:
             if self.slots is not None:
                 self.slots.end()
         if out is None:
             return key, None, (error[0], relative_to(error[1], self.root, key)), {}
-        return key, out.sample, None, out.facts
+        return key, out.sample, None, out.facts | identity
 
 
 @dataclass
@@ -253,7 +260,9 @@ def run_extract(
     start = time.monotonic()
     processed = errors = step = 0
     bar = tqdm(total=len(todo), desc=shard, unit="file", file=sys.stderr, mininterval=5.0, dynamic_ncols=True)
-    sink = RowSink(writer, [f.name for f in encoder.reader.fact_fields()])
+    recorded = {f.name for f in writer.row_fields}  # the file's identity where the writer keeps it (reuse.py)
+    facts = [f.name for f in encoder.reader.fact_fields()] + [n for n in IDENTITY_COLUMNS if n in recorded]
+    sink = RowSink(writer, facts)
     assembler = BatchAssembler([len(b) for b in blocks])
     dataset = FileDataset(todo, input_root, encoder.reader, decode_timeout_s)
     pin = device.type == "cuda"

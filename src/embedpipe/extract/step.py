@@ -24,6 +24,7 @@ from embedpipe.extract import gpu_slots
 from embedpipe.extract.finished import input_stamp, keep_finished, restore_finished
 from embedpipe.extract.gpu_report import NoGpu, require_gpu
 from embedpipe.extract.loop import ModelFailure, auto_workers, run_extract
+from embedpipe.extract.reuse import Previous, keep_previous, reuse_previous
 from embedpipe.extract.settings import ExtractOptions
 from embedpipe.extract.writer import ShardWriter
 from embedpipe.readers.limits import set_max_decoded_gb
@@ -32,6 +33,7 @@ from embedpipe.runtime.runinfo import HUB_TOKEN_VARS, package_versions
 from embedpipe.runtime.shard_lock import ShardBusy, shard_lock
 from embedpipe.runtime.stop import StopRequest
 from embedpipe.store.atomic import OutputWriteError
+from embedpipe.store.file_identity import identity_fields
 from embedpipe.store.made_with import made_with
 
 log = logging.getLogger("extract")
@@ -118,9 +120,11 @@ class ExtractStep:
             if s.parts_dir.is_dir():  # a kill while the parts were being removed
                 ShardWriter(s.parts_dir, encoder.output_fields(), encoder.fingerprint()).remove_parts()
             return 0
-        writer = ShardWriter(s.parts_dir, encoder.output_fields(), encoder.fingerprint(), s.save_every,
-                             part_bytes=s.part_mb << 20, sidecar=encoder.output.sidecar,
+        # Each row records its file's size and modification time: what a later run reuses it by (reuse.py).
+        writer = ShardWriter(s.parts_dir, encoder.output_fields() + identity_fields(), encoder.fingerprint(),
+                             s.save_every, part_bytes=s.part_mb << 20, sidecar=encoder.output.sidecar,
                              assemble_bytes=s.assemble_memory_mb << 20)
+        self.reuse(keys, encoder, writer)
         device = encoder.model.device
         workers = auto_workers(s.threads) if s.num_workers == "auto" else int(s.num_workers)
         set_max_decoded_gb(s.max_decoded_gb)
@@ -135,6 +139,19 @@ class ExtractStep:
             log.warning("stopped by signal %d after flushing the current part; rerun to resume", stop.signum)
             return 128 + stop.signum
         return self.finalize(keys, encoder, writer, inputs)
+
+    def reuse(self, keys: list[str], encoder: Encoder, writer: ShardWriter) -> None:
+        """Rows of the shard's previous version for files unchanged since, as parts (reuse.py), and one line."""
+        s = self.s
+        wanted = Previous(encoder.fingerprint(), encoder.made_with, os.path.realpath(s.input_dir), writer.row_fields,
+                          package_versions())
+        reused, why = reuse_previous(writer, keys, s.input_dir, wanted)
+        todo = len(set(keys) - writer.completed_keys())
+        if why:
+            log.info("shard %s: no row of a previous shard reused (%s); embedding %d", s.shard, why, todo)
+        else:
+            log.info("shard %s: reused %d rows of the previous shard (same model, unchanged files); embedding %d",
+                     s.shard, reused, todo)
 
     def build(self, device: Any) -> Encoder:
         s = self.s
@@ -156,10 +173,12 @@ class ExtractStep:
             "compute_dtype": encoder.model.compute_dtype(),
             "shard": s.shard,
             "num_files": len(keys),
+            "reused_rows": writer.reused_rows(keys),  # taken from the shard's previous version (reuse.py)
             "packages": package_versions(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         n_rows, n_errors = writer.finalize(keys, s.output, s.errors, metadata)
+        keep_previous(writer.parts_dir, s.output, s.input_dir, n_rows)  # what the shard's next version reuses
         if not s.keep_parts:
             # Until Snakemake has seen this job succeed, its outputs may still be deleted: what the parts
             # held is kept as hard links to the outputs, so a rerun restores instead of embedding again.

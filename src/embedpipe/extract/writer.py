@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 PART_BYTES = ExtractOptions.part_mb << 20  # a part is flushed at save_every rows or this many bytes, whichever first
 PART_RE = re.compile(r"^part-(\d{6})\.parquet$")
+REUSED_KEY = b"embedpipe.reused"  # in the footer of a part of rows taken from the previous shard
 
 
 def to_arrow(values: np.ndarray | list[np.ndarray], typ: pa.DataType) -> pa.Array:
@@ -136,17 +137,43 @@ class ShardWriter:
                 columns[n].append(pa.array(err[i], pa.string()))
         arrays = [pa.chunked_array(columns[f.name], f.type) for f in self.part_schema]
         table = pa.Table.from_arrays(arrays, schema=self.part_schema)
+        row_keys = [k for batch_keys, _ in self._batches for k in batch_keys]
+        values = {c: [row for _, outputs in self._batches for row in outputs[c]] for c in self.sidecar}
+        dest = self._write_part(table, row_keys, values)
+        self._batches, self._errors, self._pending, self._pending_bytes = [], [], 0, 0
+        return dest
+
+    def write_reused(self, rows: pa.Table, sidecar_values: dict[str, list[np.ndarray]]) -> Path:
+        """One part of rows taken from the previous shard (reuse.py): `key` and the row columns, and each
+        sidecar column's values in row order. Marked as reused in its footer, so the shard counts them."""
+        if self._pending:
+            raise RuntimeError("reused rows are written before any row is embedded")
+        n = rows.num_rows
+        arrays = [rows.column(f.name).cast(f.type) if f.name in rows.column_names else pa.nulls(n, f.type)
+                  for f in self.part_schema]
+        schema = self.part_schema.with_metadata({**self.part_schema.metadata, REUSED_KEY: b"1"})
+        table = pa.Table.from_arrays(arrays, schema=schema)
+        return self._write_part(table, rows.column("key").to_pylist(), sidecar_values)
+
+    def _write_part(self, table: pa.Table, row_keys: list[str], sidecar_values: dict[str, list[Any]]) -> Path:
         existing = self.part_paths()
         index = int(PART_RE.match(existing[-1].name).group(1)) + 1 if existing else 0
         dest = self.parts_dir / f"part-{index:06d}.parquet"
-        row_keys = [k for batch_keys, _ in self._batches for k in batch_keys]
         for column in self.sidecar if row_keys else ():  # before the part: a part on disk has its sidecars
-            values = [row for _, outputs in self._batches for row in outputs[column]]
-            write_sidecar(sidecar_path(dest, column), row_keys, values)
+            write_sidecar(sidecar_path(dest, column), row_keys, sidecar_values[column])
         with atomic_path(dest) as tmp:
             write_parquet(table, tmp)
-        self._batches, self._errors, self._pending, self._pending_bytes = [], [], 0, 0
         return dest
+
+    def reused_rows(self, manifest_keys: list[str]) -> int:
+        """Rows of the shard that come from parts of reused rows (the first part holding a key gives its row)."""
+        wanted, seen, reused = set(manifest_keys), set(), 0
+        for p in self.part_paths():
+            keys = [k for k in pq.read_table(p, columns=["key"]).column("key").to_pylist() if k in wanted]
+            if REUSED_KEY in (pq.read_schema(p).metadata or {}):
+                reused += len(set(keys) - seen)
+            seen.update(keys)
+        return reused
 
     def finalize(
         self, manifest_keys: list[str], embeddings_path: Path, errors_path: Path, metadata: dict[str, Any]

@@ -139,6 +139,16 @@ def pca_note(first: Path) -> str:
             "`embedding_pca = (embedding - mean) @ components.T` for any new vector.")
 
 
+def reuse_note(files: list[Path]) -> str:
+    """How many rows the extract jobs took from their shard's previous version instead of embedding them."""
+    reused = sum(int(read_provenance(f).get("reused_rows") or 0) for f in files)
+    if not reused:
+        return ""
+    return (f" {counted(reused, 'row')} were reused when their shard was last made: taken from that shard's previous "
+            "version (same model, weights and preprocessing; file size and modification time unchanged), not "
+            "embedded again.")
+
+
 def exclusion_note(exclusions: dict[str, Any] | None) -> str:
     """What the scan of the input left out, as discover counted it."""
     if not exclusions:
@@ -235,7 +245,8 @@ listed in the run's `*.errors.parquet`.
 ## Counts
 
 {counted(totals["files"], "file")}: {counted(totals["rows"], "row")} and {counted(totals["errors"], "error")} (error
-fraction {totals["error_fraction"]}), in {counted(len(files), "Parquet file")}.{exclusion_note(exclusions)}
+fraction {totals["error_fraction"]}), in {counted(len(files), "Parquet file")}.{reuse_note(files)}\
+{exclusion_note(exclusions)}
 
 {shards}
 

@@ -17,6 +17,7 @@ from embedpipe.publish.metadata import Joiner
 from embedpipe.publish.pca import COLUMN as PCA_COLUMN
 from embedpipe.publish.pca import Pca
 from embedpipe.store.atomic import atomic_path, remove_leftovers_of, remove_stale_tmp
+from embedpipe.store.file_identity import IDENTITY_COLUMNS
 from embedpipe.store.footer import read_provenance, with_provenance
 from embedpipe.store.parquet_io import CHUNK_BYTES, parquet_options, rows_per_group, streamed, write_parquet
 from embedpipe.store.sidecar import FILE_SUFFIX, publish
@@ -80,7 +81,8 @@ def write_dataset_shard(
     source = streamed(embeddings_path)
     judgement = judge_keys(joiner, source, str(extra.get("shard", out_path.name)), identifying_patterns)
     provenance = read_provenance(embeddings_path)
-    value_fields = [f for f in source.schema_arrow if f.name != "key"]
+    # the file's size and modification time are the extract job's (what a rerun reuses a row by), not data
+    value_fields = [f for f in source.schema_arrow if f.name != "key" and f.name not in IDENTITY_COLUMNS]
     pca_fields = [pa.field(PCA_COLUMN, pa.list_(pa.float32(), len(pca.components)))] if pca is not None else []
     meta = {**provenance, **extra, "key_column": joiner.key_column, **judgement.record()}
     schema = with_provenance(list(joiner.fields) + value_fields + pca_fields, meta)
@@ -92,7 +94,8 @@ def write_dataset_shard(
             remove_stale_tmp(sidecars.out_dir / f.name.removesuffix(FILE_SUFFIX) / sidecars.stem)
     with atomic_path(out_path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd",
                                                            **parquet_options(schema)) as writer:
-        for batch in source.iter_batches(batch_size=batch_rows_for(source)):
+        for batch in source.iter_batches(batch_size=batch_rows_for(source),
+                                         columns=["key", *(f.name for f in value_fields)]):
             keys = batch.column("key").to_pylist()
             joined = joiner.rows(keys)
             arrays = [pa.array(joined[f.name], f.type) for f in joiner.fields]
