@@ -155,3 +155,17 @@ def test_error_rows_are_listed_by_type_in_metrics_and_report(tmp_path):
     assert section.index("RuntimeError: 2 file(s)") < section.index("DecodeTimeout: 1 file(s)")
     assert "<td>hung.mp4</td><td>p11</td><td>decode</td><td>timed out after 300 s</td>" in section
     assert "<td>bad1</td><td>p10</td><td>decode</td><td>unreadable</td>" in section
+
+
+def test_duplicate_rows_are_named_first_and_later_in_the_order_they_came():
+    a, b, c = (np.full(4, v, np.float32) for v in (1.0, 2.0, 3.0))
+    stats = EmbeddingStats(4)
+    stats.add("s1", ["k0", "k1", "k2"], np.stack([a, b, a]))
+    stats.add("s2", ["k3", "k4", "k5"], np.stack([c, b, a]))
+    asked = []
+    stats.find_duplicates(lambda: asked.append(1) or iter(["k0", "k1", "k2", "k3", "k4", "k5"]))
+    assert stats.duplicate_pairs == [("k0", "k2"), ("k1", "k4"), ("k0", "k5")] and asked == [1]
+    unique = EmbeddingStats(4)
+    unique.add("s1", ["k0", "k1"], np.stack([a, b]))
+    unique.find_duplicates(lambda: asked.append(2) or iter([]))
+    assert unique.duplicate_pairs == [] and asked == [1]  # no repeat: the keys are not read again

@@ -182,7 +182,10 @@ def validate_dataset(
         per_shard.append(counts)
         log.info("%s: %d files, %d rows, %d errors", shard, counts.manifest, counts.rows, counts.errors)
     stats = holder[0] if holder else None
-    duplicates = list(repeated_keys(hashes, (k for s in shards for k in dataset_keys(dataset_files[s]))))
+    keys_again = lambda: (k for s in shards for k in dataset_keys(dataset_files[s]))  # noqa: E731
+    duplicates = list(repeated_keys(hashes, keys_again()))
+    if stats is not None:
+        stats.find_duplicates(keys_again)
     metrics = assemble_metrics(per_shard, duplicates, dtypes, stats, config, made_with, arrays)
     metrics["errors_by_type"] = failures.summary()
     return ValidationResult(metrics, stats, shards)

@@ -2,18 +2,22 @@
 
 Exact over every finite row: counts, norms (one float per row), per-dimension mean/std, the
 covariance (D×D, so the PCA spectrum and effective rank are exact) and exact-duplicate detection
-(a 128-bit digest per row). Sampled: a uniform reservoir of `sample_size` rows, for the cosine
+(a 128-bit digest per row, kept with an 8-byte hash of its key: 24 bytes a row, no key held; the
+keys of repeated rows are named on a second pass over the keys, only when a row repeats).
+Sampled: a uniform reservoir of `sample_size` rows, for the cosine
 similarity of random pairs and the 2-D PCA scatter.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from embedpipe.store.key_hashes import key_hashes
 from embedpipe.validate.settings import ValidationConfig
 
 
@@ -32,7 +36,8 @@ class EmbeddingStats:
         self._shift: np.ndarray | None = None  # first batch's mean: keeps the sums well conditioned
         self._sum = np.zeros(self.dim, np.float64)
         self._cross = np.zeros((self.dim, self.dim), np.float64)
-        self._digests: dict[bytes, str] = {}
+        self._digests: list[np.ndarray] = []  # per batch, [n, 2] uint64: each row's 128-bit digest
+        self._key_hashes: list[np.ndarray] = []
         self._sample = np.zeros((min(self.sample_size, 1 << 20), self.dim), np.float32)
         self._sample_shard: list[str] = []
         self._seen_for_sample = 0
@@ -50,11 +55,33 @@ class EmbeddingStats:
         self._sum += centred.sum(axis=0, dtype=np.float64)
         self._cross += (centred.T @ centred).astype(np.float64)
         self.count += len(values)
-        for key, row in zip(keys, values, strict=True):
-            digest = hashlib.blake2b(row.tobytes(), digest_size=16).digest()
-            if (first := self._digests.setdefault(digest, key)) != key:
-                self.duplicate_pairs.append((first, key))
+        digests = b"".join(hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in values)
+        self._digests.append(np.frombuffer(digests, "<u8").reshape(-1, 2))
+        self._key_hashes.append(key_hashes(keys))
         self._reservoir(shard, values)
+
+    def find_duplicates(self, keys: Callable[[], Iterable[str]]) -> None:
+        """`duplicate_pairs`: (the first key, a later key) for each row whose values an earlier row
+        holds, in the order the later rows came. `keys` gives every key again (called only when some
+        row repeats) to name them."""
+        if not self._digests:
+            return
+        digests = np.concatenate(self._digests)
+        order = np.lexsort((digests[:, 1], digests[:, 0]))  # stable: a group keeps the rows' order
+        same = (digests[order][1:] == digests[order][:-1]).all(axis=1)
+        if not same.any():
+            return
+        starts = np.r_[True, ~same]
+        group_first = order[np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))]
+        later = np.flatnonzero(~starts)
+        pairs = sorted(zip(order[later].tolist(), group_first[later].tolist(), strict=True))
+        hashes = np.concatenate(self._key_hashes)
+        wanted = {int(hashes[i]) for pair in pairs for i in pair}
+        names: dict[int, str] = {}
+        for key in keys():
+            if (h := hash(key)) in wanted:
+                names.setdefault(h, key)
+        self.duplicate_pairs = [(names[int(hashes[first])], names[int(hashes[row])]) for row, first in pairs]
 
     def _reservoir(self, shard: str, values: np.ndarray) -> None:
         # Algorithm R: every row seen so far has the same chance of being in the sample.
