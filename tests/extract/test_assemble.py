@@ -1,5 +1,6 @@
-"""Assembly within a memory budget: the same rows in the same order whatever the budget, and the value
-bytes it holds (counted as it gathers them, not timed) under the budget."""
+"""Assembly within a memory budget: the same rows in the same order whatever the budget and whatever
+order the parts hold them in, the value bytes it holds (counted as it gathers them, not timed) under
+the budget, and the parts' row groups read once each when they are shuffled (counted, not timed)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from embedpipe.extract import assemble
 from embedpipe.extract.assemble import assemble_shard
 from embedpipe.extract.part_rows import Held
+from embedpipe.extract.spill import SPILL_NAME
 from embedpipe.extract.writer import ShardWriter
 
 FIELDS = [pa.field("embedding", pa.list_(pa.float32(), 16)),
@@ -99,9 +102,86 @@ def test_a_null_inside_a_vector_and_a_null_vector_are_kept(tmp_path):
                      schema=w.part_schema)
     pq.write_table(table, tmp_path / "parts" / "part-000000.parquet", row_group_size=2)
     order = ["k3", "k1", "k4", "k0", "k2"]
-    for budget in (1 << 20, 64):
+    for budget, spill in ((1 << 20, None), (64, False), (64, True), (1 << 20, True)):
         assemble_shard(w.part_paths(), order, [field], tmp_path / "s.parquet", tmp_path / "e.parquet", {},
-                       memory_bytes=budget)
+                       memory_bytes=budget, spill=spill)
         out = pq.read_table(tmp_path / "s.parquet")
         assert out.column("key").to_pylist() == order
         assert out.column("embedding").to_pylist() == [vectors[int(k[1])] for k in order]
+
+
+def row_groups(parts) -> int:
+    return sum(pq.ParquetFile(p).num_row_groups for p in parts)
+
+
+@pytest.mark.parametrize("fanout", [None, 256])  # the budget's (2 files open: cut in levels), or one level
+def test_shuffled_parts_are_read_once_into_the_rows_of_manifest_order(tmp_path, monkeypatch, fanout):
+    if fanout:
+        monkeypatch.setattr(assemble, "fanout_for", lambda batch_bytes: fanout)
+    rows = 600
+    shuffled = write_parts(tmp_path / "shuffled", rows, np.random.default_rng(5).permutation(rows), 70)
+    keys = write_parts(tmp_path / "manifest", rows, np.arange(rows), 70)
+    assert shuffled == keys
+
+    def run(folder: str, budget: int, spill: bool | None = None) -> tuple[pa.Table, pa.Table, Held]:
+        parts, out, held = sorted((tmp_path / folder).glob("part-*.parquet")), tmp_path / "out", Held()
+        out.mkdir(exist_ok=True)
+        assert assemble_shard(parts, keys, FIELDS, out / "s.parquet", out / "e.parquet", {"run": "x"},
+                              memory_bytes=budget, held=held, spill=spill) == (rows - 55, 55)
+        assert 0 < held.peak <= budget and held.now == 0
+        assert not list((tmp_path / folder).glob(f"{SPILL_NAME}*")), "the spill outlived the assembly"
+        return pq.read_table(out / "s.parquet"), pq.read_table(out / "e.parquet"), held
+
+    reference, reference_errors, _ = run("manifest", 64 << 20)
+    groups = row_groups(sorted((tmp_path / "shuffled").glob("part-*.parquet")))
+    windows = pq.ParquetFile(tmp_path / "out" / "s.parquet").num_row_groups  # after the last run: 4096's
+    for folder, budget, spill in (("shuffled", 4096, None), ("shuffled", 64 << 20, True),
+                                  ("shuffled", 4096, False), ("manifest", 4096, None), ("manifest", 4096, True)):
+        table, errors, held = run(folder, budget, spill)
+        assert table.equals(reference) and errors.equals(reference_errors), (folder, budget, spill)
+        assert table.schema.equals(reference.schema, check_metadata=True)
+        windows = pq.ParquetFile(tmp_path / "out" / "s.parquet").num_row_groups
+        if folder == "shuffled" and budget == 4096 and spill is None:
+            assert windows > 20 and held.reads <= groups, f"{held.reads} row groups streamed, {groups} in the parts"
+        if folder == "shuffled" and spill is False:  # straight from the parts: every group each window
+            assert held.reads > 5 * groups
+        if folder == "manifest" and spill is None:  # no spill needed: about one group a window
+            assert held.reads <= groups + windows
+
+
+def test_no_spill_is_left_after_a_failure_midway_or_by_a_killed_run(tmp_path, monkeypatch):
+    rows = 300
+    keys = write_parts(tmp_path / "parts", rows, np.random.default_rng(2).permutation(rows), 40)
+    parts = sorted((tmp_path / "parts").glob("part-*.parquet"))
+    spilled, written = [], []
+    write = assemble.write_parquet
+
+    def failing(table, *args, **kwargs):
+        spilled.append(sorted(p.name for d in (tmp_path / "parts").glob(f"{SPILL_NAME}*") for p in d.iterdir()))
+        if len(written) == 3:
+            raise OSError(28, "No space left on device")
+        written.append(len(table))
+        return write(table, *args, **kwargs)
+
+    monkeypatch.setattr(assemble, "write_parquet", failing)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="could not write"):
+        assemble_shard(parts, keys, FIELDS, out / "s.parquet", out / "e.parquet", {}, memory_bytes=4096)
+    assert spilled[0] and len(written) == 3, "the rows were not spilled"
+    assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == [p.name for p in parts]
+    assert sorted(p.name for p in out.iterdir()) == ["e.parquet"]  # no shard file, no temporary one
+    monkeypatch.setattr(assemble, "write_parquet", write)
+
+    # A killed assembly's spill (files and all) goes at the next start, before any other is made.
+    leftover = tmp_path / "parts" / f"{SPILL_NAME}.tmp-999999"
+    leftover.mkdir()
+    (leftover / "000003.arrow").write_bytes(b"x" * 100)
+    ShardWriter(tmp_path / "parts", FIELDS, "fp", save_every=40)
+    assert not leftover.exists()
+    leftover.mkdir()
+    (leftover / "000003.arrow").write_bytes(b"x" * 100)
+    held = Held()
+    assemble_shard(parts, keys, FIELDS, out / "s.parquet", out / "e.parquet", {}, memory_bytes=4096, held=held)
+    assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == [p.name for p in parts]
+    assert pq.read_table(out / "s.parquet").num_rows == rows - len([i for i in range(rows) if i % 11 == 3])
+    assert held.reads <= row_groups(parts) and held.peak <= 4096

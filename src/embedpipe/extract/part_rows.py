@@ -5,12 +5,14 @@ group is streamed in batches of bounded bytes (never read whole), and each batch
 the rows it needs, copied straight to their places in the window. So the value bytes held at any
 time are one window, one batch and the batch's page buffers, whatever the shard's size and whatever
 order the parts hold the rows in. Nothing is cached between windows: a group that two windows need is
-streamed twice (rows in manifest order: at most one group a window; rows shuffled, as an encoder
-that sorts its shard leaves them: every group each window, the price of the bound).
+streamed twice. Rows in manifest order need at most one group a window; rows shuffled, as an encoder
+that sorts its shard leaves them, need every group each window, so assemble.py then sorts the rows
+into per-window files in one pass first (`spill.py`) and gathers each window from its own file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +25,12 @@ STREAM_BUFFER = 1 << 20  # bytes read from a column chunk at a time (the whole c
 
 @dataclass
 class Held:
-    """Bytes of value rows an assembly holds now and at most: what its budget bounds."""
+    """Bytes of value rows an assembly holds now and at most (what its budget bounds), and how many
+    times it streamed a part's row group (`reads`)."""
 
     now: int = 0
     peak: int = 0
+    reads: int = 0
 
     def add(self, nbytes: int) -> None:
         self.now += nbytes
@@ -53,7 +57,7 @@ def _no_nulls_in(level: pa.Array, rows: int, local: np.ndarray) -> bool:
     return bool(level.is_valid().to_numpy(zero_copy_only=False).reshape(rows, -1)[local].all())
 
 
-class _Column:
+class Column:
     """One value column of a window. Fixed-size lists of numbers (embeddings, token grids) are copied
     row by row into one numpy array of the window; any other column (facts; a null inside a vector)
     is kept as Arrow pieces put in order at the end (these are small)."""
@@ -157,7 +161,7 @@ class PartRows:
     def window(self, rows: np.ndarray) -> tuple[list[pa.Array], int]:
         """The value columns of `rows` (row numbers, any order), in that order, and the bytes they hold
         (counted in `held` until the caller releases them)."""
-        columns = [_Column(f, len(rows), self.held) for f in self.fields]
+        columns = [Column(f, len(rows), self.held) for f in self.fields]
         groups = self.group_of(rows)
         # Each group visited once, its rows in file order: a batch's rows are then one run of them.
         visit = np.lexsort((rows, groups))
@@ -166,26 +170,37 @@ class PartRows:
             self._from_group(group, rows[span] - self.group_start[group], span, columns)
         return [c.finish() for c in columns], sum(c.nbytes for c in columns)
 
-    def _from_group(self, group: int, local: np.ndarray, places: np.ndarray, columns: list[_Column]) -> None:
+    def _from_group(self, group: int, local: np.ndarray, places: np.ndarray, columns: list[Column]) -> None:
+        for first, batch in self.stream(group, int(local[-1])):
+            lo, hi = np.searchsorted(local, [first, first + batch.num_rows])
+            if hi > lo:
+                for column in columns:
+                    column.add(batch.column(column.field.name), local[lo:hi] - first, places[lo:hi])
+
+    def stream(self, group: int, last: int) -> Iterator[tuple[int, pa.RecordBatch]]:
+        """A row group's value columns in batches of about `batch_bytes`, up to its row `last`: (the
+        batch's first row in the group, the batch), counted in `held` until the caller asks for the next."""
         part, index = self.group_where[group]
         per_row = max(self.group_bytes_per_row[group], 1.0)
         batch_rows = max(1, int(self.batch_bytes // per_row))
+        self.held.reads += 1
         # Opened for this group only: an open file's reader keeps its last batch's buffers.
         source = pq.ParquetFile(self.paths[part], metadata=self.metadata[part], buffer_size=STREAM_BUFFER,
                                 pre_buffer=False)
         batches = source.iter_batches(batch_size=batch_rows, row_groups=[index],
                                       columns=[f.name for f in self.fields], use_threads=False)
-        first, last = 0, int(local[-1])
-        for batch in batches:
-            self.held.add(batch.nbytes)
-            lo, hi = np.searchsorted(local, [first, first + batch.num_rows])
-            if hi > lo:
-                for column in columns:
-                    column.add(batch.column(column.field.name), local[lo:hi] - first, places[lo:hi])
-            self.held.release(batch.nbytes)
-            first += batch.num_rows
-            del batch
-            if first > last:
-                break
-        batches.close()
-        source.close()
+        first = 0
+        try:
+            for batch in batches:
+                self.held.add(batch.nbytes)
+                try:
+                    yield first, batch
+                finally:
+                    self.held.release(batch.nbytes)
+                first += batch.num_rows
+                del batch
+                if first > last:
+                    break
+        finally:
+            batches.close()
+            source.close()

@@ -144,13 +144,17 @@ def write_text_if_changed(dest: str | os.PathLike, text: str) -> bool:
 
 
 def remove_stale_tmp(directory: Path) -> int:
-    """Delete temporary files a killed writer left behind (ours and safetensors'); they never hold
-    complete data. Only for folders one job owns (a shard's parts, its tokens folder)."""
+    """Delete temporary files a killed writer left behind (ours and safetensors'), and temporary
+    folders (an assembly's spill, `.assemble-spill.tmp-<pid>/`); they never hold complete data. Only
+    for folders one job owns (a shard's parts, its tokens folder)."""
     removed = 0
     if directory.is_dir():
         for p in directory.iterdir():
             if (TMP_MARK in p.name and p.name.startswith(".")) or SAFETENSORS_TMP.fullmatch(p.name):
-                p.unlink(missing_ok=True)
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
                 removed += 1
     return removed
 
