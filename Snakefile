@@ -51,7 +51,7 @@ include: "rules/export.smk"
 
 rule all:
     input:
-        MERGED.values(),
+        MERGED_IN_RUN,
         METRICS,
         DATASET_FILE_LIST,
         EVALUATION_OUTPUTS,

@@ -38,6 +38,7 @@ SUITES: dict[str, dict[str, tuple[str, list[str], str | None]]] = {
         "upload_filter": ("upload_filter.py", ["--files", "1000", "2000", "4000"], None),
         "validate_arrays": ("validate_arrays.py", ["--rows", "25000", "100000"], None),
         "assemble": ("assemble.py", ["--rows", "52500", "105000", "500000"], None),  # 2 GB of parts at 500k
+        "disk": ("disk.py", ["--rows", "20000", "--dim", "1024"], None),
     },
     "gpu": {
         "vitl": (TP, ["--model", "vitl", "--n", "6144", "--batch_size", "256"], "videos"),

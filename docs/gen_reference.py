@@ -29,6 +29,7 @@ from embedpipe.publish.kinds import KINDS
 from embedpipe.publish.settings import CardOptions, UploadOptions
 from embedpipe.runtime.step_settings import defaults as class_defaults
 from embedpipe.runtime.step_settings import helps
+from embedpipe.store.merge_settings import MergeOptions
 from embedpipe.validate.settings import ValidationConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +39,8 @@ ENCODERS = REPO / "src" / "embedpipe" / "encoders"
 PAGE = REPO / "docs" / "configuration-reference.md"
 NOTHING = object()  # no default anywhere (None is a real default: null)
 SETTINGS = {"extract": ExtractOptions, "validate": ValidationConfig, "evaluate": EvaluationSettings,
-            "upload": UploadOptions, "dataset": CardOptions, "shards": ShardOptions, "hf_dataset": HfDatasetOptions}
+            "upload": UploadOptions, "dataset": CardOptions, "shards": ShardOptions, "hf_dataset": HfDatasetOptions,
+            "merge": MergeOptions}
 
 Schema = dict[str, Any]
 

@@ -18,6 +18,7 @@ from embedpipe.runtime.runinfo import submit_without_hub_token  # noqa: E402
 from embedpipe.runtime.step_settings import as_json, from_block  # noqa: E402
 from embedpipe.store.atomic import write_text_if_changed  # noqa: E402
 from embedpipe.store.made_with import MODEL_FILES, DigestCache, made_with, stamp_path, update_stamp  # noqa: E402
+from embedpipe.store.merge_settings import MergeOptions  # noqa: E402
 from embedpipe.validate.settings import ValidationConfig  # noqa: E402
 
 from snakemake.exceptions import WorkflowError  # noqa: E402
@@ -151,18 +152,23 @@ STAGED_FILES = expand(STAGED, shard=SHARDS)
 DATASET_DIR = f"{RUN_DIR}/parquet"
 CARD = f"{DATASET_DIR}/README.md"
 DATASET_FILE_LIST = f"{RUN_DIR}/dataset.files.json"
+# merge_all's files, each a full copy of the embeddings: written only where merge.formats lists them, by
+# `snakemake merge_all`, or by every run when merge.in_default_run (then the card counts them too).
+MERGE = from_block(MergeOptions, config["merge"], "merge")
 MERGED = {
     "pt": f"{RUN_DIR}/{MODEL}_embeddings_all.pt",
     "npy": f"{RUN_DIR}/{MODEL}_embeddings_all.npy",
     "index": f"{RUN_DIR}/{MODEL}_embeddings_all.keys.txt",
 }
+MERGED_OUTPUTS = {name: MERGED[name] for name in MERGE.files()}
+MERGED_IN_RUN = list(MERGED_OUTPUTS.values()) if MERGE.in_default_run else []
 FOLDER_PT = f"{RUN_DIR}/export/folder_pt/{MODEL}_embeddings_{{shard}}.pt"
 # pca.components: fitted on the run's rows, each dataset row gets embedding_pca, pca.npz is published
 PCA_COMPONENTS = (config.get("pca") or {}).get("components")
 # the count in the name: another count is another file, so the rows are projected again (mtime triggers)
 PCA_FILE = f"{RUN_DIR}/pca/pca{PCA_COMPONENTS}.npz"
 PCA_INPUTS = [PCA_FILE] if PCA_COMPONENTS else []
-FOLDER_PT_KEYS = config["merge"]["folder_pt_keys"]
+FOLDER_PT_KEYS = MERGE.folder_pt_keys
 VALIDATION_DIR = f"{RUN_DIR}/validation"
 METRICS = f"{VALIDATION_DIR}/metrics.json"
 CARD_OPTIONS = from_block(CardOptions, config["dataset"], "dataset")

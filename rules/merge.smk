@@ -1,21 +1,26 @@
-# merge_all: every shard in one artifact (EchoJEPA's {key: tensor} .pt and a memory-mappable .npy);
-# export_folder_pt: the EchoJEPA script's per-folder .pt files, one job per shard. Explicit targets.
+# merge_all: every shard in one file, in the formats merge.formats lists (EchoJEPA's {key: tensor} .pt; the
+# memory-mappable .npy and its key index); each is one more full copy of the embeddings, so a plain run
+# writes them only when merge.in_default_run. export_folder_pt: the EchoJEPA script's per-folder .pt
+# files, one job per shard. Explicit targets.
+MERGE_FLAGS = {"pt": "pt", "npy": "npy", "index": "keys"}
 
 
 rule merge_all:
     input:
         expand(EMBEDDINGS, shard=SHARDS),
     output:
-        **MERGED,
+        **MERGED_OUTPUTS,
     params:
         run=script("merge_all.py"),
+        # what merge.formats asks for; a merged file it no longer lists is removed (never left stale)
+        outputs=" ".join(f"--{MERGE_FLAGS[name]}={shlex.quote(path)}" for name, path in MERGED_OUTPUTS.items()),
+        unasked=" ".join(shlex.quote(path) for name, path in MERGED.items() if name not in MERGED_OUTPUTS),
     log:
         f"{LOG_DIR}/merge_all.log",
     conda:
         "../envs/cpu.yaml"
     shell:
-        "{params.run} --shards {input:q} --pt {output.pt:q} --npy {output.npy:q}"
-        " --keys {output.index:q} > {log:q} 2>&1"
+        "{params.run} --shards {input:q} {params.outputs} --remove {params.unasked} > {log:q} 2>&1"
 
 
 rule folder_pt:

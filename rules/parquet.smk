@@ -9,6 +9,10 @@ rule parquet:
         metrics=METRICS,  # exists only when validation passed
         exclusions=EXCLUSIONS,
         pca=PCA_INPUTS,  # published beside the shards, as pca.npz
+        # counted in the card's Disk section (the shard files already precede staged)
+        embeddings=expand(EMBEDDINGS, shard=SHARDS),
+        errors=expand(ERRORS, shard=SHARDS),
+        merged=MERGED_IN_RUN,  # merge.in_default_run: written first, so the card counts them
     output:
         # Not directory(DATASET_DIR): Snakemake would put its .snakemake_timestamp file in the folder.
         # The script rebuilds the whole folder; the card stands for it.
@@ -23,6 +27,8 @@ rule parquet:
         pca=optional_file_flag("pca"),
         # a model's folder in a repo of several is read by its config
         load_config=f"--load_config={shlex.quote(UPLOAD_CONFIG)}" if UPLOAD_CONFIG and not TRIAL_FILES else "",
+        # every merged file's name: counted where one exists (an earlier `snakemake merge_all`'s too)
+        merged=" ".join(shlex.quote(path) for path in MERGED.values()),
     log:
         f"{LOG_DIR}/parquet.log",
     conda:
@@ -30,4 +36,5 @@ rule parquet:
     shell:
         "{params.run} --staged {input.staged:q} --folder={params.folder:q} --metrics={input.metrics:q}"
         " --exclusions={input.exclusions:q} --dataset={params.dataset:q} --load_name={params.load_name:q}"
-        " --file_list={output.file_list:q} {params.pca} {params.load_config} > {log:q} 2>&1"
+        " --file_list={output.file_list:q} {params.pca} {params.load_config}"
+        " --embeddings {input.embeddings:q} --errors {input.errors:q} --merged {params.merged} > {log:q} 2>&1"

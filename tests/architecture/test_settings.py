@@ -16,6 +16,7 @@ from embedpipe.evaluate.settings import EvaluationSettings
 from embedpipe.extract.settings import ExtractOptions
 from embedpipe.publish.settings import CardOptions, UploadOptions
 from embedpipe.runtime.step_settings import SettingError, add_arguments, as_json, defaults, from_args, from_block
+from embedpipe.store.merge_settings import MergeOptions
 from embedpipe.validate.settings import ValidationConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,6 +31,7 @@ STEPS = {
     "dataset": (CardOptions, set()),
     "shards": (ShardOptions, set()),
     "hf_dataset": (HfDatasetOptions, set()),
+    "merge": (MergeOptions, set()),
 }
 NOT_SETTINGS = {"enabled"}  # whether the step runs: the DAG's choice, not the step's
 

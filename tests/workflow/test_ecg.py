@@ -211,7 +211,9 @@ def test_ecg_demo_workflow_and_export_target(tmp_path):
     config = str(REPO / "config" / "demo_ecg.yaml")
     snakemake(tmp_path, "--cores", "2", "--configfile", config)
     run = tmp_path / "results" / "demo-ecg"
-    keys = (run / "ecgfounder-tiny_embeddings_all.keys.txt").read_text().split()
+    assert not list(run.glob("*_embeddings_all*"))  # a plain run writes no merged copy (merge.in_default_run)
+    keys = [k for s in ("p1000", "p1001", "philips")
+            for k in pq.read_table(run / "embeddings" / f"{s}.parquet", columns=["key"]).column("key").to_pylist()]
     assert len(keys) == 14 and json.loads((run / "validation" / "metrics.json").read_text())["passed"] is True
     errors = [e for s in ("p1000", "p1001", "philips") for e in pq.read_table(run / "embeddings" /
                                                                                f"{s}.errors.parquet").to_pylist()]

@@ -78,6 +78,11 @@ def test_merge_all_matches_the_shards(demo_run):
     matrix = np.load(out / "vjepa2-tiny_embeddings_all.npy", mmap_mode="r")
     keys = (out / "vjepa2-tiny_embeddings_all.keys.txt").read_text().splitlines()
     assert len(merged) == len(keys) == matrix.shape[0] == 28
+    # the demo asks for them in its plain run (merge.in_default_run): the card counts each, a full copy
+    card = (out / "parquet" / "README.md").read_text()
+    for name in ("vjepa2-tiny_embeddings_all.pt", "vjepa2-tiny_embeddings_all.npy"):
+        size = (out / name).stat().st_size
+        assert f"| `{name}` | 1 | {size:,} | 0 | {size:,} |" in card
     for shard in ("p10", "p11", "p12"):
         t = pq.read_table(out / "embeddings" / f"{shard}.parquet")
         for key, emb in zip(t.column("key").to_pylist(), t.column("embedding").to_pylist(), strict=True):
@@ -172,7 +177,7 @@ def test_real_config_dry_run_has_every_shard_and_no_demo_job(tmp_path):
     assert "demo" not in text.lower()
     for i in range(10, 20):
         assert f"wildcards: shard=p{i}" in text
-    assert "staged/p19.parquet" in text and "vitl_embeddings_all.pt" in text
+    assert "staged/p19.parquet" in text and "embeddings_all" not in text  # merged copies: `snakemake merge_all`
     dag = snakemake(tmp_path, "--dag", *example_args(tmp_path)).stdout
     assert dag.lstrip().startswith("digraph") and dag.count("extract") >= 10
 
@@ -236,7 +241,7 @@ def test_slurm_profile_dry_run_plans_one_gpu_job_per_shard_without_a_cluster(tmp
     assert dry.count("rule extract:") == 10
     assert dry.count("mem_mb=250000, mem=250 GB") == 10 and dry.count("runtime=2880, gpu=1, gpu_model=l40s, "
                                                                     "cpus_per_gpu=16") == 10
-    assert dry.count("mem_mb=4000, mem=4 GB") >= 13  # discover, 10 staged, merge_all, validate: small CPU jobs
+    assert dry.count("mem_mb=4000, mem=4 GB") >= 13  # discover, joined, 10 staged, validate: small CPU jobs
 
 
 def test_hash_shards_are_known_at_dag_time(tmp_path):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Build the published dataset folder from this run's staged shard files: the shards that hold rows,
-numbered train-0000i-of-0000N.parquet, their sidecars and the README.md card; then list its files
-(--file_list), which is exactly what `snakemake upload` pushes."""
+numbered train-0000i-of-0000N.parquet, their sidecars and the README.md card (with what the run keeps on
+disk, folder by folder); then list its files (--file_list), which is exactly what `snakemake upload` pushes."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from embedpipe.publish.card import build_card
 from embedpipe.publish.dataset_folder import EmptyDatasetError, build_dataset_folder
+from embedpipe.publish.disk_usage import RunFiles, disk_section, matrix_shape, measure
 from embedpipe.publish.file_list import write_file_list
 from embedpipe.publish.pca import NAME as PCA_NAME
 from embedpipe.runtime.runinfo import setup_logging
@@ -32,19 +33,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--load_config", default=None, help="and its config (a model's folder in a repo of several)")
     p.add_argument("--file_list", required=True, help="JSON list of the folder's files, written last")
     p.add_argument("--pca", default=None, help="the run's pca.npz, published beside the shards")
+    p.add_argument("--embeddings", nargs="*", default=[], help="the shard files (embeddings/<shard>.parquet), and "
+                                                                "--errors theirs: counted in the card's Disk section")
+    p.add_argument("--errors", nargs="*", default=[], help="the shards' <shard>.errors.parquet")
+    p.add_argument("--merged", nargs="*", default=[], help="merge_all's files, counted where they exist")
     args = p.parse_args(argv)
     setup_logging()
     metrics = json.loads(Path(args.metrics).read_text())
     exclusions = json.loads(Path(args.exclusions).read_text()) if args.exclusions else None
     dataset = json.loads(args.dataset)
     folder = Path(args.folder)
+    staged = [Path(f) for f in args.staged]
+    run_files = RunFiles([Path(f) for f in args.embeddings], [Path(f) for f in args.errors], staged,
+                         [Path(f) for f in args.merged])
+
+    def card(published: list[Path]) -> str:
+        disk = disk_section(measure(run_files, published[0].parent), *matrix_shape(staged))
+        return build_card(published, metrics, dataset, args.load_name, exclusions, args.load_config, disk)
+
     remove_leftovers_of(args.file_list)  # a killed run's; the folder's staging copies: build_dataset_folder
     try:
-        files = build_dataset_folder(
-            [Path(f) for f in args.staged], folder,
-            lambda published: build_card(published, metrics, dataset, args.load_name, exclusions, args.load_config),
-            {PCA_NAME: Path(args.pca)} if args.pca else None,
-        )
+        files = build_dataset_folder(staged, folder, card, {PCA_NAME: Path(args.pca)} if args.pca else None)
         write_file_list(folder, files, Path(args.file_list))
     except EmptyDatasetError as exc:
         log.error("%s", exc)
