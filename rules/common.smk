@@ -17,7 +17,14 @@ from embedpipe.publish.settings import CardOptions, UploadOptions  # noqa: E402
 from embedpipe.runtime.runinfo import submit_without_hub_token  # noqa: E402
 from embedpipe.runtime.step_settings import as_json, from_block  # noqa: E402
 from embedpipe.store.atomic import write_text_if_changed  # noqa: E402
-from embedpipe.store.made_with import MODEL_FILES, DigestCache, made_with, stamp_path, update_stamp  # noqa: E402
+from embedpipe.store.made_with import (  # noqa: E402
+    FILES_CHANGED,
+    MODEL_FILES,
+    DigestCache,
+    made_with,
+    stamp_path,
+    update_stamp,
+)
 from embedpipe.store.merge_settings import MergeOptions  # noqa: E402
 from embedpipe.validate.settings import ValidationConfig  # noqa: E402
 
@@ -162,6 +169,23 @@ MERGED = {
 }
 MERGED_OUTPUTS = {name: MERGED[name] for name in MERGE.files()}
 MERGED_IN_RUN = list(MERGED_OUTPUTS.values()) if MERGE.in_default_run else []
+
+
+def stale_merged_notice():
+    """One line when merge_all's files are older than a shard and a plain run does not remake them:
+    they would be loaded as the dataset but miss the shards' new rows."""
+    merged = [path for path in MERGED.values() if os.path.exists(path)]
+    if MERGE.in_default_run or not merged:
+        return
+    shards = [path for shard in SHARDS if os.path.exists(path := EMBEDDINGS.format(shard=shard))]
+    if shards and max(map(os.path.getmtime, shards)) > min(map(os.path.getmtime, merged)):
+        logger.warning(f"embedpipe: {', '.join(merged)} predate the newest shard: `snakemake merge_all` brings "
+                       "them up to date (a plain run does not: merge.in_default_run is false)")
+
+
+if workflow.is_main_process:
+    stale_merged_notice()
+
 FOLDER_PT = f"{RUN_DIR}/export/folder_pt/{MODEL}_embeddings_{{shard}}.pt"
 # pca.components: fitted on the run's rows, each dataset row gets embedding_pca, pca.npz is published
 PCA_COMPONENTS = (config.get("pca") or {}).get("components")
@@ -182,8 +206,7 @@ UPLOAD_CONFIG = config_name_of(UPLOAD.path_in_repo, UPLOAD.config_name) if UPLOA
 # whatever the rerun triggers (a param would not under mtime).
 IDENTIFYING_PATTERNS = config["metadata"].get("identifying_patterns") or []
 # The shard folders discover assigns, as the DAG listed them: a file, not a command-line value (40,000
-# taxon folders' names are past the 128 KB one argument may hold). Rewritten when the list changes,
-# so a new top-level folder makes discover scan again.
+# taxon folders' names are past the 128 KB one argument may hold). Rewritten when the list changes.
 FOLDER_LIST = f"{LOG_DIR}/shard_folders.json"
 if workflow.is_main_process:
     write_text_if_changed(FOLDER_LIST, json.dumps(SHARD_SPEC.folders) + "\n")
@@ -283,6 +306,16 @@ def metadata_inputs():
     return [config["metadata"][key] for key in METADATA_LISTS]
 
 
+def shard_lists(name, **lists):
+    """A rule's per-shard path lists as an argument file, one argument a line, that its script reads as
+    `@<file>`: at 1,000 shards the lists are past the 128 KB one command line may hold. Rewritten only
+    when they change."""
+    path = f"{LOG_DIR}/args/{name}.txt"
+    lines = [line for flag, paths in lists.items() for line in (f"--{flag}", *paths)]
+    write_text_if_changed(path, "".join(f"{line}\n" for line in lines))
+    return path
+
+
 def optional_file_flag(name):
     """A params function: `--<name>=<the named input, quoted>` when the rule has that optional input
     (hf_rows, pca: an empty list when the run does not make it), else nothing."""
@@ -339,9 +372,10 @@ def config_made_with():
 
 def settings_changed(wildcards):
     """extract's input function: the shard's stamp (changed_shards keeps it up to date). Older than the
-    shard while that was made with this config's model, weights and preprocessing; else just rewritten,
-    so extract embeds the shard again. Snakemake alone would reuse it under mtime triggers, after weights
-    were replaced under the same path, or when another config wrote this run folder."""
+    shard while that was made with this config's model, weights and preprocessing from its manifest's
+    files; else just rewritten, so extract embeds the shard again. Snakemake alone would reuse it under
+    mtime triggers, after weights were replaced under the same path, or when another config wrote this
+    run folder; and would embed every shard again after a rescan (the manifest is an ancient input)."""
     if workflow.is_main_process:
         changed_shards()
     return stamp_path(SETTINGS_CHANGED_DIR, wildcards.shard)
@@ -366,7 +400,10 @@ def changed_shards():
         wanted = config_made_with()
     for shard in SHARDS:
         shard_file = EMBEDDINGS.format(shard=shard)
-        if why := update_stamp(stamp_path(SETTINGS_CHANGED_DIR, shard), shard_file, wanted):
+        why = update_stamp(stamp_path(SETTINGS_CHANGED_DIR, shard), shard_file, wanted, MANIFEST.format(shard=shard))
+        if why == [FILES_CHANGED]:
+            logger.info(f"{shard_file}: {FILES_CHANGED}: extract runs again (rows of unchanged files are reused)")
+        elif why:
             logger.warning(f"{shard_file} was made with other settings than this config's ({'; '.join(why)}): "
                            "extract embeds it again. To keep both, give this config a run of its own (run: <name>).")
 

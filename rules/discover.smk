@@ -1,11 +1,14 @@
-# One scan of the input, one manifest per shard. Unchanged manifests keep their mtime, so after
-# `snakemake discover --forcerun discover` only shards whose file list changed run again.
+# One scan of the input, one manifest per shard. After `snakemake discover --forcerun discover` only
+# the shards whose file list changed run again: each shard records a digest of its manifest, and the
+# DAG compares it (changed_shards), since Snakemake gives every output a new mtime.
 
 
 rule discover:
     input:
         input_dir=input_dir_input,
-        folders=FOLDER_LIST,
+        # ancient: a transport for the list, not a trigger (a new folder's shard has no manifest yet:
+        # that makes discover run; a new folder in a group is found by a rescan, as a new file is)
+        folders=ancient(FOLDER_LIST),
     output:
         manifests=expand(MANIFEST, shard=SHARDS),
         exclusions=EXCLUSIONS,

@@ -5,7 +5,9 @@
 
 rule extract:
     input:
-        manifest=MANIFEST,
+        # ancient: discover gives every manifest a new mtime, changed or not; a shard whose files
+        # changed is told by its stamp (settings_changed: the manifest against the shard's digest of it)
+        manifest=ancient(MANIFEST),
         model=model_inputs(),
         settings_changed=settings_changed,
     output:

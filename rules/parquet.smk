@@ -20,6 +20,8 @@ rule parquet:
         file_list=DATASET_FILE_LIST,
     params:
         run=script("parquet.py"),
+        lists=lambda wc, input: shard_lists("parquet", staged=input.staged, embeddings=input.embeddings,
+                                            errors=input.errors),
         folder=lambda wc, output: os.path.dirname(output.card),
         dataset=as_json(replace(CARD_OPTIONS, pretty_name=DATASET_TITLE)),  # the dataset block: one JSON value
         # a trial is never uploaded: its card loads the local folder
@@ -34,7 +36,7 @@ rule parquet:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "{params.run} --staged {input.staged:q} --folder={params.folder:q} --metrics={input.metrics:q}"
+        "{params.run} @{params.lists:q} --folder={params.folder:q} --metrics={input.metrics:q}"
         " --exclusions={input.exclusions:q} --dataset={params.dataset:q} --load_name={params.load_name:q}"
         " --file_list={output.file_list:q} {params.pca} {params.load_config}"
-        " --embeddings {input.embeddings:q} --errors {input.errors:q} --merged {params.merged} > {log:q} 2>&1"
+        " --merged {params.merged} > {log:q} 2>&1"

@@ -20,6 +20,8 @@ rule validate:
     params:
         run=script("validate.py"),
         shards=json.dumps(SHARDS),
+        lists=lambda wc, input: shard_lists("validate", manifests=input.manifests, dataset_files=input.dataset,
+                                            error_files=input.errors),
         out_dir=lambda wc, output: os.path.dirname(output.metrics),
         title=shlex.quote(DATASET_TITLE),
         settings=validate_settings(),  # the validate block: one JSON value, the script's --settings
@@ -31,7 +33,6 @@ rule validate:
     conda:
         "../envs/cpu.yaml"
     shell:
-        "{params.run} --shards_json={params.shards:q} --manifests {input.manifests:q}"
-        " --dataset_files {input.dataset:q} --error_files {input.errors:q} --out_dir {params.out_dir:q}"
+        "{params.run} --shards_json={params.shards:q} @{params.lists:q} --out_dir {params.out_dir:q}"
         " --title={params.title} --made_with={params.made_with:q} --settings={params.settings:q}{params.sections}"
         " > {log:q} 2>&1"

@@ -84,3 +84,21 @@ def test_shard_folders_no_command_line_can_carry_are_named(config, tmp_path):
     (tmp_path / "in" / "a{b}").mkdir()
     [(key, reason)] = check_config(config, where(tmp_path))
     assert key == "shards.folders" and "['a{b}']" in reason
+
+
+def test_crossing_max_shards_over_shards_on_disk_stops_naming_the_key(config, tmp_path):
+    for i in range(12, 40):
+        (tmp_path / "in" / f"p{i}").mkdir()
+    shards = tmp_path / "results" / "t" / "embeddings"
+    shards.mkdir(parents=True)
+    (shards / "p10.parquet").touch()  # made one shard per folder
+    config["shards"]["max_shards"] = 4
+    [(key, reason)] = check_config(config, where(tmp_path))
+    assert key == "shards.max_shards" and "holds this run's shards one per folder (e.g. p10)" in reason
+    assert "Set shards.max_shards: 30" in reason
+    config["shards"]["max_shards"] = 30
+    assert check_config(config, where(tmp_path)) == []
+    (shards / "p10.parquet").unlink()
+    (shards / "folders-001.parquet").touch()  # made grouped, now within the limit
+    [(key, reason)] = check_config(config, where(tmp_path))
+    assert key == "shards.max_shards" and "as groups of folders (e.g. folders-001)" in reason

@@ -148,3 +148,14 @@ def test_a_list_column_whose_every_item_is_empty_keeps_its_type():
         assert column.type == typ and column.to_pylist() == [[], []]
     mixed = to_arrow([[], ["III", "aVR"]], pa.list_(pa.string()))
     assert mixed.to_pylist() == [[], ["III", "aVR"]]
+
+
+def test_parts_without_a_column_this_job_writes_are_discarded_not_assembled(tmp_path):
+    """A part an older embedpipe wrote (no file identity columns) under the same fingerprint."""
+    old = ShardWriter(tmp_path / "parts", [pa.field("embedding", pa.list_(pa.float32(), 2))], "fp", save_every=2)
+    old.add_rows(["a", "b"], {"embedding": np.ones((2, 2), np.float32)})
+    old.flush()
+    assert len(old.part_paths()) == 1
+    fields = [pa.field("embedding", pa.list_(pa.float32(), 2)), pa.field("file_size", pa.int64())]
+    now = ShardWriter(tmp_path / "parts", fields, "fp", save_every=2)
+    assert now.part_paths() == [] and now.completed_keys() == set()

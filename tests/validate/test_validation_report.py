@@ -161,9 +161,9 @@ def test_duplicate_rows_are_named_first_and_later_in_the_order_they_came():
     a, b, c = (np.full(4, v, np.float32) for v in (1.0, 2.0, 3.0))
     stats = EmbeddingStats(4)
     stats.add("s1", ["k0", "k1", "k2"], np.stack([a, b, a]))
-    stats.add("s2", ["k3", "k4", "k5"], np.stack([c, b, a]))
+    stats.add("s2", ["k3", "k4", "k5", "k3"], np.stack([c, b, a, c]))  # k3 twice: a duplicate key, not a pair
     asked = []
-    stats.find_duplicates(lambda: asked.append(1) or iter(["k0", "k1", "k2", "k3", "k4", "k5"]))
+    stats.find_duplicates(lambda: asked.append(1) or iter(["k0", "k1", "k2", "k3", "k4", "k5", "k3"]))
     assert stats.duplicate_pairs == [("k0", "k2"), ("k1", "k4"), ("k0", "k5")] and asked == [1]
     unique = EmbeddingStats(4)
     unique.add("s1", ["k0", "k1"], np.stack([a, b]))

@@ -23,7 +23,8 @@ log = logging.getLogger("parquet")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
+    # @<file>: arguments one a line (the rule's per-shard lists: past a command line's 128 KB at 1,000 shards)
+    p = argparse.ArgumentParser(description=__doc__, fromfile_prefix_chars="@")
     p.add_argument("--staged", nargs="+", required=True, help="the staged <shard>.parquet files, in shard order")
     p.add_argument("--folder", required=True, help="the dataset folder to (re)build")
     p.add_argument("--metrics", required=True, help="validation/metrics.json")

@@ -26,7 +26,9 @@ log = logging.getLogger("validate")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # @<file>: arguments one a line (the rule's per-shard lists: past a command line's 128 KB at 1,000 shards)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                fromfile_prefix_chars="@")
     shards = p.add_mutually_exclusive_group(required=True)
     shards.add_argument("--shards", nargs="+", help="shard ids, in dataset order")
     shards.add_argument("--shards_json", help="shard ids as a JSON list (any folder name, even '-x')")

@@ -97,6 +97,28 @@ def output_dir_problem(key: str, path: str) -> str | None:
     return None
 
 
+def regrouping_problem(spec: ShardSpec, run_dir: str) -> str | None:
+    """Crossing shards.max_shards renames every shard (one per folder ↔ folders-NNN): reuse is by shard,
+    so the whole dataset would be embedded again under new names beside the old files. Stop instead."""
+    shards_dir = os.path.join(run_dir, "embeddings")
+    if spec.by != "folder" or not os.path.isdir(shards_dir):
+        return None
+    on_disk = {n.removesuffix(".parquet") for n in os.listdir(shards_dir)
+               if n.endswith(".parquet") and not n.endswith(".errors.parquet")}
+    per_folder, groups = on_disk & set(spec.folders), {n for n in on_disk if re.fullmatch(r"folders-\d+", n)}
+    if spec.grouped and per_folder:
+        return (f"{len(spec.folders)} folders are more than {spec.max_shards}, so they would be grouped, but "
+                f"{shards_dir} holds this run's shards one per folder (e.g. {min(per_folder)}): every file would "
+                f"be embedded again under new shard names. Set shards.max_shards: {len(spec.folders)} to keep one "
+                "shard per folder, or give the grouped run a name of its own (run: <name>)")
+    if not spec.grouped and groups - set(spec.folders):
+        return (f"{len(spec.folders)} folders are within {spec.max_shards}, so each would be a shard, but "
+                f"{shards_dir} holds this run's shards as groups of folders (e.g. {min(groups)}): every file "
+                "would be embedded again under new shard names. Set shards.max_shards back to the value that "
+                "grouped them (below the folder count), or give this run a name of its own (run: <name>)")
+    return None
+
+
 def shard_spec(config: dict[str, Any], demo: bool) -> ShardSpec:
     """How files map to shards, known when the DAG is built (no checkpoint): the listed or top-level
     folders of input_dir (the only scan done then; files are scanned by the discover job), grouped past
@@ -225,8 +247,9 @@ def _checks(config: dict[str, Any], where: Where, made: dict[str, Any]) -> list[
         return None
 
     def shards() -> Problem | None:
-        once("sharding", lambda: shard_spec(config, where.demo))
-        return None
+        spec = once("sharding", lambda: shard_spec(config, where.demo))
+        problem = regrouping_problem(spec, where.run_dir)
+        return ("shards.max_shards", problem) if problem else None
 
     def publishing() -> Problem | None:
         if upload.get("public") and dataset.get("credentialed"):

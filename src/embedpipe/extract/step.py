@@ -34,7 +34,7 @@ from embedpipe.runtime.shard_lock import ShardBusy, shard_lock
 from embedpipe.runtime.stop import StopRequest
 from embedpipe.store.atomic import OutputWriteError
 from embedpipe.store.file_identity import identity_fields
-from embedpipe.store.made_with import made_with
+from embedpipe.store.made_with import keys_digest, made_with
 
 log = logging.getLogger("extract")
 SLOT_WAIT_S = 6 * 3600  # a job started beyond the GPU count waits for a slot rather than sharing one
@@ -173,6 +173,7 @@ class ExtractStep:
             "compute_dtype": encoder.model.compute_dtype(),
             "shard": s.shard,
             "num_files": len(keys),
+            "manifest_sha1": keys_digest(keys),  # what the DAG compares the manifest with (made_with.manifest_changed)
             "reused_rows": writer.reused_rows(keys),  # taken from the shard's previous version (reuse.py)
             "packages": package_versions(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -85,10 +85,13 @@ class ShardWriter:
         return sorted(p for p in self.parts_dir.iterdir() if PART_RE.match(p.name))
 
     def _drop_foreign_parts(self) -> None:
-        # Parts made by another model or preprocessing must not be mixed into this output.
+        # Parts made by another model or preprocessing must not be mixed into this output; nor parts
+        # without a column this job writes (an older embedpipe's, before rows recorded their file's
+        # identity): assembly needs every column of every part.
+        wanted = set(self.part_schema.names)
         for p in self.part_paths():
-            if read_fingerprint(p) != self.fingerprint:
-                log.warning("discarding %s: written with a different model or preprocessing", p.name)
+            if read_fingerprint(p) != self.fingerprint or wanted - set(pq.read_schema(p).names):
+                log.warning("discarding %s: written with a different model, preprocessing or columns", p.name)
                 p.unlink()
                 for column in self.sidecar:
                     sidecar_path(p, column).unlink(missing_ok=True)

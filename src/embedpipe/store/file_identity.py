@@ -26,10 +26,26 @@ def identity_fields() -> list[pa.Field]:
     return [pa.field(SIZE, pa.int64()), pa.field(MTIME, pa.int64())]
 
 
+# A key whose samples lie in another file: a WFDB header's record is read from its .dat beside it
+# (MIMIC-IV-ECG), so replacing the .dat changes the row though the .hea is untouched.
+COMPANIONS = {".hea": ".dat"}
+
+
 def file_identity(path: str | os.PathLike) -> dict[str, Any]:
-    """{file_size, file_mtime_ns} of the file (a link: its target); None for both when it cannot be read."""
+    """{file_size, file_mtime_ns} of the file (a link: its target) and of its companion where it has one
+    (sizes summed, the later mtime); None for both when the file cannot be read."""
+    path = os.fspath(path)
     try:
         st = os.stat(path)
     except OSError:
         return {SIZE: None, MTIME: None}
-    return {SIZE: st.st_size, MTIME: st.st_mtime_ns}
+    size, mtime = st.st_size, st.st_mtime_ns
+    root, ext = os.path.splitext(path)
+    if (companion := COMPANIONS.get(ext.lower())) is not None:
+        try:
+            other = os.stat(root + companion)
+        except OSError:
+            pass
+        else:
+            size, mtime = size + other.st_size, max(mtime, other.st_mtime_ns)
+    return {SIZE: size, MTIME: mtime}

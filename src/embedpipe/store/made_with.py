@@ -136,17 +136,51 @@ def stamp_path(stamp_dir: str, shard: str) -> str:
     return os.path.join(stamp_dir, hashlib.sha1(shard.encode()).hexdigest()[:16] + ".txt")
 
 
-def update_stamp(stamp: str, shard_file: str, wanted: dict[str, Any] | None) -> list[str]:
-    """Keep `stamp` older than the shard file while that was made with `wanted` (set to the epoch when
-    missing or not older); else rewrite it now, saying how the shard differs, so that extract, given it as an input,
-    embeds the shard again whatever the rerun triggers. Returns the differences. `wanted` None: nothing
-    to compare with (the footers cannot be read), the stamp only made to exist."""
+FILES_CHANGED = "its files changed since it was embedded (the manifest differs)"
+
+
+def keys_digest(keys: Iterable[str]) -> str:
+    """What a shard records of the manifest it was embedded from (`manifest_sha1`)."""
+    digest = hashlib.sha1()
+    for key in keys:
+        digest.update(f"{key}\n".encode())
+    return digest.hexdigest()
+
+
+def manifest_changed(shard_file: str, manifest: str) -> bool:
+    """The shard's files are no longer its manifest's. By content: the digest the shard recorded against
+    the manifest's now. Snakemake cannot tell: discover's outputs get a new mtime even when unchanged,
+    and a manifest past 1 MB (some 20,000 files) is not checksummed, so under mtime every shard would be
+    embedded again after a rescan. A shard made before shards recorded it: its row and error keys
+    against the manifest's (its key columns read, as validate reads them)."""
+    from embedpipe.store.footer import read_provenance
+
+    with open(manifest, encoding="utf-8") as fh:
+        keys = [line.rstrip("\n") for line in fh if line.strip()]
+    if (recorded := read_provenance(shard_file).get("manifest_sha1")) is not None:
+        return recorded != keys_digest(keys)
+    import pyarrow.parquet as pq
+
+    errors = shard_file.removesuffix(".parquet") + ".errors.parquet"
+    held = [key for f in (shard_file, errors) if os.path.exists(f)
+            for key in pq.read_table(f, columns=["key"]).column("key").to_pylist()]
+    return sorted(held) != sorted(keys)
+
+
+def update_stamp(stamp: str, shard_file: str, wanted: dict[str, Any] | None, manifest: str | None = None) -> list[str]:
+    """Keep `stamp` older than the shard file while that was made with `wanted` from `manifest`'s files
+    (set to the epoch when missing or not older); else rewrite it now, saying how the shard differs, so
+    that extract, given it as an input, embeds the shard again whatever the rerun triggers. Returns the
+    differences (FILES_CHANGED among them when the manifest changed). `wanted` None: nothing to compare
+    with (the footers cannot be read), the stamp only made to exist."""
     from embedpipe.store.atomic import write_text_atomic
 
     compared = wanted is not None and os.path.exists(shard_file)
     why = shard_differences(shard_file, wanted) if compared else []
+    if compared and not why and manifest and os.path.exists(manifest) and manifest_changed(shard_file, manifest):
+        why = [FILES_CHANGED]
     if why:
-        write_text_atomic(stamp, f"{shard_file} was made with other settings than this config's:\n"
+        write_text_atomic(stamp, f"{shard_file} is out of date:\n"
                           + "".join(f"  {line}\n" for line in why))
     elif not os.path.exists(stamp) or (compared and os.stat(stamp).st_mtime_ns >= os.stat(shard_file).st_mtime_ns):
         # missing, or left newer than the shard by a dry run of another config: never a reason to rerun

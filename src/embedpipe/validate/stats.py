@@ -74,8 +74,12 @@ class EmbeddingStats:
         starts = np.r_[True, ~same]
         group_first = order[np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))]
         later = np.flatnonzero(~starts)
-        pairs = sorted(zip(order[later].tolist(), group_first[later].tolist(), strict=True))
         hashes = np.concatenate(self._key_hashes)
+        # a key repeated with its own values is the duplicate-key check's, not a pair of two rows
+        pairs = sorted((row, first) for row, first in zip(order[later].tolist(), group_first[later].tolist(),
+                                                            strict=True) if hashes[row] != hashes[first])
+        if not pairs:
+            return
         wanted = {int(hashes[i]) for pair in pairs for i in pair}
         names: dict[int, str] = {}
         for key in keys():
