@@ -87,9 +87,19 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(disk)], check=True)
 
 
+# Files that take minutes, run first: `make test` gives each file to one of two workers (--dist loadfile)
+# in collection order, and the SLURM file (some seven minutes) collected last left the other worker idle
+# for most of them at the end.
+LONGEST_FIRST = ("test_slurm.py", "test_dataset_folder.py", "test_ecg.py", "test_made_with.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test under tests/workflow/ runs Snakemake: `make test-fast` leaves them out by the marker."""
+    """Every test under tests/workflow/ runs Snakemake: `make test-fast` leaves them out by the marker.
+    The longest files go first (a stable sort: each file's tests keep their order)."""
     workflow = Path(__file__).parent / "workflow"
     for item in items:
         if item.path.is_relative_to(workflow):
             item.add_marker(pytest.mark.workflow)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)) if item.path.is_relative_to(workflow)
+               else len(rank) + 1)
