@@ -43,7 +43,7 @@ demo: $(BIN)/.installed
 # Two workers, a test file each at a time: a file's module fixtures (a whole run) are made once, and
 # the SLURM tests, which share the one test cluster, never run on both workers at once.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # --strict: a page missing from mkdocs.yml's nav, a broken link or anchor fails the build.
 docs: $(BIN)/.installed
@@ -51,7 +51,7 @@ docs: $(BIN)/.installed
 
 # The unit tier: everything but the tests that run Snakemake or the SLURM cluster (a few minutes).
 test-fast: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not workflow and not slurm"
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not workflow and not slurm"
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -88,8 +88,8 @@ def small_disk(tmp_path):
 
 
 # Files that take minutes, run first: `make test` gives each file to one of two workers (--dist loadfile)
-# in collection order, and the SLURM file (some seven minutes) collected last left the other worker idle
-# for most of them at the end.
+# in collection order (--no-loadscope-reorder: xdist would order files by their number of tests), and
+# the SLURM file (three tests, some seven minutes) run last left the other worker idle at the end.
 LONGEST_FIRST = ("test_slurm.py", "test_dataset_folder.py", "test_ecg.py", "test_made_with.py")
 
 
