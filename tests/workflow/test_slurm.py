@@ -52,7 +52,7 @@ def slurm_test_profile(tmp_path: Path) -> Path:
     profile["default-resources"].update(slurm_partition="gpu", slurm_account="embedpipe", mem_mb=500, runtime=30)
     profile["set-resources"]["extract"].update(cpus_per_gpu=1, mem_mb="2000 * attempt", runtime="30 * attempt")
     profile["set-threads"]["extract"] = 1
-    profile["slurm-init-seconds-before-status-checks"] = 2
+    profile["embedpipe-slurm-init-seconds-before-status-checks"] = 2
     profile["seconds-between-status-checks"] = 2
     out = tmp_path / "profile"
     out.mkdir()
@@ -70,6 +70,26 @@ def sacct(*fields: str, since_job: int = 0) -> list[dict[str, str]]:
 def last_job_id() -> int:
     rows = sacct("JobID")
     return max((int(r["JobID"].split("_")[0]) for r in rows), default=0)
+
+
+def gpu_jobs(since_job: int) -> list[dict[str, str]]:
+    fields = ("JobID", "State", "AllocTRES", "JobName", "Comment")
+    return [j for j in sacct(*fields, since_job=since_job) if "gres/gpu=1" in j["AllocTRES"]]
+
+
+def arrays_of(jobs: list[dict[str, str]]) -> dict[str, list[str]]:
+    """Array job id -> its task ids, of the jobs that are array tasks (<jobid>_<task>)."""
+    arrays: dict[str, list[str]] = {}
+    for job in jobs:
+        if "_" in job["JobID"]:
+            arrays.setdefault(job["JobID"].split("_")[0], []).append(job["JobID"])
+    return arrays
+
+
+def shards_run_by_task(work: Path) -> dict[str, set[str]]:
+    """Each array task's SLURM log, found by its shard's link: the shards its Snakemake ran."""
+    links = [p for p in (work / "logs/slurm/rule_extract").glob("p1*/*_*.log") if p.is_symlink()]
+    return {f"{p.parent.name}:{p.stem}": set(re.findall(r"--shard=(p1\d)", p.read_text())) for p in links}
 
 
 def embedding_rows(path: Path) -> list[tuple[str, list[float]]]:
@@ -91,14 +111,20 @@ def test_failed_shard_is_retried_then_rerun_alone_and_the_run_equals_a_local_one
     for shard in ("p10", "p12"):
         log = (work / "logs" / "demo" / "extract" / f"{shard}.log").read_text()
         assert "no Hugging Face token in this SLURM job's environment" in log, log
-    gpu_jobs = [j for j in sacct("JobID", "State", "AllocTRES", "JobName", "Comment", since_job=before)
-                if "gres/gpu=1" in j["AllocTRES"]]
-    # readable: the profile's name prefix, and the rule and shard in the comment
-    assert all(j["JobName"].startswith("embedpipe_") for j in gpu_jobs), gpu_jobs
-    assert {j["Comment"] for j in gpu_jobs} >= {f"rule_extract_wildcards_{s}" for s in ("p10", "p11", "p12")}
-    attempts = [j for j in gpu_jobs if j["State"] == "FAILED"]
+    jobs = gpu_jobs(before)
+    # the three shards went out as ONE array (<jobid>_1 … _3); p11's two retries as plain jobs
+    arrays = arrays_of(jobs)
+    assert len(arrays) == 1 and len(next(iter(arrays.values()))) == 3, jobs
+    # readable: the profile's name prefix, and the rule and shard in the comment (each task sets its own)
+    assert all(j["JobName"].startswith("embedpipe_") for j in jobs), jobs
+    assert {j["Comment"] for j in jobs} >= {f"rule_extract_wildcards_{s}" for s in ("p10", "p11", "p12")}, jobs
+    attempts = [j for j in jobs if j["State"] == "FAILED"]
     assert len(attempts) == 3, f"expected the first try and 2 retries: {attempts}"
-    assert len([j for j in gpu_jobs if j["State"] == "COMPLETED"]) == 2, gpu_jobs  # one GPU job per shard
+    assert len([j for j in jobs if j["State"] == "COMPLETED"]) == 2, jobs  # one GPU job per shard
+    # each array task's Snakemake ran its own shard and no other
+    ran = shards_run_by_task(work)
+    assert {key.split(":")[0] for key in ran} == {"p10", "p11", "p12"}, ran
+    assert all(shards == {key.split(":")[0]} for key, shards in ran.items()), ran
     memory = sorted(int(a["AllocTRES"].split("mem=")[1].split("M")[0]) for a in attempts)
     assert memory[0] < memory[1] < memory[2], f"memory must grow with the attempt: {memory}"
     emb = work / "results/demo/embeddings"
@@ -106,21 +132,27 @@ def test_failed_shard_is_retried_then_rerun_alone_and_the_run_equals_a_local_one
     assert not (emb / "p11.parquet").exists()
 
     blocker.unlink()
+    before_rerun = last_job_id()
     # The documented command (README, "Running on SLURM"): force that shard's output.
-    rerun = snakemake(work, "--profile", str(profile), "--configfile", DEMO, "--slurm-efficiency-report",
+    rerun = snakemake(work, "--profile", str(profile), "--configfile", DEMO, "--embedpipe-slurm-efficiency-report",
                       "--forcerun", "results/demo/embeddings/p11.parquet")
     assert "shard=p11" in rerun.stdout + rerun.stderr
     assert "shard=p10" not in rerun.stdout + rerun.stderr and "shard=p12" not in rerun.stdout + rerun.stderr
     assert {s: (emb / f"{s}.parquet").stat().st_mtime_ns for s in ("p10", "p12")} == done
+    rerun_jobs = gpu_jobs(before_rerun)  # one shard: one plain job, not an array
+    assert [j["Comment"] for j in rerun_jobs] == ["rule_extract_wildcards_p11"] and not arrays_of(rerun_jobs)
     assert (work / "results/demo/validation/metrics.json").exists()  # the rest of the DAG completed
     for shard in ("p10", "p11", "p12"):  # SLURM jobs give what a local run gives
         a = embedding_rows(demo_run / "results/demo/embeddings" / f"{shard}.parquet")
         b = embedding_rows(emb / f"{shard}.parquet")
         assert [k for k, _ in a] == [k for k, _ in b]
         np.testing.assert_allclose([v for _, v in a], [v for _, v in b], atol=1e-5)
-    # one SLURM log per extract job, under its shard, named by its job id
-    logs = sorted((work / "logs" / "slurm" / "rule_extract").rglob("*.log"))
-    assert {p.parent.name for p in logs} == {"p10", "p11", "p12"} and all(p.stem.isdigit() for p in logs), logs
+    # one SLURM log per extract job, found under its shard: <jobid>_<task>.log for an array task (a link
+    # to the file SLURM writes beside the shard folders), <jobid>.log for a plain job (p11's retries, rerun)
+    by_shard = sorted((work / "logs" / "slurm" / "rule_extract").glob("p1*/*.log"))
+    assert all(p.is_file() for p in by_shard), by_shard  # no dangling link
+    assert [p.parent.name for p in by_shard if "_" in p.stem] == ["p10", "p11", "p12"], by_shard
+    assert sorted(p.parent.name for p in by_shard if p.stem.isdigit()) == ["p11"] * 3, by_shard
     reports = list(work.glob("efficiency_report*"))
     assert len(reports) == 1, reports
     lines = reports[0].read_text().splitlines()
@@ -130,16 +162,18 @@ def test_failed_shard_is_retried_then_rerun_alone_and_the_run_equals_a_local_one
 def test_requeued_extract_task_resumes_from_its_parts(cluster, tmp_path):
     work = tmp_path / "work"
     profile = slurm_test_profile(tmp_path)
-    # 40 videos a shard, one per batch and per part: a shard job runs long enough to be requeued.
+    # 40 videos a shard, one per batch and per part: a shard job runs long enough to be requeued. Two
+    # shards, so that the one requeued is an array task.
     slow_config = tmp_path / "slow.yaml"
     slow_config.write_text(yaml.safe_dump({
         "demo": {"per_folder": 40}, "encoder": {"batch_size": 1}, "extract": {"num_workers": 0, "save_every": 1},
     }))
     slow = [str(slow_config)]
     proc = subprocess.Popen(
-        # Only p10's shard output is asked for: the requeue is what is tested, not the rest of the DAG.
+        # Only two shards' outputs are asked for: the requeue is what is tested, not the rest of the DAG.
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work),
-         "results/demo/embeddings/p10.parquet", "--profile", str(profile), "--configfile", DEMO, *slow],
+         "results/demo/embeddings/p10.parquet", "results/demo/embeddings/p12.parquet",
+         "--profile", str(profile), "--configfile", DEMO, *slow],
         env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     parts = work / "results/demo/parts/p10"
@@ -150,7 +184,7 @@ def test_requeued_extract_task_resumes_from_its_parts(cluster, tmp_path):
         time.sleep(0.05)
     running = [j for j in sacct("JobID", "State", "AllocTRES") if "gres/gpu=1" in j["AllocTRES"]
                and j["State"] == "RUNNING"]
-    assert len(running) == 1, running
+    assert len(running) == 1 and "_" in running[0]["JobID"], running  # one GPU: p10's task runs alone
     job = running[0]["JobID"]
     subprocess.run(["scontrol", "requeue", job], check=True)
     # SLURM holds a requeued job back for a while (its begin time is pushed ahead); a real cluster
@@ -175,34 +209,28 @@ def test_requeued_extract_task_resumes_from_its_parts(cluster, tmp_path):
     assert len(keys) + errors == len(manifest) == 40
 
 
-class ArraySymptom(AssertionError):
-    """What plugin issue #447 does to an array of extract tasks, seen on this cluster."""
-
-
-@pytest.mark.xfail(raises=ArraySymptom, strict=True,
-                   reason="snakemake-executor-plugin-slurm#447 (open in 2.8.0): array tasks run other tasks' shards, "
-                   "and with one shard failing the others' outputs are lost. When this passes, a fixed plugin is "
-                   "installed: turn arrays on in profiles/slurm and drop the mark")
-def test_extract_shards_as_one_job_array_fail_only_where_their_own_shard_fails(cluster, tmp_path):
+def test_array_limit_splits_the_shards_and_a_failing_task_fails_only_its_own_shard(cluster, tmp_path):
     work, profile = tmp_path / "work", slurm_test_profile(tmp_path)
     config = yaml.safe_load((profile / "config.yaml").read_text())
-    config |= {"slurm-array-jobs": "extract", "retries": 0, "latency-wait": 5}
+    config |= {"embedpipe-slurm-array-limit": 2, "retries": 0, "latency-wait": 5}
     (profile / "config.yaml").write_text(yaml.safe_dump(config))
-    # p10 cannot write its parts; p11 and p12 can
-    blocker = work / "results/demo/parts/p10"
+    # p11 cannot write its parts; p10 and p12 can. (With the official plugin 2.8.0, upstream #447, every
+    # task's Snakemake was the first task's: it ran that shard and, failing, deleted its outputs.)
+    blocker = work / "results/demo/parts/p11"
     blocker.parent.mkdir(parents=True)
     blocker.write_text("not a directory")
     before = last_job_id()
     targets = [f"results/demo/embeddings/{s}.parquet" for s in ("p10", "p11", "p12")]
     run = snakemake(work, *targets, "--profile", str(profile), "--configfile", DEMO, check=False)
-    # The test's own preconditions, plain failures: the shards went out as one array of three tasks
-    tasks = [j for j in sacct("JobID", "State", "AllocTRES", since_job=before) if "gres/gpu=1" in j["AllocTRES"]]
-    assert len(tasks) == 3 and len({j["JobID"].split("_")[0] for j in tasks}) == 1, tasks
-    assert all("_" in j["JobID"] for j in tasks) and run.returncode != 0, (tasks, run.stdout[-2000:])
-    # What a correct array gives, whichever task comes first: each task runs its own shard, once,
-    # and the shards that can be written are
-    logs = sorted((work / "logs" / "slurm" / "rule_extract").glob("*.log"))
-    ran = sorted(tuple(sorted(set(re.findall(r"--shard=(p1\d)", p.read_text())))) for p in logs)
+    assert run.returncode != 0
+    jobs = gpu_jobs(before)
+    arrays = arrays_of(jobs)  # three tasks, at most two an array: two arrays
+    assert len(jobs) == 3 and sorted(len(tasks) for tasks in arrays.values()) == [1, 2], jobs
+    assert sorted(j["State"] for j in jobs) == ["COMPLETED", "COMPLETED", "FAILED"], jobs
+    ran = shards_run_by_task(work)
+    # each task ran its own shard, once
+    assert sorted(key.split(":")[0] for key in ran) == ["p10", "p11", "p12"], ran
+    assert all(shards == {key.split(":")[0]} for key, shards in ran.items()), ran
     written = [(work / f"results/demo/embeddings/{s}.parquet").is_file() for s in ("p10", "p11", "p12")]
-    if ran != [("p10",), ("p11",), ("p12",)] or written != [False, True, True]:
-        raise ArraySymptom(f"shards run per array task: {ran}; outputs p10, p11, p12: {written}")
+    assert written == [True, False, True], (written, run.stderr[-3000:])
+    assert "Submitted rule extract as SLURM job array" in run.stdout + run.stderr
