@@ -52,7 +52,7 @@ def device_problems(launch: Launch, encoder: FamilyOptions, extract: ExtractOpti
         return [LaunchProblem("encoder.device", f"cpu, but the launch gives every extract job {launch.extract_gpus} "
                               f"GPU(s) ({launch.extract_source}: gpu): it would sit idle while the CPUs embed. Set "
                               "encoder.device: auto (or cuda), or drop the gpu resource for a CPU run")]
-    if not launch.slurm or launch.gpu_requested:
+    if not launch.slurm or launch.gpu_requested or device == "cpu":
         return []
     wants = "encoder.device is " + device if device.startswith("cuda") else \
         "extract.require_gpu is true" if extract.require_gpu else None
