@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # the Snakefile itself needs only stdlib parts
 from embedpipe.config.checks import ConfigProblem, Where, evaluation_problem, extract_options, read_config  # noqa: E402
-from embedpipe.config.launch import Launch, launch_of  # noqa: E402
+from embedpipe.config.launch import launch_of  # noqa: E402
 from embedpipe.config.preflight import RunFiles, preflight, stops_and_warnings  # noqa: E402
 from embedpipe.discover.settings import HfDatasetOptions, ShardOptions  # noqa: E402
 from embedpipe.encoders import all_exports, family  # noqa: E402
@@ -242,10 +242,10 @@ def run_preflight():
         logger.warning(f"embedpipe preflight: {line}")
     if stops:
         raise WorkflowError("\n".join(stops))
-    return launch
 
 
-LAUNCH = run_preflight() if workflow.is_main_process else Launch()
+if workflow.is_main_process:
+    run_preflight()
 
 FOLDER_PT = f"{RUN_DIR}/export/folder_pt/{MODEL}_embeddings_{{shard}}.pt"
 # pca.components: fitted on the run's rows, each dataset row gets embedding_pca, pca.npz is published

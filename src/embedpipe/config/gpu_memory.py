@@ -1,18 +1,23 @@
 """Will the extract batch fit the GPU the launch asks for? An estimate from the preset table, made
-before any job, so a batch sized for an L40S does not go out to a 16 GB card as a 2-day job that
+before any job, so a batch sized for a large card does not go out to a 16 GB one as a 2-day job that
 fails at its first batch (and twice more on retry).
 
-The basis (docs/cluster.md#preflight says it to users too): the V-JEPA 2 presets' default batches
-are the EchoJEPA script's, sized for a 48 GB L40S at 16 frames. So a preset's memory at batch b is
-taken as
+The estimate (docs/cluster.md#preflight says it to users too), for a V-JEPA 2 preset at batch b:
 
-    weights + b × per_item,   per_item = (48 GB − weights) / default_batch × frames / 16 × (2 if fp32)
+    weights + b × (tokens × width × ACTIVATION_BYTES + clip bytes)       (activations × 2 in fp32)
+    tokens = frames / tubelet × (crop / 16)²,  weights = parameters × 2 bytes (bf16),
+    clip = frames × 3 × crop² × 4 bytes (the float clip on the GPU)
 
-weights being the parameter count × 2 bytes (bf16). Activations grow linearly with the batch and
-with the tokens (frames); SDPA's attention keeps them linear in the tokens. This assumes the default
-batch fills the 48 GB; it likely leaves headroom, so the estimate errs high, and only a batch
-*clearly* over (by MARGIN) stops. Families without a preset table (metis, the ECG families, a
-custom V-JEPA 2) are not estimated: their models are small or of unknown size.
+ACTIVATION_BYTES (64) counts, per token and channel, the tensors one inference layer holds at its
+peak in bf16 (the residual, its norm, q/k/v and their rotated copies, the MLP's 4× hidden twice:
+about 25 values, 50 bytes), rounded up. It is not measured; it is checked against the presets'
+default batches, the EchoJEPA script's, run on 48 GB L40S cards: each fits 48 GB by this estimate
+(vitl at 256, the largest, at about 38 GB). The estimate errs high, and only a batch over the card's
+memory by MARGIN stops. A default-batch rule (memory ∝ batch / default batch × 48 GB) was not used:
+the defaults shrink faster than the models grow (vitg-384's 16 is some 5 GB of activations), so it
+would stop configs that run, DeepEarth's vitg-384 at batch 32 among them. Families without a preset
+table (metis, the ECG families, a custom V-JEPA 2) are not estimated: their models are small or of
+unknown size.
 """
 
 from __future__ import annotations
@@ -22,10 +27,10 @@ import re
 from dataclasses import dataclass
 
 from embedpipe.encoders.options import FamilyOptions
-from embedpipe.encoders.vjepa2.presets import VJEPA2_PRESETS
+from embedpipe.encoders.vjepa2.presets import TUBELET, VJEPA2_PRESETS
 
-L40S_GB = 48.0
-PRESET_FRAMES = 16  # the frames the presets' default batches were sized at (num_frames' default)
+ACTIVATION_BYTES = 64  # per token and channel at one layer's peak, bf16 (see above)
+PATCH = 16  # every V-JEPA 2 preset's spatial patch
 MARGIN = 1.25  # the estimate errs high: stop only past the card's memory by a quarter
 # Parameters of the V-JEPA 2 encoders (the paper's ViT-L/H/g: 300M, 600M, 1B).
 PRESET_PARAMS = {"vitl": 0.30e9, "vith": 0.63e9, "vitg": 1.01e9, "vitg-384": 1.01e9}
@@ -67,11 +72,16 @@ def batch_estimate(encoder: FamilyOptions) -> BatchEstimate | None:
     """The memory model of the configured encoder, where the preset table gives one."""
     if encoder.get("name") != "vjepa2" or (preset := VJEPA2_PRESETS.get(encoder.get("model"))) is None:
         return None
-    frames = encoder.get("image_frames") if encoder.get("media") == "image" else encoder.get("num_frames")
-    fp32 = 2.0 if encoder.get("precision") == "fp32" else 1.0
-    weights = PRESET_PARAMS[encoder["model"]] * 2 * fp32 / 1e9
-    per_item = (L40S_GB - PRESET_PARAMS[encoder["model"]] * 2 / 1e9) / preset.batch_size
-    return BatchEstimate(weights, per_item * (frames or PRESET_FRAMES) / PRESET_FRAMES * fp32)
+    frames = estimate_frames(encoder)
+    fp32 = 2 if encoder.get("precision") == "fp32" else 1
+    tokens = frames // TUBELET * (preset.crop // PATCH) ** 2
+    clip = frames * 3 * preset.crop**2 * 4
+    per_item = tokens * preset.dim * ACTIVATION_BYTES * fp32 + clip
+    return BatchEstimate(PRESET_PARAMS[encoder["model"]] * 2 * fp32 / 1e9, per_item / 1e9)
+
+
+def estimate_frames(encoder: FamilyOptions) -> int:
+    return encoder.get("image_frames") if encoder.get("media") == "image" else encoder.get("num_frames")
 
 
 def batch_problem(encoder: FamilyOptions, gpu_model: str | None) -> str | None:
@@ -82,6 +92,6 @@ def batch_problem(encoder: FamilyOptions, gpu_model: str | None) -> str | None:
         return None
     largest = estimate.largest_batch(gpu_gb)
     fix = f"set encoder.batch_size: {largest} or less" if largest else "choose a GPU with more memory"
-    return (f"{batch} needs about {estimate.at(batch):.0f} GB on the GPU ({encoder['model']}, an estimate from its "
-            f"preset's batch for a 48 GB L40S), more than a {gpu_model}'s {gpu_gb:g} GB: {fix} "
+    return (f"{batch} needs about {estimate.at(batch):.0f} GB on the GPU (an estimate for {encoder['model']} at "
+            f"{estimate_frames(encoder)} frames), more than a {gpu_model}'s {gpu_gb:g} GB: {fix} "
             "(or ask for a larger gpu_model in the profile)")
