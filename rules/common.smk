@@ -197,8 +197,8 @@ def command_line():
     None when this process was not started as `snakemake …` (the API, a test harness) or it cannot be read."""
     from snakemake.cli import parse_args
 
-    start = os.path.basename(sys.argv[0]) if sys.argv else ""
-    if start != "snakemake" and not sys.argv[0].endswith(os.path.join("snakemake", "__main__.py")):
+    start = sys.argv[0] if sys.argv else ""
+    if os.path.basename(start) != "snakemake" and not start.endswith(os.path.join("snakemake", "__main__.py")):
         return None
     here = os.getcwd()
     try:
