@@ -12,7 +12,17 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config/config.yaml")
 
 
-# Before any job: an unknown key or a wrong type stops here, naming the key.
+import sys
+
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # the library's torch-free config checks
+from embedpipe.config.unknown_keys import unknown_key_problem  # noqa: E402
+from snakemake.exceptions import WorkflowError  # noqa: E402
+
+# Before any job: a misspelt key is one line naming it and the closest valid key (validate() would
+# print the schema it failed against, for a top-level key all of it), then a wrong type or value
+# stops here, naming the key.
+if problem := unknown_key_problem(config, os.path.join(workflow.basedir, "config/schema.yaml")):
+    raise WorkflowError("config key {!r}: {}".format(*problem))
 validate(config, os.path.join(workflow.basedir, "config/schema.yaml"))
 
 

@@ -1,4 +1,6 @@
 # Shared names and start-up checks. Everything here runs when the DAG is built, before any job.
+import contextlib
+import io
 import json
 import re
 import shlex
@@ -9,6 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # the Snakefile itself needs only stdlib parts
 from embedpipe.config.checks import ConfigProblem, Where, evaluation_problem, extract_options, read_config  # noqa: E402
+from embedpipe.config.launch import launch_of  # noqa: E402
+from embedpipe.config.preflight import RunFiles, preflight, stops_and_warnings  # noqa: E402
 from embedpipe.discover.settings import HfDatasetOptions, ShardOptions  # noqa: E402
 from embedpipe.encoders import all_exports, family  # noqa: E402
 from embedpipe.evaluate.settings import PTBXL_FILES  # noqa: E402
@@ -185,6 +189,63 @@ def stale_merged_notice():
 
 if workflow.is_main_process:
     stale_merged_notice()
+
+
+def command_line():
+    """Snakemake's command line read again, the profile applied: in a dry run the executor it names is not
+    in `workflow`. Read in the folder Snakemake was started from (a relative --profile is relative to it).
+    None when this process was not started as `snakemake …` (the API, a test harness) or it cannot be read."""
+    from snakemake.cli import parse_args
+
+    start = sys.argv[0] if sys.argv else ""
+    if os.path.basename(start) != "snakemake" and not start.endswith(os.path.join("snakemake", "__main__.py")):
+        return None
+    here = os.getcwd()
+    try:
+        os.chdir(workflow.rundir)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return parse_args(sys.argv[1:])[1]  # it says "Using profile ..." again: not twice on screen
+    except (SystemExit, Exception):
+        return None
+    finally:
+        os.chdir(here)
+
+
+def raw_resources(resources):
+    """A Resources mapping as the values were given (an expression such as `250000 * attempt` as text)."""
+    return {name: res.raw for name, res in (resources or {}).items()}
+
+
+def current_launch():
+    """What this launch asks for: the executor, the extract job's GPU, the SLURM account and partition."""
+    args = command_line()
+    settings = workflow.resource_settings
+    executor = (getattr(args, "executor", None) or "local") if args is not None else None
+    # a setting not given is dataclasses.MISSING, which is true: only a path counts
+    partition_config = any(isinstance(getattr(args, f"{prefix}slurm_partition_config", None), (str, os.PathLike))
+                           for prefix in ("", "embedpipe_"))
+    return launch_of(executor, raw_resources(settings.overwrite_resources.get("extract")),
+                     raw_resources(settings.default_resources), dryrun=bool(getattr(args, "dryrun", False)),
+                     partition_config=partition_config, targets=tuple(getattr(args, "targets", None) or ()))
+
+
+def run_preflight():
+    """What would break the launch (embedpipe.config.preflight), once, where Snakemake was started (not in a
+    job's own Snakemake): warnings are logged, stops end the DAG build, one line each, naming the key."""
+    launch = current_launch()
+    files = RunFiles(RUN_DIR, manifests={s: MANIFEST.format(shard=s) for s in SHARDS},
+                     shard_files={s: EMBEDDINGS.format(shard=s) for s in SHARDS}, demo=DEMO,
+                     made_models=tuple(MADE_MODELS),
+                     merge_copies=len({"pt", "npy"} & set(MERGE.files())) if MERGE.in_default_run else 0)
+    stops, warnings = stops_and_warnings(preflight(config, ENCODER, EXTRACT, launch, files))
+    for line in warnings:
+        logger.warning(f"embedpipe preflight: {line}")
+    if stops:
+        raise WorkflowError("\n".join(stops))
+
+
+if workflow.is_main_process:
+    run_preflight()
 
 FOLDER_PT = f"{RUN_DIR}/export/folder_pt/{MODEL}_embeddings_{{shard}}.pt"
 # pca.components: fitted on the run's rows, each dataset row gets embedding_pca, pca.npz is published

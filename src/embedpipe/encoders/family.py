@@ -71,6 +71,10 @@ class Family:
     # For a Hugging Face folder, the model_type its config.json states: transformers loads another
     # family's config with a warning only, and its weights into a randomly initialised model with another.
     model_type: str | None = None
+    # For a checkpoint file: whether the names of its tensors (dotted paths through its dicts, as
+    # config/model_header.py reads them without torch) are what the family's loader looks for. The
+    # preflight stops a dry run on another family's checkpoint with it; None: not checked.
+    checkpoint_holds: Callable[[frozenset[str]], bool] | None = None
 
     @cached_property
     def schema(self) -> dict[str, Any]:

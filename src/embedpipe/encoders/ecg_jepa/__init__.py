@@ -14,6 +14,15 @@ if TYPE_CHECKING:
     from embedpipe.encoders.roles import Encoder
 
 DEFAULT_BATCH = 256  # what batch_size: 0 means
+# vit.read_checkpoint's places for the encoder (an entry, then a prefix in it), torch-free
+ENTRIES, PREFIXES = ("model.", "encoder.", ""), ("target_encoder.", "encoder.", "")
+
+
+def holds_encoder(names: frozenset[str]) -> bool:
+    """A patch embedding where read_checkpoint looks (DDP's `module.`, torch.compile's `_orig_mod.` dropped)."""
+    plain = {name.replace("_orig_mod.", "").replace("module.", "") for name in names}
+    return any(f"{entry}{prefix}patch_embed.proj.weight" in plain for entry in ENTRIES for prefix in PREFIXES)
+
 
 def build_model(options: Options, device: torch.device) -> Encoder:
     """The family's model code (torch, transformers) loads only when a job builds the encoder."""
@@ -29,4 +38,5 @@ FAMILY = Family(
     builder=build_model,
     default_batch=lambda options: DEFAULT_BATCH,
     checks=ecg_checks,
+    checkpoint_holds=holds_encoder,
 )

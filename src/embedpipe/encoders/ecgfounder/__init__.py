@@ -44,6 +44,8 @@ FAMILY = Family(
     builder=build_model,
     default_batch=lambda options: DEFAULT_BATCH,
     checks=ecg_checks,
+    # founder_state's 'state_dict', and the first tensor Net1D.geometry reads from it
+    checkpoint_holds=lambda names: "state_dict.first_conv.conv.weight" in names,
     exports=(Export("export_ecg_json", "ecgfounder_json", export_ecgfounder_json,
                     directory=True, unavailable=without_features),),
 )
