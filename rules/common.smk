@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))  # the Snakefile itself needs only stdlib parts
 from embedpipe.config.checks import ConfigProblem, Where, evaluation_problem, extract_options, read_config  # noqa: E402
-from embedpipe.config.launch import launch_of  # noqa: E402
+from embedpipe.config.launch import launch_of, official_slurm_settings  # noqa: E402
 from embedpipe.config.preflight import RunFiles, preflight, stops_and_warnings  # noqa: E402
 from embedpipe.discover.settings import HfDatasetOptions, ShardOptions  # noqa: E402
 from embedpipe.encoders import all_exports, family  # noqa: E402
@@ -226,7 +226,8 @@ def current_launch():
                            for prefix in ("", "embedpipe_"))
     return launch_of(executor, raw_resources(settings.overwrite_resources.get("extract")),
                      raw_resources(settings.default_resources), dryrun=bool(getattr(args, "dryrun", False)),
-                     partition_config=partition_config, targets=tuple(getattr(args, "targets", None) or ()))
+                     partition_config=partition_config, targets=tuple(getattr(args, "targets", None) or ()),
+                     official_settings=official_slurm_settings(executor, vars(args) if args is not None else {}))
 
 
 def run_preflight():

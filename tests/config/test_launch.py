@@ -27,3 +27,19 @@ def test_a_problem_is_one_line_naming_its_key():
     assert LaunchProblem("encoder.device", "cpu").line() == "config key 'encoder.device': cpu"
     assert LaunchProblem("default-resources: slurm_account", "unset", profile=True).line() == \
         "profile key 'default-resources: slurm_account': unset"
+
+
+def test_the_official_slurm_plugins_settings_are_named_when_embedpipe_slurm_would_ignore_them():
+    from dataclasses import MISSING
+
+    from embedpipe.config.launch import official_slurm_problems, official_slurm_settings
+
+    given = {"slurm_array_limit": 200, "slurm_logdir": MISSING, "slurm_jobstep_array_execs": "x",
+             "embedpipe_slurm_array_jobs": "extract", "jobs": 100}
+    assert official_slurm_settings("embedpipe-slurm", given) == ("slurm-array-limit",)
+    assert official_slurm_settings("slurm", given) == ()  # the official plugin reads them itself
+    launch = launch_of("embedpipe-slurm", {}, {}, dryrun=True, official_settings=("slurm-array-limit",))
+    [problem] = official_slurm_problems(launch)
+    assert problem.stop and problem.line() == ("profile key 'slurm-array-limit': is the official SLURM plugin's "
+                                               "setting, which executor embedpipe-slurm ignores: write "
+                                               "embedpipe-slurm-array-limit")

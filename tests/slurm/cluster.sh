@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real one-node SLURM cluster for the tests: munge, MariaDB + slurmdbd (so sacct, job arrays and
-# the efficiency report work), slurmctld and slurmd with one fake L40S GPU. Needs root and Debian 12.
+# the efficiency report work; every job needs an account, as on most clusters), slurmctld and slurmd with
+# one fake L40S GPU. Needs root and Debian 12.
 #
 #   tests/slurm/cluster.sh install   apt-get the packages (once per machine)
 #   tests/slurm/cluster.sh start     write the configs, start the daemons, wait until the node is idle
@@ -100,6 +101,7 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStorageTRES=gres/gpu
 AccountingStoreFlags=job_comment
+AccountingStorageEnforce=associations
 MinJobAge=300
 KillWait=15
 JobRequeue=1

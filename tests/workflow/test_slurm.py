@@ -18,13 +18,24 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from support.workflow import REPO, run_env, snakemake
+from support.workflow import REPO, run_env
+from support.workflow import snakemake as snakemake_here
+
+from embedpipe.config.launch import launch_of
+from embedpipe.config.slurm import slurm_problems
 
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 DEMO = str(REPO / "config" / "demo.yaml")
 REQUIRED = os.environ.get("EMBEDPIPE_SLURM") == "required"
 
 pytestmark = pytest.mark.slurm
+# The test node's GPU is a stand-in (/dev/null) and the demo embeds on the CPU: the preflight would stop
+# a GPU profile with encoder.device cpu, rightly on a real cluster. Here it only warns.
+FAKE_GPU = {"EMBEDPIPE_PREFLIGHT": "warn"}
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None):
+    return snakemake_here(workdir, *args, check=check, env=FAKE_GPU | (env or {}))
 
 
 def unavailable(reason: str):
@@ -174,7 +185,7 @@ def test_requeued_extract_task_resumes_from_its_parts(cluster, tmp_path):
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work),
          "results/demo/embeddings/p10.parquet", "results/demo/embeddings/p12.parquet",
          "--profile", str(profile), "--configfile", DEMO, *slow],
-        env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=run_env(FAKE_GPU), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     parts = work / "results/demo/parts/p10"
     deadline = time.monotonic() + 300
@@ -234,3 +245,25 @@ def test_array_limit_splits_the_shards_and_a_failing_task_fails_only_its_own_sha
     written = [(work / f"results/demo/embeddings/{s}.parquet").is_file() for s in ("p10", "p11", "p12")]
     assert written == [True, False, True], (written, run.stderr[-3000:])
     assert "Submitted rule extract as SLURM job array" in run.stdout + run.stderr
+
+
+def test_the_preflight_asks_the_cluster_whether_an_account_is_required(cluster, tmp_path):
+    """The cluster enforces associations (tests/slurm/cluster.sh); root has a default account, a user
+    that sacctmgr does not know has none. A profile without slurm_account plans for the first and stops,
+    naming the key, for the second: before any job is submitted, in a dry run."""
+    launch = launch_of("embedpipe-slurm", {"gpu": 1}, {}, dryrun=True)
+    assert slurm_problems(launch, user="root") == []
+    [problem] = slurm_problems(launch, user="embedpipe-newcomer")
+    assert problem.key == "default-resources: slurm_account" and "lists none for embedpipe-newcomer" in problem.reason
+    profile = slurm_test_profile(tmp_path)
+    config = yaml.safe_load((profile / "config.yaml").read_text())
+    del config["default-resources"]["slurm_account"], config["default-resources"]["slurm_partition"]
+    (profile / "config.yaml").write_text(yaml.safe_dump(config))
+    args = ("-n", "--profile", str(profile), "--configfile", DEMO)
+    planned = snakemake(tmp_path / "work", *args)  # root: the default account and the default partition
+    assert "slurm_account" not in planned.stdout + planned.stderr
+    refused = snakemake(tmp_path / "work", *args, check=False, env={"USER": "embedpipe-newcomer",
+                                                                     "EMBEDPIPE_PREFLIGHT": ""})
+    out = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "profile key 'default-resources: slurm_account': unset" in out, out[-3000:]
+    assert "Job stats" not in out  # no plan

@@ -30,6 +30,9 @@ class Launch:
     dryrun: bool = False
     targets: tuple[str, ...] = ()  # the command line's targets (rules or files); () for the default
     extract_source: str = "set-resources: extract"  # where the extract GPU came from, to name it
+    # the official plugin's settings given (`slurm-array-limit`) while embedpipe-slurm runs: it reads
+    # only its own spelling (`embedpipe-slurm-array-limit`), so these would be ignored
+    official_slurm_settings: tuple[str, ...] = ()
 
     @property
     def slurm(self) -> bool:
@@ -73,8 +76,26 @@ def gpu_count(resources: Mapping[str, Any]) -> int | None:
     return 1 if re.search(r"(^|[,=\s])gpu($|[,\s])", gres) else None
 
 
+def official_slurm_settings(executor: str | None, given: Mapping[str, Any]) -> tuple[str, ...]:
+    """The official SLURM plugin's settings among the command line's (argparse names, `slurm_array_limit`;
+    one not given holds dataclasses.MISSING), when embedpipe-slurm runs and would ignore them."""
+    if executor != "embedpipe-slurm":
+        return ()
+    from dataclasses import MISSING
+
+    official = lambda name: name.startswith("slurm_") and not name.startswith("slurm_jobstep_")  # noqa: E731
+    return tuple(sorted(name.replace("_", "-") for name, value in given.items()
+                        if official(name) and value is not MISSING))
+
+
+def official_slurm_problems(launch: Launch) -> list[LaunchProblem]:
+    return [LaunchProblem(name, f"is the official SLURM plugin's setting, which executor embedpipe-slurm ignores: "
+                          f"write embedpipe-{name}", profile=True) for name in launch.official_slurm_settings]
+
+
 def launch_of(executor: str | None, extract: Mapping[str, Any], defaults: Mapping[str, Any], dryrun: bool,
-              partition_config: bool = False, targets: tuple[str, ...] = ()) -> Launch:
+              partition_config: bool = False, targets: tuple[str, ...] = (),
+              official_settings: tuple[str, ...] = ()) -> Launch:
     """A Launch from the extract rule's set-resources and the default resources (each a name → the
     value as given); the rule's own value wins, as in Snakemake."""
     def value(name: str) -> Any:
@@ -88,4 +109,5 @@ def launch_of(executor: str | None, extract: Mapping[str, Any], defaults: Mappin
     text = lambda name: str(value(name)) if value(name) not in (None, "") else None  # noqa: E731
     return Launch(executor=executor, extract_gpus=gpus, gpu_model=text("gpu_model"),
                   slurm_account=text("slurm_account"), slurm_partition=text("slurm_partition"),
-                  partition_config=partition_config, dryrun=dryrun, targets=targets, extract_source=source)
+                  partition_config=partition_config, dryrun=dryrun, targets=targets, extract_source=source,
+                  official_slurm_settings=official_settings)

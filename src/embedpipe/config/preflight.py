@@ -6,7 +6,8 @@ what to do; a stop ends the DAG build, a warning is one log line.
 Checked: a GPU asked for with encoder.device: cpu, or a SLURM launch without a GPU for a GPU
 encoder; encoder.path holding another family's model (model_header.py); a batch too big for the GPU
 (gpu_memory.py); too little disk for the rows to come (disk_space.py); upload without a token; a
-SLURM launch without the account or partition the cluster requires (slurm.py).
+SLURM launch without the account or partition the cluster requires (slurm.py), or with the official
+SLURM plugin's settings that the project's executor would ignore (launch.py).
 
 EMBEDPIPE_PREFLIGHT=warn in the environment turns every stop into a warning, for a launch the checks
 misjudge (a test cluster's fake GPU running a CPU demo, say).
@@ -22,7 +23,7 @@ from typing import Any
 
 from embedpipe.config.disk_space import DiskNeed, disk_problem, rows_to_write
 from embedpipe.config.gpu_memory import batch_problem
-from embedpipe.config.launch import Launch, LaunchProblem
+from embedpipe.config.launch import Launch, LaunchProblem, official_slurm_problems
 from embedpipe.config.model_header import model_file_problem
 from embedpipe.config.slurm import Run, slurm_problems
 from embedpipe.encoders import family
@@ -115,7 +116,7 @@ def preflight(config: Mapping[str, Any], encoder: FamilyOptions, extract: Extrac
     if launch.gpu_requested and (reason := batch_problem(encoder, launch.gpu_model)):
         found.append(LaunchProblem("encoder.batch_size", reason))
     found += [disk_need_problem(encoder, files), upload_problem(config.get("upload") or {}, launch, environ)]
-    found += slurm_problems(launch, run=run)
+    found += official_slurm_problems(launch) + slurm_problems(launch, run=run)
     return [problem for problem in found if problem is not None]
 
 
