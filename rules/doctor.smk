@@ -5,18 +5,6 @@
 # No output file: asked for by name, it runs every time; the plain run never asks for it.
 
 
-def doctor_config():
-    """What the doctor checks, as the jobs get it: the encoder block, the run's folders, the media."""
-    return json.dumps({
-        "encoder": {k: ENCODER.get(k) for k in ("name", "device", "media") if ENCODER.get(k) is not None},
-        "extensions": config["extensions"],
-        "extract": {"require_gpu": EXTRACT.require_gpu},
-        "upload": {"repo_id": UPLOAD.repo_id, "dry_run": UPLOAD.dry_run},
-        "results_dir": RUN_DIR,
-        "logs_dir": LOG_DIR,
-    }, sort_keys=True)
-
-
 rule doctor:
     params:
         run=script("doctor.py"),
