@@ -145,3 +145,18 @@ def test_python_m_embedpipe_doctor_runs_as_a_command(tmp_path):
     assert usage.returncode == 0 and "doctor" in usage.stdout
     unknown = subprocess.run([sys.executable, "-m", "embedpipe", "nope"], env=env, capture_output=True, text=True)
     assert unknown.returncode == 2
+
+
+@pytest.mark.parametrize(("driver_cuda", "fits"), [("12.2", False), ("13.0", True), ("13.1", True)])
+def test_the_driver_line_says_when_torch_is_built_for_a_newer_cuda(monkeypatch, driver_cuda, fits):
+    import torch
+
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(doctor_probes, "_nvml_driver", lambda: ("535.54.03", driver_cuda))
+    found = doctor_probes.gpus()
+    assert "CUDA 13.0 build" in found.torch.text and "CUDA available: no" in found.torch.text
+    assert found.driver.ok is fits
+    assert found.driver.text.startswith(f"NVIDIA 535.54.03, runs CUDA up to {driver_cuda}")
+    hint = "older than torch's CUDA 13.0 build (install a cu12x torch for this driver: "
+    assert (hint in found.driver.text) is not fits

@@ -125,9 +125,11 @@ def device_lines(report: Report, needs: Needs, gpus: probe.Gpus) -> None:
     if not gpus.boards:
         why = "torch is a CPU build" if gpus.torch.ok and gpus.cuda_build is None else "none visible"
         report.say("ok" if needs.device == "cpu" else "warn", "gpu", f"no GPU: {why} ({shown})")
+    # never fails by itself: NVML is optional, and a driver too old for torch's CUDA leaves no GPU visible,
+    # which the encoder.device line fails on; no GPU and no driver: nothing for a driver to run
     if gpus.boards or gpus.driver.ok:
-        report.add(gpus.driver, needed=wants_gpu, what="nvidia driver")
-    else:  # no GPU and no driver: nothing for a driver to run
+        report.add(gpus.driver, needed=False, what="nvidia driver")
+    else:
         report.say("ok", "nvidia driver", gpus.driver.text)
     if not needs.configured:
         return

@@ -103,9 +103,11 @@ def gpus() -> Gpus:
         return Gpus(Found("torch", False, f"not importable ({why})"), None, [], Found("driver", False, "unknown"))
     build = torch.version.cuda
     cudnn = torch.backends.cudnn.version() if build else None
-    text = f"{torch.__version__}, " + (f"CUDA {build} build (cuDNN {cudnn})" if build else "CPU build (no CUDA)")
+    available = bool(build) and torch.cuda.is_available()
+    text = f"{torch.__version__}, " + (f"CUDA {build} build (cuDNN {cudnn}), CUDA available: "
+                                       f"{'yes' if available else 'no'}" if build else "CPU build (no CUDA)")
     boards = []
-    if build and torch.cuda.is_available():
+    if available:
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)
             try:
@@ -123,7 +125,8 @@ def gpus() -> Gpus:
     fits = build is None or _as_tuple(driver_cuda) >= _as_tuple(build)
     line = f"NVIDIA {driver}, runs CUDA up to {driver_cuda}"
     if not fits:
-        line += f": older than torch's CUDA {build} build (install a cu{build.split('.')[0]}x torch for this driver)"
+        line += (f": older than torch's CUDA {build} build (install a cu{driver_cuda.split('.')[0]}x torch for this "
+                 "driver: make install-gpu TORCH_INDEX=...)")
     return Gpus(Found("torch", True, text), build, boards, Found("driver", fits, line))
 
 
