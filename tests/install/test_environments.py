@@ -121,6 +121,21 @@ def pypi_reachable(index: str) -> str | None:
         return str(exc)
 
 
+def build_isolation() -> list[str]:
+    """--no-build-isolation where this environment has what pyproject's build-system requires (saves
+    installing setuptools into a throwaway build environment first); else pip's default."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    build = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]
+    for requirement in map(Requirement, build["requires"]):
+        try:
+            if not requirement.specifier.contains(version(requirement.name)):
+                return []
+        except PackageNotFoundError:
+            return []
+    return ["--no-build-isolation"]
+
+
 @pytest.fixture(scope="module")
 def gpu_install_plan(tmp_path_factory) -> dict:
     """pip's report of `pip install '.[gpu]'` with torch pinned to the Makefile's TORCH_SPEC, resolved
@@ -137,7 +152,7 @@ def gpu_install_plan(tmp_path_factory) -> dict:
     (work / "constraints.txt").write_text(makefile_value("TORCH_SPEC") + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "PIP_CONSTRAINT", "PIP_NO_INDEX")}
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-build-isolation",
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", *build_isolation(),
          "--quiet", "--report", str(work / "report.json"), "-c", str(work / "constraints.txt"), ".[gpu]"],
         cwd=REPO, env=env | {"PIP_CONFIG_FILE": os.devnull}, capture_output=True, text=True, timeout=600,
     )
