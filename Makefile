@@ -1,13 +1,20 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# On a cluster: `make install-gpu VENV=/shared/me/embedpipe-venv`, then `make doctor` (docs/cluster.md).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # torch first, pinned: the CPU build of 2.13.0 lies on disk on the build machines; a plain
 # `torch` requirement would pull a multi-GB CUDA build instead.
 TORCH_SPEC ?= torch==2.13.0
+# install-gpu: the PyTorch wheel index of the CUDA build. cu130 is the build PyPI's own Linux wheel of
+# torch 2.13.0 is (it requires cuda-toolkit 13.0: NVIDIA driver 580 or newer); for an older driver name
+# a cu12x index PyTorch publishes for TORCH_SPEC's version (https://pytorch.org/get-started/locally/).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cu130
+# make doctor CONFIG=<run.yaml>: check what that run needs (without it: a report only)
+CONFIG ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test test-fast lint docs dag clean
+.PHONY: demo test test-fast lint docs dag clean install-gpu doctor
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +22,27 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
+
+# A GPU install, in a venv at VENV (on a cluster: a path on the filesystem the compute nodes mount): the
+# CUDA build of torch from TORCH_INDEX, then embedpipe with the [gpu] extra (editable: this checkout
+# is the code the jobs run). Rerunning it is safe; it ends with the doctor's report of this machine.
+install-gpu:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "embedpipe needs Python 3.11 or newer: \
+	make install-gpu PYTHON=python3.11 (module load python/3.11, or a conda env with python=3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --index-url "$(TORCH_INDEX)" "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[gpu]"
+	$(BIN)/python -m embedpipe doctor
+	@echo ""
+	@echo "Installed in $(abspath $(VENV)). On a GPU node: make doctor VENV=$(VENV) CONFIG=<run.yaml>,"
+	@echo "or: $(BIN)/snakemake doctor --profile profiles/slurm --configfile <run.yaml>"
+
+# What a job finds here (torch, GPUs, decoders, folders, the Hub token by name); exit 1 when CONFIG's run
+# needs what is missing. Needs an installed VENV (make install-gpu, or make demo).
+doctor:
+	@test -x $(BIN)/python || { echo "no $(BIN)/python: make install-gpu VENV=$(VENV) (or make demo) first"; exit 1; }
+	$(BIN)/python -m embedpipe doctor $(if $(CONFIG),--config $(CONFIG))
 
 demo: $(BIN)/.installed
 	$(BIN)/snakemake --cores 2 --configfile config/demo.yaml

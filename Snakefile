@@ -4,6 +4,7 @@
 #   snakemake --cores 2 --configfile config/demo_ecg.yaml                 (the ECG demo; demo_ecg_jepa.yaml)
 #   snakemake --cores 2 --configfile config/demo_pretrain.yaml            (MyJEPA pretraining, then the ECG demo)
 #   snakemake --profile profiles/slurm --configfile config/examples/mimic_iv_echo.yaml
+#   snakemake doctor --configfile <run.yaml>                            (what a job finds on a node)
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -57,6 +58,7 @@ include: "rules/evaluate.smk"
 include: "rules/parquet.smk"
 include: "rules/upload.smk"
 include: "rules/export.smk"
+include: "rules/doctor.smk"
 
 
 rule all:

@@ -482,6 +482,18 @@ def upload_inputs(wildcards):
     return {"file_list": DATASET_FILE_LIST, "metrics": METRICS}  # metrics.json exists only when validation passed
 
 
+def doctor_config():
+    """What the doctor checks, as the jobs get it: the encoder block, the run's folders, the media."""
+    return json.dumps({
+        "encoder": {k: ENCODER.get(k) for k in ("name", "device", "media") if ENCODER.get(k) is not None},
+        "extensions": config["extensions"],
+        "extract": {"require_gpu": EXTRACT.require_gpu},
+        "upload": {"repo_id": UPLOAD.repo_id, "dry_run": UPLOAD.dry_run},
+        "results_dir": RUN_DIR,
+        "logs_dir": LOG_DIR,
+    }, sort_keys=True)
+
+
 def validate_settings():
     """The validate block, with the embedding width where the encoder's options fix it."""
     block = from_block(ValidationConfig, config.get("validate") or {}, "validate")
