@@ -63,6 +63,7 @@ def slurm_test_profile(tmp_path: Path) -> Path:
     profile["default-resources"].update(slurm_partition="gpu", slurm_account="embedpipe", mem_mb=500, runtime=30)
     profile["set-resources"]["extract"].update(cpus_per_gpu=1, mem_mb="2000 * attempt", runtime="30 * attempt")
     profile["set-threads"]["extract"] = 1
+    profile["set-resources"]["doctor"].update(cpus_per_gpu=1, mem_mb=500, runtime=10)
     profile["embedpipe-slurm-init-seconds-before-status-checks"] = 2
     profile["seconds-between-status-checks"] = 2
     out = tmp_path / "profile"
@@ -267,3 +268,17 @@ def test_the_preflight_asks_the_cluster_whether_an_account_is_required(cluster, 
     out = refused.stdout + refused.stderr
     assert refused.returncode != 0 and "profile key 'default-resources: slurm_account': unset" in out, out[-3000:]
     assert "Job stats" not in out  # no plan
+
+
+def test_doctor_runs_as_a_slurm_job_on_the_node_an_extract_job_gets(cluster, tmp_path):
+    work, profile = tmp_path / "work", slurm_test_profile(tmp_path)
+    before = last_job_id()
+    run = snakemake(work, "doctor", "--profile", str(profile), "--configfile", DEMO,
+                    env={"HF_TOKEN": "hf_never_on_a_node"})
+    [job] = [j for j in sacct("JobID", "State", "AllocTRES", "Comment", since_job=before)]
+    assert job["Comment"] == "rule_doctor" and "gres/gpu=1" in job["AllocTRES"] and job["State"] == "COMPLETED", job
+    report = (work / "logs/demo/doctor.txt").read_text()
+    assert f"SLURM job {job['JobID']}" in report and "partition gpu" in report, report
+    assert "torch" in report and "PyAV" in report and "doctor:" in report.splitlines()[-1]
+    # the submission leaves the Hub token off compute jobs (workflow/submit/sbatch): the node has none
+    assert re.search(r"HF_TOKEN +not set", report) and "hf_never_on_a_node" not in report + run.stdout + run.stderr
