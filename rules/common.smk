@@ -1,5 +1,6 @@
 # Shared names and start-up checks. Everything here runs when the DAG is built, before any job.
 import contextlib
+import functools
 import io
 import json
 import re
@@ -191,6 +192,7 @@ if workflow.is_main_process:
     stale_merged_notice()
 
 
+@functools.cache
 def command_line():
     """Snakemake's command line read again, the profile applied: in a dry run the executor it names is not
     in `workflow`. Read in the folder Snakemake was started from (a relative --profile is relative to it).
@@ -230,15 +232,25 @@ def current_launch():
                      official_settings=official_slurm_settings(executor, vars(args) if args is not None else {}))
 
 
+# Snakemake's modes that submit nothing (unlocking a folder, touching or listing outputs...): no preflight.
+MAINTENANCE_MODES = ("unlock", "touch", "cleanup_metadata", "cleanup_shadow", "list_rules", "list_target_rules",
+                     "list_changes", "list_input_changes", "list_params_changes", "list_untracked", "summary",
+                     "detailed_summary", "delete_all_output", "delete_temp_output", "lint", "dag", "rulegraph",
+                     "filegraph", "d3dag", "archive", "print_compilation", "containerize",
+                     "generate_unit_tests", "export_cwl")
+
+
 def run_preflight():
     """What would break the launch (embedpipe.config.preflight), once, where Snakemake was started (not in a
     job's own Snakemake): warnings are logged, stops end the DAG build, one line each, naming the key."""
+    if (args := command_line()) is not None and any(getattr(args, mode, False) for mode in MAINTENANCE_MODES):
+        return
     launch = current_launch()
     files = RunFiles(RUN_DIR, manifests={s: MANIFEST.format(shard=s) for s in SHARDS},
                      shard_files={s: EMBEDDINGS.format(shard=s) for s in SHARDS}, demo=DEMO,
                      made_models=tuple(MADE_MODELS),
                      merge_copies=len({"pt", "npy"} & set(MERGE.files())) if MERGE.in_default_run else 0)
-    stops, warnings = stops_and_warnings(preflight(config, ENCODER, EXTRACT, launch, files))
+    stops, warnings = stops_and_warnings(preflight(config, ENCODER, EXTRACT, launch, files), targets=launch.targets)
     for line in warnings:
         logger.warning(f"embedpipe preflight: {line}")
     if stops:

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -60,22 +62,51 @@ def status_query_by_job_id(run_id: str) -> str:
     return command.replace(RAW_IDS, TASK_IDS)
 
 
+TASK_SCRIPTS_KEPT_S = 7 * 86400
+
+
+def remove_old_task_scripts(root: Path, now: float | None = None) -> None:
+    """Task scripts of runs that ended without removing theirs, after a week (no task waits that long)."""
+    now = time.time() if now is None else now
+    for run in root.glob("*") if root.is_dir() else ():
+        if now - run.stat().st_mtime > TASK_SCRIPTS_KEPT_S:
+            shutil.rmtree(run, ignore_errors=True)
+
+
+def remove_dangling_links(logdir: Path) -> None:
+    """The per-shard links to array task logs the plugin deleted (keep-successful-logs off)."""
+    for link in logdir.glob("*/*/*.log") if logdir.is_dir() else ():
+        if link.is_symlink() and not link.exists():
+            link.unlink(missing_ok=True)
+
+
 def untested_versions() -> list[str]:
     return [f"{name} {version(name)} (tested: {tested})" for name, tested in TESTED.items() if version(name) != tested]
 
 
+# The resources the official plugin turns into sbatch options (get_submit_command, set_gres_string).
+# Others (Snakemake's disk_mb, from the inputs' size; tmpdir) differ from shard to shard and reach no
+# sbatch option: grouping by them would break a run's array into single jobs.
+SBATCH_RESOURCES = ("cluster", "clusters", "constraint", "cpus_per_gpu", "cpus_per_task", "gpu", "gpu_model", "gres",
+                    "mem_mb", "mem_mb_per_cpu", "mpi", "nodes", "qos", "runtime", "slurm_account", "slurm_cluster",
+                    "slurm_extra", "slurm_partition", "tasks", "tasks_per_gpu", "tasks_per_node")
+
+
 def submission_group(job: JobExecutorInterface) -> tuple:
     """Jobs that may share one array: an array has one set of sbatch options (the first job's), so its
-    members must ask for the same resources, e.g. not a retry's doubled memory beside a first try's."""
-    resources = tuple(sorted((name, str(value)) for name, value in job.resources.items()))
+    members must ask for the same ones, e.g. not a retry's doubled memory beside a first try's."""
+    resources = tuple((name, str(job.resources.get(name))) for name in SBATCH_RESOURCES)
     return job.rule.name, job.threads, resources
 
 
 class Executor(SlurmExecutor):
     def __post_init__(self, test_mode: bool = False) -> None:
         super().__post_init__(test_mode)
-        # check_active_jobs calls the module's function; this executor is the only one in the process
+        # check_active_jobs calls the module's function; this executor is the only one in the process.
+        # Asked once now: a plugin whose query changed stops the run before anything is submitted.
+        status_query_by_job_id(self.run_uuid)
         official.query_job_status_sacct = status_query_by_job_id
+        remove_old_task_scripts(self.array_task_root().parent)
         if untested := untested_versions():
             self.logger.warning("embedpipe-slurm replaces array submission of the official SLURM plugin; it was "
                                 f"tested with other versions than these: {', '.join(untested)}")
@@ -122,6 +153,28 @@ class Executor(SlurmExecutor):
         for job in jobs:
             validate_slurm_extra(job)
         (self.slurm_logdir / group_or_rule).mkdir(parents=True, exist_ok=True)
+        cluster = jobs[0].resources.get("cluster") or jobs[0].resources.get("clusters") \
+            or jobs[0].resources.get("slurm_cluster")
+        if cluster:
+            self._submitted_job_clusters.add(cluster)
+        reported: set[int] = set()  # members SLURM has: a later failure must not report them failed too
+        try:
+            # Each array numbers its tasks from 1: SLURM's MaxArraySize bounds the index, not the count,
+            # so a second array of --array=1001-2000 would be refused.
+            for first, last in chunks(len(jobs), self.max_array_size):
+                members = list(range(first - 1, last))
+                self.submit_chunk(rule, [jobs[i] for i in members], [wildcards[i] for i in members],
+                                  lambda n, i0=first - 1: reported.add(i0 + n))
+        except Exception as exc:
+            self.logger.error(f"array submission of rule {rule} failed: {exc}", exc_info=True)
+            for index, job in enumerate(jobs):
+                if index not in reported:
+                    self._report_job_error_threadsafe(SubmittedJobInfo(job), f"array submission failed: {exc}")
+
+    def submit_chunk(self, rule: str, jobs: list[JobExecutorInterface], wildcards: list[str],
+                     reported: Callable[[int], None]) -> None:
+        """One `sbatch --array=1-<len(jobs)>`; `reported(i)` once member i is SLURM's."""
+        group_or_rule = f"rule_{rule}"
         params = {
             "run_uuid": self.run_uuid,
             "slurm_logfile": self.slurm_logdir / group_or_rule / "%A_%a.log",
@@ -132,39 +185,42 @@ class Executor(SlurmExecutor):
         }
         call = get_submit_command(jobs[0], params, settings=self.workflow.executor_settings,
                                   failed_nodes=self._failed_nodes)
-        call += set_gres_string(jobs[0])
+        sbatch = f"{call}{set_gres_string(jobs[0])} --array=1-{len(jobs)}"
         task_dir = self.array_task_root() / uuid.uuid4().hex[:12]
         write_task_scripts(task_dir, [
             ArrayTask(index, f"rule_{rule}_wildcards_{wc}" if wc else f"rule_{rule}", self.format_job_exec(job))
             for index, (job, wc) in enumerate(zip(jobs, wildcards, strict=True), start=1)
         ])
-        script = batch_script(task_dir)
-        for first, last in chunks(len(jobs), self.max_array_size):
-            members = jobs[first - 1:last]
-            sbatch = f"{call} --array={first}-{last}"
-            self.logger.debug(f"sbatch call: {sbatch}")
-            proc = subprocess.run(sbatch, shell=True, input=script, text=True, capture_output=True)
-            if proc.returncode != 0:
-                reason = (proc.stderr or proc.stdout).strip()
-                self.logger.error(f"sbatch refused the array of rule {rule} (tasks {first}-{last}): {reason}\n"
-                                  f"    sbatch call: {sbatch}")
-                for job in members:
-                    self._report_job_error_threadsafe(SubmittedJobInfo(job), f"sbatch refused its array: {reason}")
-                continue
-            slurm_jobid = validate_or_get_slurm_job_id(proc.stdout.strip().split(";")[0], proc.stdout)
-            for index, job in enumerate(members, start=first):
-                logfile = link_task_log(self.slurm_logdir, group_or_rule, wildcards[index - 1], slurm_jobid, index)
-                self._report_job_submission_threadsafe(
-                    SubmittedJobInfo(job, external_jobid=f"{slurm_jobid}_{index}", aux={"slurm_logfile": logfile}))
-            shown = ", ".join(w or "-" for w in wildcards[first - 1:last])
-            self.logger.info(f"Submitted rule {rule} as SLURM job array {slurm_jobid} (tasks {first}-{last}: {shown}); "
-                             f"logs in {self.slurm_logdir / group_or_rule}/<wildcards>/{slurm_jobid}_<task>.log")
-        cluster = jobs[0].resources.get("cluster") or jobs[0].resources.get("clusters") \
-            or jobs[0].resources.get("slurm_cluster")
-        if cluster:
-            self._submitted_job_clusters.add(cluster)
+        self.logger.debug(f"sbatch call: {sbatch}")
+        proc = subprocess.run(sbatch, shell=True, input=batch_script(task_dir), text=True, capture_output=True)
+        if proc.returncode != 0:
+            reason = (proc.stderr or proc.stdout).strip()
+            self.logger.error(f"sbatch refused the array of rule {rule} ({len(jobs)} tasks): {reason}\n"
+                              f"    sbatch call: {sbatch}")
+            for n, job in enumerate(jobs):
+                reported(n)
+                self._report_job_error_threadsafe(SubmittedJobInfo(job), f"sbatch refused its array: {reason}")
+            return
+        slurm_jobid = validate_or_get_slurm_job_id(proc.stdout.strip().split(";")[0], proc.stdout)
+        for index, (job, wc) in enumerate(zip(jobs, wildcards, strict=True), start=1):
+            logfile = self.slurm_logdir / group_or_rule / f"{slurm_jobid}_{index}.log"
+            reported(index - 1)
+            self._report_job_submission_threadsafe(
+                SubmittedJobInfo(job, external_jobid=f"{slurm_jobid}_{index}", aux={"slurm_logfile": logfile}))
+            try:  # a convenience: a filesystem without links loses only the link
+                link_task_log(self.slurm_logdir, group_or_rule, wc, slurm_jobid, index)
+            except OSError as exc:
+                self.logger.warning(f"no log link for {slurm_jobid}_{index} under {group_or_rule}/{wc}: {exc}")
+        shown = ", ".join(w or "-" for w in wildcards)
+        self.logger.info(f"Submitted rule {rule} as SLURM job array {slurm_jobid} (tasks 1-{len(jobs)}: {shown}); "
+                         f"logs in {self.slurm_logdir / group_or_rule}/<wildcards>/{slurm_jobid}_<task>.log")
 
     def shutdown(self) -> None:
         super().shutdown()
-        # the task scripts of this run's arrays: every task has ended (or was cancelled) by now
-        shutil.rmtree(self.array_task_root(), ignore_errors=True)
+        # This run's task scripts, once no task of it can start again (a requeued or pending task reads
+        # its script; after an executor error Snakemake shuts down without cancelling them): otherwise
+        # they go with a later run's clean-up of old ones.
+        if not self.active_jobs:
+            shutil.rmtree(self.array_task_root(), ignore_errors=True)
+        if not self.workflow.executor_settings.keep_successful_logs:
+            remove_dangling_links(self.slurm_logdir)

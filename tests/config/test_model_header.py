@@ -85,3 +85,36 @@ def test_reading_a_pickle_runs_none_of_its_code(tmp_path):
     torch.save({"state_dict": {"x": torch.zeros(1)}, "payload": Boom()}, path)
     tree = read_torch_checkpoint(path)
     assert not (tmp_path / "touched").exists() and tensor_names(tree) == {"state_dict.x"}
+
+
+def _zipped_pickle(tmp_path, payload: bytes):
+    import zipfile
+
+    path = tmp_path / "crafted.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", payload)
+    return path
+
+
+def test_a_crafted_checkpoint_neither_explodes_nor_crashes_the_dag_build(tmp_path):
+    import collections
+    import pickle
+
+    from embedpipe.config.model_header import read_torch_checkpoint, tensor_names
+    from embedpipe.encoders import family
+
+    # one dict shared 20 ways on each of 6 levels: 20**6 paths if walked naively, one walk here
+    node: dict = {"weight": None}
+    for _ in range(6):
+        node = {str(i): node for i in range(20)}
+    assert tensor_names(read_torch_checkpoint(_zipped_pickle(tmp_path, pickle.dumps(node, protocol=2)))) == set()
+
+    class Shadowing:  # pickles as an OrderedDict whose BUILD sets an attribute named `items`
+        def __reduce__(self):
+            return collections.OrderedDict, (), {"items": 1}, None, iter([("w", 1)])
+
+    path = _zipped_pickle(tmp_path, pickle.dumps({"state_dict": Shadowing()}, protocol=2))
+    assert tensor_names(read_torch_checkpoint(path)) == set()
+    # cannot tell is no stop, and never a traceback
+    reason = model_file_problem(family("ecgfounder"), str(path))
+    assert reason is None or "not ecgfounder's" in reason

@@ -74,3 +74,12 @@ def test_model_and_disk_from_the_runs_files(tmp_path, tiny_ecg):
     assert problem is not None and problem.key == "results_dir" and "1,000 rows × 1024 floats × 2 copies" in \
         problem.reason
     assert disk_need_problem(encoder(model="vitl"), files, free=lambda path: 10**9) is None
+
+
+def test_diagnostic_targets_hear_the_findings_without_being_stopped():
+    problems = [LaunchProblem("encoder.device", "cpu, but ...")]
+    said = stops_and_warnings(problems, environ={}, targets=("doctor",))
+    assert said == ([], ["config key 'encoder.device': cpu, but ..."])
+    assert stops_and_warnings(problems, environ={}, targets=("status", "doctor"))[0] == []
+    assert stops_and_warnings(problems, environ={}, targets=("doctor", "all"))[0] != []
+    assert stops_and_warnings(problems, environ={}, targets=())[0] != []

@@ -34,10 +34,11 @@ def cluster(tmp_path, monkeypatch):
     return bin_dir
 
 
-def test_unset_account_and_partition_stop_naming_the_profile_keys(cluster):
+def test_unset_account_stops_and_unset_partition_warns_naming_the_profile_keys(cluster):
     problems = slurm_problems(SLURM, user="alice")
     assert [p.key for p in problems] == ["default-resources: slurm_account", "default-resources: slurm_partition"]
-    assert all(p.stop and p.profile for p in problems)
+    # a site may route jobs without a partition (job_submit): only the account is sure to be refused
+    assert [p.stop for p in problems] == [True, False] and all(p.profile for p in problems)
     assert "yours: lab_a, lab_b" in problems[0].reason and "partitions: cpu, gpu" in problems[1].reason
     assert problems[0].line().startswith("profile key 'default-resources: slurm_account': unset")
 
@@ -47,6 +48,15 @@ def test_given_or_defaulted_they_pass(cluster):
     assert slurm_problems(Launch(executor="slurm", slurm_account="lab_a", partition_config=True)) == []
     fake(cluster, "sacctmgr", 'case "$*" in *DefaultAccount*) echo "lab_a";; esac')
     fake(cluster, "sinfo", 'printf "gpu*\\ncpu\\n"')
+    assert slurm_problems(SLURM, user="alice") == []
+
+
+def test_sbatch_environment_variables_count_as_given(cluster, monkeypatch):
+    monkeypatch.setenv("SBATCH_ACCOUNT", "lab_a")
+    monkeypatch.setenv("SBATCH_PARTITION", "gpu")
+    assert slurm_problems(SLURM, user="alice") == []
+    monkeypatch.delenv("SBATCH_PARTITION")
+    monkeypatch.setenv("SNAKEMAKE_SLURM_PARTITIONS", "partitions.yaml")  # the plugin picks per job
     assert slurm_problems(SLURM, user="alice") == []
 
 

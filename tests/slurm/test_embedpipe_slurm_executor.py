@@ -74,10 +74,17 @@ def test_array_limits_comments_and_log_links(tmp_path):
     assert link.read_text() == "task output\n"
 
 
-def fake_job(rule: str, wildcard: str, mem_mb: int = 2000, group: bool = False):
-    resources = {"mem_mb": mem_mb, "gpu": 1, "runtime": 30}
+class Resources(dict):
+    """A job's resources as the plugin reads them: .get() and attributes."""
+
+    def __getattr__(self, name):
+        return self.get(name)
+
+
+def fake_job(rule: str, wildcard: str, mem_mb: int = 2000, group: bool = False, disk_mb: int = 1000):
+    resources = Resources(mem_mb=mem_mb, gpu=1, runtime=30, disk_mb=disk_mb)
     return SimpleNamespace(rule=SimpleNamespace(name=rule), name=rule, wildcards=[wildcard], threads=1,
-                           resources=resources, is_group=lambda: group)
+                           resources=resources, is_group=lambda: group, jobid=wildcard)
 
 
 def executor_with(array_rules: set[str]):
@@ -99,14 +106,16 @@ def test_every_ready_job_is_submitted_at_once_one_array_per_rule_and_resources()
     executor.sent.clear()
     executor.run_jobs([fake_job("extract", "p10"), fake_job("extract", "p11", mem_mb=4000), fake_job("extract", "p12")])
     assert executor.sent == [("array", ["p10", "p12"]), ("job", "p11")]
+    # Snakemake's disk_mb follows each shard's input size, and no sbatch option reads it: one array still
+    executor.sent.clear()
+    executor.run_jobs([fake_job("extract", "p10", disk_mb=1200), fake_job("extract", "p11", disk_mb=1900)])
+    assert executor.sent == [("array", ["p10", "p11"])]
 
 
 def test_a_ready_job_is_never_held_back_for_the_rest_of_its_rule_upstream_473():
     # 2.8.0 held back one ready job while the DAG had more of its rule; the scheduler had already counted
     # it as running, so its slot leaked. Here it goes out alone, now.
-    executor = executor_with({"all"})
-    executor.workflow = SimpleNamespace(dag=SimpleNamespace(ready_jobs=lambda: [fake_job("extract", f"p{i}")
-                                                                                  for i in range(9)]))
+    executor = executor_with({"all"})  # while nine more of the rule are pending in the DAG
     executor.run_jobs([fake_job("extract", "p10")])
     assert executor.sent == [("job", "p10")]
     executor.sent.clear()
@@ -137,3 +146,80 @@ def test_the_profile_uses_this_executor_and_spells_its_settings_with_its_prefix(
     assert profile["embedpipe-slurm-array-jobs"] == "extract"
     # a key of the official plugin would be read by it, not by this executor: silently ignored
     assert not [key for key in profile if key.startswith("slurm-")], profile
+
+
+def submitting_executor(tmp_path: Path, max_array_size: int, refuse_call: int = 0):
+    """An Executor whose submit_array runs for real against a fake sbatch on PATH (it records each call's
+    arguments and script, prints the next job id, and refuses call number `refuse_call`)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f"""#!/bin/sh
+n=$(($(cat {tmp_path}/calls 2>/dev/null || echo 0) + 1)); echo $n > {tmp_path}/calls
+echo "$@" > {tmp_path}/args.$n; cat > {tmp_path}/script.$n
+[ $n -eq {refuse_call} ] && {{ echo "sbatch: error: QOSMaxSubmitJobPerUserLimit" >&2; exit 1; }}
+echo $((4710 + n))
+""")
+    (bin_dir / "sbatch").chmod(0o755)
+    executor = object.__new__(plugin.Executor)
+    executor.events = []
+    executor.logger = SimpleNamespace(debug=lambda m: None, info=lambda m: executor.events.append(("info", m)),
+                                      warning=lambda m: executor.events.append(("warning", m)),
+                                      error=lambda m, **kw: executor.events.append(("error", m)))
+    executor.slurm_logdir = tmp_path / "logs" / "slurm"
+    executor.run_uuid = "embedpipe_run"
+    executor.workflow = SimpleNamespace(executor_settings=plugin.ExecutorSettings(), workdir_init=str(tmp_path))
+    executor._failed_nodes, executor._submitted_job_clusters = set(), set()
+    executor.max_array_size = max_array_size
+    executor.get_account_arg = lambda job: iter(["-A embedpipe"])
+    executor.get_partition_arg = lambda job: "-p gpu"
+    executor.format_job_exec = lambda job: f"echo {job.wildcards[0]}"
+    executor._report_job_submission_threadsafe = lambda info: executor.events.append(
+        ("submitted", info.job.wildcards[0], info.external_jobid, info.aux["slurm_logfile"]))
+    executor._report_job_error_threadsafe = lambda info, msg: executor.events.append(
+        ("failed", info.job.wildcards[0], msg))
+    return executor
+
+
+def test_a_larger_run_goes_out_as_several_arrays_each_numbered_from_one(tmp_path, monkeypatch):
+    executor = submitting_executor(tmp_path, max_array_size=2)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    executor.submit_array([fake_job("extract", s) for s in ("p10", "p11", "p12")])
+    # MaxArraySize bounds the index: the second array is 1-1, not 3-3
+    assert "--array=1-2" in (tmp_path / "args.1").read_text() and "--array=1-1" in (tmp_path / "args.2").read_text()
+    rule_logs = tmp_path / "logs/slurm/rule_extract"
+    assert [e[:4] for e in executor.events if e[0] == "submitted"] == [
+        ("submitted", "p10", "4711_1", rule_logs / "4711_1.log"),
+        ("submitted", "p11", "4711_2", rule_logs / "4711_2.log"),
+        ("submitted", "p12", "4712_1", rule_logs / "4712_1.log")]
+    assert os.readlink(rule_logs / "p12" / "4712_1.log") == "../4712_1.log"
+    # the second array's task 1 is p12's command
+    task = subprocess.run(["/bin/sh", "-s"], input=(tmp_path / "script.2").read_text(), capture_output=True,
+                          text=True, env=os.environ | {"SLURM_ARRAY_TASK_ID": "1", "SLURM_JOB_ID": "9"})
+    assert task.stdout == "p12\n"
+
+
+def test_a_refused_array_fails_only_its_own_tasks_and_a_missing_link_fails_none(tmp_path, monkeypatch):
+    executor = submitting_executor(tmp_path, max_array_size=2, refuse_call=2)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    (tmp_path / "logs/slurm/rule_extract").mkdir(parents=True)
+    (tmp_path / "logs/slurm/rule_extract/p11").write_text("a file where the link's folder goes")
+    executor.submit_array([fake_job("extract", s) for s in ("p10", "p11", "p12")])
+    outcomes = [(e[0], e[1]) for e in executor.events if e[0] in ("submitted", "failed")]
+    assert outcomes == [("submitted", "p10"), ("submitted", "p11"), ("failed", "p12")], executor.events
+    assert "QOSMaxSubmitJobPerUserLimit" in [e for e in executor.events if e[0] == "failed"][0][2]
+    assert any(e[0] == "warning" and "no log link for 4711_2" in e[1] for e in executor.events), executor.events
+
+
+def test_task_scripts_of_old_runs_go_after_a_week_and_dangling_log_links_go(tmp_path):
+    old, new = tmp_path / "arrays" / "old-run", tmp_path / "arrays" / "new-run"
+    old.mkdir(parents=True), new.mkdir()
+    os.utime(old, (0, 0))
+    plugin.remove_old_task_scripts(tmp_path / "arrays")
+    assert not old.exists() and new.exists()
+    real = link_task_log(tmp_path / "logs", "rule_extract", "p10", "5", 1)
+    link = tmp_path / "logs/rule_extract/p10/5_1.log"
+    kept = link_task_log(tmp_path / "logs", "rule_extract", "p11", "5", 2)
+    kept.write_text("kept")
+    plugin.remove_dangling_links(tmp_path / "logs")
+    assert not real.exists() and not link.is_symlink()
+    assert (tmp_path / "logs/rule_extract/p11/5_2.log").read_text() == "kept"

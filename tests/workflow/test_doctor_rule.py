@@ -40,3 +40,5 @@ def test_the_slurm_profile_submits_doctor_to_the_gpu_extract_gets(tmp_path):
     proc = snakemake(tmp_path, "doctor", "-n", "--profile", str(REPO / "profiles" / "slurm"), "--configfile", DEMO)
     (resources,) = re.findall(r"rule doctor:.*?resources: ([^\n]+)", proc.stdout, re.S)
     assert "gpu=1" in resources and "gpu_model=l40s" in resources, resources
+    # the demo's device cpu on a GPU profile would stop a run; the doctor, which shows why, only hears it
+    assert "embedpipe preflight: config key 'encoder.device': cpu" in proc.stdout + proc.stderr

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization's MAGIC_NUMBER (the pre-zip format)
 MAX_PICKLE_BYTES = 256 * 1024 * 1024  # data.pkl holds names and shapes; past this, do not read it
 MAX_DEPTH = 6
+MAX_LEGACY_BYTES = 4 * 1024**3  # a pre-zip checkpoint is read from the file itself: past this, cannot tell
 HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
@@ -71,15 +72,30 @@ class HeaderUnpickler(pickle.Unpickler):
         return Opaque()  # a storage: ('storage', type, key, location, numel), its bytes left where they are
 
 
-def tensor_names(tree: Any, prefix: str = "", depth: int = 0) -> set[str]:
-    """Dotted paths of every tensor under the dicts of `tree` (`model.encoder.patch_embed.proj.weight`)."""
-    if isinstance(tree, Tensor):
-        return {prefix.rstrip(".")}
-    if not isinstance(tree, dict) or depth > MAX_DEPTH:
-        return set()
+MAX_NAMES = 1_000_000  # far past any model's tensors: a pickle past it is not a plain state dict
+
+
+class TooManyNames(ValueError):
+    pass
+
+
+def tensor_names(tree: Any) -> set[str]:
+    """Dotted paths of every tensor under the dicts of `tree` (`model.encoder.patch_embed.proj.weight`).
+    Each dict is walked once (a pickle can share one dict many times, which a naive walk would expand
+    exponentially) and at most MAX_NAMES names are collected; dict.items is called on the dict type
+    itself, since a pickle's BUILD can shadow a StateDict's own attributes."""
     names: set[str] = set()
-    for key, value in tree.items():
-        names |= tensor_names(value, f"{prefix}{key}.", depth + 1)
+    seen: set[int] = set()
+    stack: list[tuple[Any, str, int]] = [(tree, "", 0)]
+    while stack:
+        node, prefix, depth = stack.pop()
+        if isinstance(node, Tensor):
+            names.add(prefix.rstrip("."))
+            if len(names) > MAX_NAMES:
+                raise TooManyNames(f"more than {MAX_NAMES} tensor names")
+        elif isinstance(node, dict) and depth <= MAX_DEPTH and id(node) not in seen:
+            seen.add(id(node))
+            stack.extend((value, f"{prefix}{key}.", depth + 1) for key, value in dict.items(node))
     return names
 
 
@@ -97,6 +113,8 @@ def read_torch_checkpoint(path: Path) -> Any | None:
                     return None
                 with archive.open(pickles[0]) as fh:
                     return _load_pickle(io.BytesIO(fh.read()))
+        if path.stat().st_size > MAX_LEGACY_BYTES:
+            return None  # the legacy format keeps tensors after the pickles; a huge one is not read here
         with open(path, "rb") as fh:
             if fh.read(1) != b"\x80":  # a pickle's PROTO opcode: torch.save always writes one
                 return None
@@ -153,7 +171,10 @@ def model_file_problem(fam: Family, path: str | None) -> str | None:
     tree = read_torch_checkpoint(where)
     if tree is None:
         return None
-    names = frozenset(tensor_names(tree))
+    try:
+        names = frozenset(tensor_names(tree))
+    except Exception:  # noqa: BLE001 - a structure this reader does not understand (TooManyNames too): cannot tell
+        return None
     if fam.checkpoint_holds(names):
         return None
     # another family's checkpoint is named, so the fix may be encoder.name rather than the path

@@ -120,10 +120,15 @@ def preflight(config: Mapping[str, Any], encoder: FamilyOptions, extract: Extrac
     return [problem for problem in found if problem is not None]
 
 
-def stops_and_warnings(problems: list[LaunchProblem],
-                       environ: Mapping[str, str] = os.environ) -> tuple[list[str], list[str]]:
+# Targets that only look (at a node, at a run): what the preflight finds would fail the run's jobs, not
+# theirs, and the doctor is how a user finds out why. Their findings are said, never a stop.
+DIAGNOSTIC_TARGETS = frozenset({"doctor", "status"})
+
+
+def stops_and_warnings(problems: list[LaunchProblem], environ: Mapping[str, str] = os.environ,
+                       targets: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
     """The lines that stop the DAG build and the warning lines (all of them warnings under
-    EMBEDPIPE_PREFLIGHT=warn)."""
-    warn_only = environ.get(MODE_VAR, "").lower() == "warn"
+    EMBEDPIPE_PREFLIGHT=warn, or when only diagnostic targets are asked for)."""
+    warn_only = environ.get(MODE_VAR, "").lower() == "warn" or bool(targets) and set(targets) <= DIAGNOSTIC_TARGETS
     stops = [p.line() for p in problems if p.stop and not warn_only]
     return stops, [p.line() for p in problems if not p.stop or warn_only]

@@ -7,8 +7,11 @@ it does not understand.
   AccountingStorageEnforce with associations, limits, qos or safe, each of which implies it) and
   the user has no DefaultAccount (`sacctmgr show user`); the user's accounts are listed from
   `sacctmgr show assoc`.
-- partition: required when no partition is the default (`sinfo -h -o %P` marks it with `*`), unless
-  the plugin's --slurm-partition-config picks one per job.
+- partition: when no partition is the default (`sinfo -h -o %P` marks it with `*`), unless the plugin's
+  --slurm-partition-config (or SNAKEMAKE_SLURM_PARTITIONS) picks one per job. A warning, not a stop: a
+  site's job_submit plugin may route a job without a partition, as the official plugin assumes.
+
+sbatch reads SBATCH_ACCOUNT and SBATCH_PARTITION from the environment: either set counts as given.
 
 The real cluster's test (tests/workflow/test_slurm.py, beside the cluster) calls `slurm_problems`.
 """
@@ -69,9 +72,10 @@ def partition_problem(run: Run) -> LaunchProblem | None:
     if not partitions or any(p.endswith("*") for p in partitions):
         return None  # cannot tell, or sbatch falls back on the default partition
     return LaunchProblem("default-resources: slurm_partition",
-                         "unset, and the cluster has no default partition: every job would be refused at "
-                         "submission. Set it in the profile or with --default-resources slurm_partition=<name> "
-                         f"(partitions: {', '.join(sorted(set(partitions)))})", profile=True)
+                         "unset, and the cluster has no default partition: unless your site routes jobs without "
+                         "one, sbatch will refuse them. Set it in the profile or with --default-resources "
+                         f"slurm_partition=<name> (partitions: {', '.join(sorted(set(partitions)))})",
+                         stop=False, profile=True)
 
 
 def slurm_problems(launch: Launch, run: Run = subprocess.run, user: str | None = None) -> list[LaunchProblem]:
@@ -81,8 +85,10 @@ def slurm_problems(launch: Launch, run: Run = subprocess.run, user: str | None =
         return []
     user = user or os.environ.get("USER") or getpass.getuser()
     problems = []
-    if not launch.slurm_account and (problem := account_problem(run, user)):
+    if not (launch.slurm_account or os.environ.get("SBATCH_ACCOUNT")) and (problem := account_problem(run, user)):
         problems.append(problem)
-    if not launch.slurm_partition and not launch.partition_config and (problem := partition_problem(run)):
+    env = os.environ
+    picked = launch.partition_config or env.get("SNAKEMAKE_SLURM_PARTITIONS") or env.get("SBATCH_PARTITION")
+    if not launch.slurm_partition and not picked and (problem := partition_problem(run)):
         problems.append(problem)
     return problems
