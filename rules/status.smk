@@ -12,6 +12,8 @@ localrules:
 
 
 rule status:
+    message:
+        f"where each shard of {RUN} is (state, files done, rate, ETA, errors)"
     params:
         run_dir=RUN_DIR,
         shards=json.dumps(SHARDS),
