@@ -17,6 +17,7 @@ from support.workflow import SCRIPTS, run_env, run_script
 
 from embedpipe.discover.scan import scan_files
 from embedpipe.extract.progress_report import ProgressReport
+from embedpipe.runtime.status import main as status_main
 from embedpipe.runtime.status import run_status
 from embedpipe.store.progress import FAILED, FINISHED, RUNNING, STALE_AFTER_S, STOPPED, progress_path, read_progress
 
@@ -148,3 +149,16 @@ def test_a_failure_is_one_line_and_an_unwritable_folder_does_not_stop_the_job(tm
     assert (record.state, record.done, record.total, record.reused) == (FAILED, 7, 10, 1)
     assert record.message == "ModelFailure: the model failed on all 4 files"
     assert record.errors == {"decode:InvalidData": 2}
+
+
+def test_a_failed_job_says_why_in_one_line_and_status_exits_1(video_tree, tmp_path):
+    out = with_manifest(tmp_path, scan_files(video_tree, [".mp4"], subdir="p10"))
+    proc = run_script("extract.py", *extract_argv(video_tree, tmp_path / "no-model", out), check=False)
+    assert proc.returncode == 1
+    record = read_progress(progress_path(out, "p10"))
+    assert record.state == FAILED and record.message and "\n" not in record.message
+    (error,) = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+    assert record.message in " ".join(error.split())  # the reason the job's log gives
+    (shard,) = run_status(out).shards
+    assert shard.state == "failed" and shard.note == record.message
+    assert status_main([str(out)]) == 1
