@@ -59,6 +59,7 @@ include: "rules/parquet.smk"
 include: "rules/upload.smk"
 include: "rules/export.smk"
 include: "rules/doctor.smk"
+include: "rules/status.smk"
 
 
 rule all:

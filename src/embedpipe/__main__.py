@@ -8,6 +8,7 @@ import sys
 
 COMMANDS = {
     "doctor": ("embedpipe.runtime.doctor", "what a job finds on this node: torch, GPUs, decoders, folders, token"),
+    "status": ("embedpipe.runtime.status", "where each shard of a run is: state, files done, rate, ETA, errors"),
 }
 
 

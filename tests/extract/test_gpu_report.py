@@ -15,6 +15,7 @@ from support.workflow import run_script
 
 from embedpipe.extract import gpu_report
 from embedpipe.extract.gpu_report import GpuReport
+from embedpipe.store.progress import GpuNow
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the job on a machine without a GPU")
@@ -89,3 +90,15 @@ def test_without_nvml_or_when_it_fails_the_line_falls_back_to_torch(fake_cuda, m
     assert report.usage() == ", GPU mem reserved 3.0 GiB"
     monkeypatch.setattr(gpu_report, "_nvml", lambda: FakeNvml(fail_reads=True))
     assert GpuReport(torch.device("cuda", 0)).usage() == ", GPU mem reserved 3.0 GiB"  # the job goes on
+
+
+def test_the_progress_file_gets_the_same_figures_as_numbers(fake_cuda, monkeypatch):
+    monkeypatch.setattr(gpu_report, "_nvml", lambda: FakeNvml())
+    report = GpuReport(torch.device("cuda", 0))
+    assert report.now() == GpuNow("NVIDIA H100 80GB HBM3", 12.0, 80.0, 97.0)
+    assert report.peak_gib() == 40.0
+    monkeypatch.setattr(gpu_report, "_nvml", lambda: FakeNvml(fail_reads=True))
+    # NVML failing: torch's view of the board's memory (80 - 70 free), no utilisation
+    assert GpuReport(torch.device("cuda", 0)).now() == GpuNow("NVIDIA H100 80GB HBM3", 10.0, 80.0, None)
+    cpu = GpuReport(torch.device("cpu"))
+    assert cpu.now() is None and cpu.peak_gib() is None

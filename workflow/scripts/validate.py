@@ -21,6 +21,7 @@ from embedpipe.store.footer import read_provenance
 from embedpipe.validate.checks import validate_dataset
 from embedpipe.validate.report import write_report
 from embedpipe.validate.settings import BLOCK, ValidationConfig
+from embedpipe.validate.throughput import shard_throughput, throughput_section
 
 log = logging.getLogger("validate")
 
@@ -43,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="the evaluate step's outputs: its section of the report")
     p.add_argument("--pretraining", nargs=2, metavar=("METRICS_CSV", "LOSS_PNG"),
                    help="the pretrain step's outputs: its section of the report")
+    p.add_argument("--run_dir", default=None, help="the run's results folder, for its extract jobs' progress files "
+                   "(default: the folder above the manifests')")
     add_arguments(p, ValidationConfig, BLOCK)
     args = p.parse_args(argv)
     if args.shards_json:
@@ -88,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s %s: %s", "PASS" if check["passed"] else "FAIL", check["name"], check["detail"])
     out_dir = Path(args.out_dir)
     provenance = read_provenance(args.dataset_files[0])
-    sections = other_sections(args)
+    # The extract jobs' stats: a section and `throughput` in metrics.json, never a failed check.
+    throughput = shard_throughput(Path(args.run_dir or Path(args.manifests[0]).parent.parent), args.shards)
+    result.metrics["throughput"] = throughput
+    sections = throughput_section(throughput) + other_sections(args)
     if not result.passed:
         out_dir = out_dir / "failed"
     else:

@@ -1,5 +1,6 @@
 """The GPU in a job's log, as the Metis script printed it: at the start its name, total and free
-memory; in each throughput line the memory in use and the utilisation; at the end the peak.
+memory; in each throughput line the memory in use and the utilisation; at the end the peak. The
+same figures, as numbers, go to the shard's progress file (`now`, `peak_gib`).
 
 Name and memory come from torch. Use and utilisation come from NVML (`nvidia-ml-py`, imported as
 `pynvml`; optional, the `[gpu]` extra): without it the throughput line gives torch's own reserved
@@ -14,6 +15,8 @@ import os
 from typing import Any
 
 import torch
+
+from embedpipe.store.progress import GpuNow
 
 log = logging.getLogger("extract")
 GIB = 2**30
@@ -90,4 +93,24 @@ class GpuReport:
     def peak(self) -> str:
         if not self.cuda:
             return ""
-        return f", GPU mem peak {torch.cuda.max_memory_allocated(self.device) / GIB:.1f} GiB"
+        return f", GPU mem peak {self.peak_gib():.1f} GiB"
+
+    def now(self) -> GpuNow | None:
+        """The board's memory in use and utilisation now (NVML); without NVML, torch's view of the
+        memory (the whole board's use, other processes' too) and no utilisation. None on the CPU."""
+        if not self.cuda:
+            return None
+        name = torch.cuda.get_device_name(self.device)
+        if self.handle is not None:
+            try:
+                memory = self.nvml.nvmlDeviceGetMemoryInfo(self.handle)
+                util = self.nvml.nvmlDeviceGetUtilizationRates(self.handle)
+                return GpuNow(name, round(memory.used / GIB, 2), round(memory.total / GIB, 2), float(util.gpu))
+            except Exception:  # a driver hiccup: torch's figures instead
+                pass
+        free, total = torch.cuda.mem_get_info(self.device)
+        return GpuNow(name, round((total - free) / GIB, 2), round(total / GIB, 2), None)
+
+    def peak_gib(self) -> float | None:
+        """The most memory this process's tensors held on the device (torch's allocator; None on the CPU)."""
+        return torch.cuda.max_memory_allocated(self.device) / GIB if self.cuda else None

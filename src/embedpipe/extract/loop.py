@@ -21,6 +21,7 @@ from embedpipe.encoders.errors import ModelLoadError
 from embedpipe.encoders.roles import Encoder, Model, Reader
 from embedpipe.extract.decoder_output import DecoderOutput
 from embedpipe.extract.gpu_report import GpuReport
+from embedpipe.extract.progress_report import ProgressReport
 from embedpipe.extract.settings import ExtractOptions
 from embedpipe.extract.sink import RowSink
 from embedpipe.extract.writer import ShardWriter
@@ -241,8 +242,10 @@ def run_extract(
     log_every: int = ExtractOptions.log_every,
     stop: StopRequest | None = None,
     decode_timeout_s: float = DECODE_TIMEOUT_S,
+    progress: ProgressReport | None = None,
 ) -> int:
-    """Embed the keys no part holds yet. Returns the number processed in this run."""
+    """Embed the keys no part holds yet. Returns the number processed in this run. `progress` times the
+    waits for decoded files and for the model, and counts the files (the shard's progress file)."""
     done = writer.completed_keys()
     blocks = plan_blocks(encoder.reader.order(keys, input_root), done, encoder.batch_size)
     todo = [k for block in blocks for k in block]
@@ -257,19 +260,21 @@ def run_extract(
     except Exception as exc:
         raise ModelLoadError(str(exc)) from exc  # the script says it in one line
     stop = StopRequest() if stop is None else stop  # not `or`: an unset StopRequest is falsy
+    progress = ProgressReport(None, shard) if progress is None else progress
     start = time.monotonic()
     processed = errors = step = 0
     bar = tqdm(total=len(todo), desc=shard, unit="file", file=sys.stderr, mininterval=5.0, dynamic_ncols=True)
     recorded = {f.name for f in writer.row_fields}  # the file's identity where the writer keeps it (reuse.py)
     facts = [f.name for f in encoder.reader.fact_fields()] + [n for n in IDENTITY_COLUMNS if n in recorded]
     sink = RowSink(writer, facts)
+    progress.attach(sink, gpu, str(device), encoder.batch_size)
     assembler = BatchAssembler([len(b) for b in blocks])
     dataset = FileDataset(todo, input_root, encoder.reader, decode_timeout_s)
     pin = device.type == "cuda"
     items = GuardedLoader(dataset, block_chunks(blocks), num_workers, decode_timeout_s,
                           lambda chunks: chunk_loader(dataset, chunks, num_workers, pin))
     try:
-        while (item := next_or_stop(items, stop)) is not None:
+        while (item := progress.timed("decode", next_or_stop, items, stop)) is not None:
             for key, etype, msg in item.errors:
                 sink.error(key, "decode", etype, msg)
             errors += len(item.errors)
@@ -277,7 +282,7 @@ def run_extract(
             sink.add_facts(item.keys, item.facts)
             bar.update(len(item.errors))
             if (block := assembler.add(item)) is not None:
-                encode_or_split(encoder.model, *block, sink)
+                progress.timed("model", encode_or_split, encoder.model, *block, sink)
                 processed += len(block[0])
                 bar.update(len(block[0]))
                 step += 1
@@ -285,6 +290,7 @@ def run_extract(
                     log_throughput(shard, processed, len(todo), errors, start, gpu.usage())
             if assembler.at_block_end:
                 sink.block_done()  # parts end on block boundaries, so a resume rebuilds the same batches
+            progress.processed = processed
             if stop:
                 # The unfinished block is left for the rerun: encoding part of it now would batch
                 # those files differently from an uninterrupted run.
@@ -293,7 +299,7 @@ def run_extract(
         items.close()  # workers too, stuck ones included
         bar.close()
         sink.close()
-        writer.flush()
+        progress.timed("write", writer.flush)
     log_throughput(shard, processed, len(todo), errors, start, gpu.peak())
     return processed
 

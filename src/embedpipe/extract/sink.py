@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
+from collections import Counter
 from typing import Any
 
 from embedpipe.encoders.pending import PendingOutput
@@ -29,6 +31,9 @@ class RowSink:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self.encoded = 0  # rows the model gave in this run: whether it works at all (encode_or_split)
+        self.errors_by_type: Counter[str] = Counter()  # "<stage>:<error type>" of this run's error rows
+        # The thread's time in the writer (rows, error rows, parts): not its wait for the GPU's results.
+        self.write_seconds = 0.0
         self._thread = threading.Thread(target=self._run, name="row-sink", daemon=True)
         self._thread.start()
 
@@ -40,11 +45,16 @@ class RowSink:
                 kind, args = item
                 if kind == "rows":
                     keys, pending = args
-                    self.writer.add_rows(keys, self._with_facts(keys, pending.result()))
-                elif kind == "block_done":
-                    self.writer.maybe_flush()
+                    outputs = pending.result()
+                    start = time.perf_counter()
+                    self.writer.add_rows(keys, self._with_facts(keys, outputs))
                 else:
-                    self.writer.add_error(*args)
+                    start = time.perf_counter()
+                    if kind == "block_done":
+                        self.writer.maybe_flush()
+                    else:
+                        self.writer.add_error(*args)
+                self.write_seconds += time.perf_counter() - start
             except BaseException as exc:  # handed to the producer thread
                 self._error = exc
 
@@ -75,6 +85,7 @@ class RowSink:
         # Every failed file comes here once (decode, timeout or encode): the job log names each.
         log.warning("%s: %s failed: %s: %s", key, stage, error_type, message)
         self._facts.pop(key, None)  # a file that failed at encode has no row to take its facts
+        self.errors_by_type[f"{stage}:{error_type}"] += 1
         self._put(("error", (key, stage, error_type, message)))
 
     def block_done(self) -> None:

@@ -24,17 +24,20 @@ from embedpipe.extract import gpu_slots
 from embedpipe.extract.finished import input_stamp, keep_finished, restore_finished
 from embedpipe.extract.gpu_report import NoGpu, require_gpu
 from embedpipe.extract.loop import ModelFailure, auto_workers, run_extract
+from embedpipe.extract.progress_report import ProgressReport, errors_in_parts
 from embedpipe.extract.reuse import Previous, keep_previous, reuse_previous
 from embedpipe.extract.settings import ExtractOptions
 from embedpipe.extract.writer import ShardWriter
 from embedpipe.readers.limits import set_max_decoded_gb
 from embedpipe.runtime.decode_guard import kill_leftover_children
+from embedpipe.runtime.error_text import error_fields
 from embedpipe.runtime.runinfo import HUB_TOKEN_VARS, package_versions
 from embedpipe.runtime.shard_lock import ShardBusy, shard_lock
 from embedpipe.runtime.stop import StopRequest
 from embedpipe.store.atomic import OutputWriteError
 from embedpipe.store.file_identity import identity_fields
 from embedpipe.store.made_with import keys_digest, made_with
+from embedpipe.store.progress import FAILED, FINISHED, STOPPED, progress_path_of_parts
 
 log = logging.getLogger("extract")
 SLOT_WAIT_S = 6 * 3600  # a job started beyond the GPU count waits for a slot rather than sharing one
@@ -61,6 +64,8 @@ class ExtractStep:
     def __init__(self, settings: ExtractSettings) -> None:
         self.s = settings
         self.stop = StopRequest()
+        # results/<run>/progress/<shard>.json, written once this job holds the shard (`status` reads it)
+        self.progress = ProgressReport(progress_path_of_parts(settings.parts_dir, settings.shard), settings.shard)
 
     def keys(self) -> list[str]:
         s = self.s
@@ -79,12 +84,17 @@ class ExtractStep:
                 return self._run(self.keys())
         except (ShardBusy, OptionError, ModelFileError, ModelFailure, NoGpu) as exc:
             log.error("%s", exc)
+            self.progress.end(FAILED, str(exc))  # not ShardBusy's: the job holding the shard owns its record
             return 1
         except OutputWriteError as exc:
             # A full disk or quota: say so in one line and how to go on, rather than in a traceback.
             log.error("%s. Parts already written are kept in %s; free space and rerun: it resumes from them.",
                       exc.strerror, self.s.parts_dir)
+            self.progress.end(FAILED, f"{exc.strerror}: {exc.filename or self.s.parts_dir}")
             return 1
+        except Exception as exc:  # the traceback is the log's; the record says it in one line
+            self.progress.end(FAILED, ": ".join(error_fields(exc)))
+            raise
         finally:
             # A decode worker still alive here would be joined forever by multiprocessing at exit.
             if left := kill_leftover_children():
@@ -93,6 +103,7 @@ class ExtractStep:
 
     def _run(self, keys: list[str]) -> int:
         s, stop = self.s, self.stop.install()
+        self.progress.begin(len(keys))
         device_name = s.options.get("device", "auto")
         if gpu_slots.wants_slot(s.gpu_slots, device_name):
             # Held until this process exits, however it exits.
@@ -101,6 +112,7 @@ class ExtractStep:
                                        stopped=lambda: bool(stop))
             if slot is None:
                 log.warning("stopped by signal %d while waiting for a GPU slot", stop.signum)
+                self.progress.end(STOPPED, f"stopped by signal {stop.signum} while waiting for a GPU slot")
                 return 128 + stop.signum
             log.info("shard %s runs on GPU %s (slot %d)", s.shard, slot.device, slot.index)
         if "SLURM_JOB_ID" in os.environ:  # whether the submission kept the Hub token off this node
@@ -119,6 +131,7 @@ class ExtractStep:
                      "0 files embedded", s.shard, restored)
             if s.parts_dir.is_dir():  # a kill while the parts were being removed
                 ShardWriter(s.parts_dir, encoder.output_fields(), encoder.fingerprint()).remove_parts()
+            self.progress.end(FINISHED, done=len(keys))
             return 0
         # Each row records its file's size and modification time: what a later run reuses it by (reuse.py).
         writer = ShardWriter(s.parts_dir, encoder.output_fields() + identity_fields(), encoder.fingerprint(),
@@ -132,11 +145,13 @@ class ExtractStep:
                  s.options.get("model"), device, encoder.batch_size, workers)
         try:
             run_extract(keys, s.input_dir, encoder, writer, shard=s.shard, device=device, num_workers=workers,
-                        log_every=s.log_every, stop=stop, decode_timeout_s=s.decode_timeout_s)
+                        log_every=s.log_every, stop=stop, decode_timeout_s=s.decode_timeout_s,
+                        progress=self.progress)
         except ModelLoadError as exc:
             raise family(s.encoder).model_error(s.options.get("path"), s.options.get("model"), exc) from exc
         if stop:
             log.warning("stopped by signal %d after flushing the current part; rerun to resume", stop.signum)
+            self.progress.end(STOPPED, f"stopped by signal {stop.signum} after flushing the current part")
             return 128 + stop.signum
         return self.finalize(keys, encoder, writer, inputs)
 
@@ -147,6 +162,7 @@ class ExtractStep:
                           package_versions())
         reused, why = reuse_previous(writer, keys, s.input_dir, wanted)
         todo = len(set(keys) - writer.completed_keys())
+        self.progress.resumed(len(keys) - todo, reused, errors_in_parts(writer.part_paths(), set(keys)))
         if why:
             log.info("shard %s: no row of a previous shard reused (%s); embedding %d", s.shard, why, todo)
         else:
@@ -178,7 +194,7 @@ class ExtractStep:
             "packages": package_versions(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        n_rows, n_errors = writer.finalize(keys, s.output, s.errors, metadata)
+        n_rows, n_errors = self.progress.timed("write", writer.finalize, keys, s.output, s.errors, metadata)
         keep_previous(writer.parts_dir, s.output, s.input_dir, n_rows)  # what the shard's next version reuses
         if not s.keep_parts:
             # Until Snakemake has seen this job succeed, its outputs may still be deleted: what the parts
@@ -186,4 +202,6 @@ class ExtractStep:
             keep_finished(writer.parts_dir, writer.fingerprint, keys, s.output, s.errors, inputs)
             writer.remove_parts()
         log.info("shard %s done: %d rows -> %s, %d errors -> %s", s.shard, n_rows, s.output, n_errors, s.errors)
+        self.progress.reused = metadata["reused_rows"]
+        self.progress.end(FINISHED, done=n_rows + n_errors)
         return 0

@@ -25,6 +25,10 @@ VERSION = 1
 # States a job writes. A job killed outright (SIGKILL, node failure, out of memory) writes nothing more:
 # its file stays "running" and grows stale; the status command says so.
 RUNNING, FINISHED, FAILED, STOPPED = "running", "finished", "failed", "stopped"  # stopped: SIGTERM (preempted)
+WRITE_INTERVAL_S = 5.0  # a running job rewrites its record this often
+# A running record older than this belongs to a job that died: six missed writes, and never under a
+# minute (a results folder on NFS may show a file's new version seconds late).
+STALE_AFTER_S = max(60.0, 6 * WRITE_INTERVAL_S)
 
 
 def progress_path(run_dir: str | os.PathLike, shard: str) -> Path:
@@ -38,8 +42,10 @@ def progress_path_of_parts(parts_dir: str | os.PathLike, shard: str) -> Path:
 
 @dataclass(frozen=True)
 class StageSeconds:
-    """Wall seconds of this attempt by stage: waiting for decoded files, the model (forward and the copy
-    back), writing rows and parts. Their sum is at most the attempt's wall time (they overlap little)."""
+    """Wall seconds of this attempt by stage: waiting for decoded files, the model (the forward passes
+    and, on a GPU, the waits for it), writing rows, parts and the shard file. Rows and parts are written
+    on a thread of their own, beside the other two: the sum may exceed the loop's time
+    (extract/progress_report.py says what each one counts)."""
 
     decode: float = 0.0
     model: float = 0.0
@@ -62,7 +68,7 @@ class ShardProgress:
     done: int  # files with a row or an error row, this attempt's and earlier attempts' parts together
     embedded_now: int = 0  # files this attempt processed (rate's numerator)
     reused: int = 0  # rows taken from the shard's previous version (unchanged files)
-    rate: float = 0.0  # files/s of this attempt
+    rate: float = 0.0  # files/s of this attempt since its loop began (start-up left out: see `started`)
     errors: dict[str, int] = field(default_factory=dict)  # error rows by type (decode:<ExceptionName>, ...)
     started: float = 0.0  # this attempt's start, unix seconds
     updated: float = 0.0  # when this file was written, unix seconds
