@@ -18,11 +18,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from support.status_watch import StatusWatcher, status_command
 from support.workflow import REPO, run_env
 from support.workflow import snakemake as snakemake_here
 
 from embedpipe.config.launch import launch_of
 from embedpipe.config.slurm import slurm_problems
+from embedpipe.store.progress import progress_path, read_progress
 
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 DEMO = str(REPO / "config" / "demo.yaml")
@@ -181,34 +183,42 @@ def test_requeued_extract_task_resumes_from_its_parts(cluster, tmp_path):
         "demo": {"per_folder": 40}, "encoder": {"batch_size": 1}, "extract": {"num_workers": 0, "save_every": 1},
     }))
     slow = [str(slow_config)]
-    proc = subprocess.Popen(
-        # Only two shards' outputs are asked for: the requeue is what is tested, not the rest of the DAG.
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work),
-         "results/demo/embeddings/p10.parquet", "results/demo/embeddings/p12.parquet",
-         "--profile", str(profile), "--configfile", DEMO, *slow],
-        env=run_env(FAKE_GPU), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    parts = work / "results/demo/parts/p10"
-    deadline = time.monotonic() + 300
-    while not (parts.is_dir() and len(list(parts.glob("part-*.parquet"))) >= 3):
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.monotonic() < deadline, "extract p10 never wrote parts"
-        time.sleep(0.05)
-    running = [j for j in sacct("JobID", "State", "AllocTRES") if "gres/gpu=1" in j["AllocTRES"]
-               and j["State"] == "RUNNING"]
-    assert len(running) == 1 and "_" in running[0]["JobID"], running  # one GPU: p10's task runs alone
-    job = running[0]["JobID"]
-    subprocess.run(["scontrol", "requeue", job], check=True)
-    # SLURM holds a requeued job back for a while (its begin time is pushed ahead); a real cluster
-    # waits, the test need not: once the job is pending again, let it start now.
-    for _ in range(200):
-        state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout
-        if "PENDING" in state:
-            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True)
-            break
-        time.sleep(0.1)
-    out, _ = proc.communicate(timeout=600)
+    run_dir = work / "results/demo"
+    with StatusWatcher(run_dir) as watch:  # `status`, as a user on the login node runs it, all along
+        proc = subprocess.Popen(
+            # Only two shards' outputs are asked for: the requeue is what is tested, not the rest of the DAG.
+            [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work),
+             "results/demo/embeddings/p10.parquet", "results/demo/embeddings/p12.parquet",
+             "--profile", str(profile), "--configfile", DEMO, *slow],
+            env=run_env(FAKE_GPU), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        parts = work / "results/demo/parts/p10"
+        deadline = time.monotonic() + 300
+        while not (parts.is_dir() and len(list(parts.glob("part-*.parquet"))) >= 3):
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "extract p10 never wrote parts"
+            time.sleep(0.05)
+        running = [j for j in sacct("JobID", "State", "AllocTRES") if "gres/gpu=1" in j["AllocTRES"]
+                   and j["State"] == "RUNNING"]
+        assert len(running) == 1 and "_" in running[0]["JobID"], running  # one GPU: p10's task runs alone
+        job = running[0]["JobID"]
+        subprocess.run(["scontrol", "requeue", job], check=True)
+        # SLURM holds a requeued job back for a while (its begin time is pushed ahead); a real cluster
+        # waits, the test need not: once the job is pending again, let it start now.
+        for _ in range(200):
+            state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout
+            if "PENDING" in state:
+                subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True)
+                break
+            time.sleep(0.1)
+        out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-4000:]
+    # status saw p10's array task run on the node, then wait for its requeue, then finish
+    assert re.fullmatch(r"\d+_\d+", job) and ("p10", "running", job) in watch.seen, watch.seen
+    assert ("p10", "preempted", job) in watch.seen, watch.seen
+    record = read_progress(progress_path(run_dir, "p10"))
+    assert (record.state, record.slurm_job, record.attempt, record.done, record.total) == ("finished", job, 1, 40, 40)
+    assert status_command(run_dir, "--shards-json", '["p10", "p12"]').returncode == 0
     log = (work / "logs/demo/extract/p10.log").read_text()  # the requeued run's log
     resumed = re.search(r"p10: 40 files, (\d+) already in parts, (\d+) to embed", log)
     assert resumed, log
