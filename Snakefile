@@ -59,6 +59,7 @@ include: "rules/parquet.smk"
 include: "rules/upload.smk"
 include: "rules/export.smk"
 include: "rules/doctor.smk"
+include: "rules/console.smk"
 
 
 rule all:
@@ -67,4 +68,6 @@ rule all:
         METRICS,
         DATASET_FILE_LIST,
         EVALUATION_OUTPUTS,
+    message:
+        f"all: every output of run {braces(RUN)} is made"
     default_target: True
