@@ -34,14 +34,15 @@ class FailedJob:
 
 
 def failed_jobs(snakemake_log: str) -> list[FailedJob]:
-    """The `Error in rule X:` blocks of Snakemake's log, each job once (a retried job fails once per
-    attempt: its last attempt is kept), in the order they first failed."""
+    """The `Error in rule X:` blocks of Snakemake's log, each job once, in the order they first failed.
+    A retried job fails once per attempt, each with its own SLURM log after the rule's: a job is its
+    rule and its rule's log, and its last attempt is kept."""
     jobs: dict[tuple[str, tuple[str, ...]], FailedJob] = {}
     rule: str | None = None
     logs: tuple[str, ...] = ()
     for line in [*snakemake_log.splitlines(), ""]:
         if rule is not None and (not line.startswith(" ") or not line.strip()):
-            jobs.setdefault((rule, logs), FailedJob(rule, logs))
+            jobs[(rule, logs[:1])] = FailedJob(rule, logs)
             rule, logs = None, ()
         if match := _ERROR_BLOCK.match(line.strip()):
             rule = match.group(1)
