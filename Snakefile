@@ -68,6 +68,4 @@ rule all:
         METRICS,
         DATASET_FILE_LIST,
         EVALUATION_OUTPUTS,
-    message:
-        f"all: every output of run {braces(RUN)} is made"
     default_target: True

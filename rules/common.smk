@@ -57,11 +57,6 @@ TRIAL_FILES = EXTRACT.limit
 RUN = f"{config['run']}-trial{TRIAL_FILES}" if TRIAL_FILES else config["run"]
 
 
-def braces(text):
-    """A value in a rule's message as itself: Snakemake formats a message, so a brace would be a field."""
-    return text.replace("{", "{{").replace("}", "}}")
-
-
 def safe_dir(path):
     """A relative path that starts with '-' would read as an option on a command line."""
     return f"./{path}" if path.startswith("-") else path

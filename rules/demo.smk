@@ -22,8 +22,6 @@ if DEMO_KIND == "video":
             seed=config["demo"]["seed"],
         log:
             f"{LOG_DIR}/demo_data.log",
-        message:
-            "demo_data: generate the demo's videos and MIMIC-IV-Echo lists in {output.videos} (log {log})"
         conda:
             "../envs/cpu.yaml"
         shell:
@@ -45,8 +43,6 @@ else:
             labels=lambda wc, output: f"--labels={shlex.quote(output.labels[0])}" if DEMO_LABELS else "",
         log:
             f"{LOG_DIR}/demo_data.log",
-        message:
-            f"demo_files: generate the {DEMO_KIND} demo's files in {{output.files}} (log {{log}})"
         conda:
             "../envs/cpu.yaml"
         shell:
@@ -67,8 +63,6 @@ if not PRETRAIN["enabled"]:
             seed=config["demo"]["seed"],
         log:
             f"{LOG_DIR}/demo_model.log",
-        message:
-            f"demo_model: a tiny random-weight {FAMILY.name} model in {{output}} (log {{log}})"
         conda:
             "../envs/cpu.yaml"
         shell:

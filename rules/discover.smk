@@ -25,9 +25,6 @@ rule discover:
         hf=HF_FLAGS,
     log:
         f"{LOG_DIR}/discover.log",
-    message:
-        f"discover: scan {{input.input_dir}} into {len(SHARDS)} shard manifests"
-        + (f" (a trial: the first {TRIAL_FILES} files of each)" if TRIAL_FILES else "") + " (log {log})"
     conda:
         "../envs/cpu.yaml"
     shell:
@@ -55,8 +52,6 @@ if HF_ROWS:
             hf=HF_FLAGS,
         log:
             f"{LOG_DIR}/hf_rows.log",
-        message:
-            "hf_rows: the hf_dataset row of each listed file -> {output} (log {log})"
         conda:
             "../envs/cpu.yaml"
         shell:

@@ -11,8 +11,6 @@ rule doctor:
         config=doctor_config(),
     log:
         f"{LOG_DIR}/doctor.txt",
-    message:
-        "doctor: what an extract job finds on this node (printed below; kept in {log})"
     conda:
         "../envs/gpu.yaml"
     shell:

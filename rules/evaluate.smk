@@ -18,8 +18,6 @@ rule evaluate:
     threads: 4
     log:
         f"{LOG_DIR}/evaluate.log",
-    message:
-        "evaluate: a linear probe and k-NN of the staged embeddings against the labels -> {output.metrics} (log {log})"
     conda:
         "../envs/cpu.yaml"
     shell:

@@ -18,9 +18,6 @@ for EXPORT_FAMILY, EXPORT in all_exports():
                 target=EXPORT.target,
             log:
                 f"{LOG_DIR}/{EXPORT.target}/{{shard}}.log",
-            message:
-                f"{EXPORT.target} {{wildcards.shard}}: the shard in the {EXPORT_FAMILY.name} script's format"
-                " -> {output} (log {log})"
             conda:
                 "../envs/cpu.yaml"
             shell:
@@ -31,8 +28,6 @@ for EXPORT_FAMILY, EXPORT in all_exports():
                 EXPORT.target
             input:
                 expand(f"{EXPORT_OUT}/{{shard}}", shard=SHARDS),
-            message:
-                f"{EXPORT.target}: {len(SHARDS)} shard folders in {braces(EXPORT_OUT)}/"
 
     else:
 
@@ -48,8 +43,6 @@ for EXPORT_FAMILY, EXPORT in all_exports():
                 target=EXPORT.target,
             log:
                 f"{LOG_DIR}/{EXPORT.target}.log",
-            message:
-                f"{EXPORT.target}: every shard in the {EXPORT_FAMILY.name} script's format -> {{output}} (log {{log}})"
             conda:
                 "../envs/cpu.yaml"
             shell:

@@ -24,9 +24,6 @@ rule extract:
     threads: extract_threads()
     log:
         f"{LOG_DIR}/extract/{{shard}}.log",
-    message:
-        f"extract {{wildcards.shard}}: embed the shard's files with {FAMILY.name} {MODEL} -> {{output.embeddings}}"
-        " (log {log})"
     conda:
         "../envs/gpu.yaml"
     shell:

@@ -17,8 +17,6 @@ rule merge_all:
         unasked=" ".join(shlex.quote(path) for name, path in MERGED.items() if name not in MERGED_OUTPUTS),
     log:
         f"{LOG_DIR}/merge_all.log",
-    message:
-        f"merge_all: the {len(SHARDS)} shards' rows in one file each: {{output}} (log {{log}})"
     conda:
         "../envs/cpu.yaml"
     shell:
@@ -35,8 +33,6 @@ rule folder_pt:
         strip=folder_pt_prefix,
     log:
         f"{LOG_DIR}/folder_pt/{{shard}}.log",
-    message:
-        "folder_pt {wildcards.shard}: the shard's rows as the EchoJEPA script's .pt -> {output} (log {log})"
     conda:
         "../envs/cpu.yaml"
     shell:
@@ -46,5 +42,3 @@ rule folder_pt:
 rule export_folder_pt:
     input:
         expand(FOLDER_PT, shard=SHARDS),
-    message:
-        f"export_folder_pt: {len(SHARDS)} per-folder .pt files in {braces(os.path.dirname(FOLDER_PT))}/"

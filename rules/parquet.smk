@@ -33,8 +33,6 @@ rule parquet:
         merged=" ".join(shlex.quote(path) for path in MERGED.values()),
     log:
         f"{LOG_DIR}/parquet.log",
-    message:
-        "parquet: the published folder, its card and file list -> {output.card} (log {log})"
     conda:
         "../envs/cpu.yaml"
     shell:

@@ -13,8 +13,6 @@ rule pca_fit:
         at_most="--at_most" if TRIAL_FILES else "",  # a trial's few rows: as many components as they allow
     log:
         f"{LOG_DIR}/pca_fit.log",
-    message:
-        f"pca_fit: {PCA_COMPONENTS} components fitted on the {len(SHARDS)} shards' rows -> {{output}} (log {{log}})"
     conda:
         "../envs/cpu.yaml"
     shell:

@@ -23,8 +23,6 @@ rule pretrain:
         gpu=PRETRAIN["gpus"],
     log:
         f"{LOG_DIR}/pretrain.log",
-    message:
-        f"pretrain: train MyJEPA on {PRETRAIN['gpus']} GPU(s) -> {{output.model}} (log {{log}})"
     conda:
         "../envs/gpu.yaml"
     shell:
@@ -43,8 +41,6 @@ rule pretrain_curves:
         run=script("pretrain_curves.py"),
     log:
         f"{LOG_DIR}/pretrain_curves.log",
-    message:
-        "pretrain_curves: the loss curves -> {output} (log {log})"
     conda:
         "../envs/cpu.yaml"
     shell:

@@ -19,9 +19,6 @@ if JOINED:
             hf_rows=optional_file_flag("hf_rows"),
         log:
             f"{LOG_DIR}/joined.log",
-        message:
-            f"joined: the {config['metadata']['kind']} tables joined to the {len(SHARDS)} shards' keys, once"
-            " (log {log})"
         conda:
             "../envs/cpu.yaml"
         shell:
@@ -48,8 +45,6 @@ rule staged:
         pca=optional_file_flag("pca"),
     log:
         f"{LOG_DIR}/staged/{{shard}}.log",
-    message:
-        "staged {wildcards.shard}: the shard's dataset file, metadata joined -> {output} (log {log})"
     conda:
         "../envs/cpu.yaml"
     shell:

@@ -19,9 +19,6 @@ rule upload:
         credentialed="--credentialed" if config["dataset"]["credentialed"] else "",  # never public
     log:
         f"{LOG_DIR}/upload.log",
-    message:
-        f"upload: the dataset folder {{params.folder}}/ to {braces(UPLOAD.repo_id or '')}"
-        + (" (upload.dry_run: the plan only)" if UPLOAD.dry_run else "") + " (log {log})"
     conda:
         "../envs/cpu.yaml"
     shell:

@@ -30,8 +30,6 @@ rule validate:
                                            ("pretraining", "evaluation") if input[name]),
     log:
         f"{LOG_DIR}/validate.log",
-    message:
-        f"validate: check the {len(SHARDS)} shards' rows; the report -> {{output.html}} (log {{log}})"
     conda:
         "../envs/cpu.yaml"
     shell:
