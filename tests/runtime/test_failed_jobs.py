@@ -46,8 +46,8 @@ def test_each_failed_job_once_with_its_reason_and_log(tmp_path):
     text = SNAKEMAKE_LOG.format(extract_log=extract_log, slurm_log=slurm_log, validate_log=validate_log)
     jobs = failed_jobs(text)
     # a retried job fails once per attempt: its last attempt, with SLURM's log, is the one kept
-    assert jobs == [FailedJob("extract", (str(extract_log), str(slurm_log))), FailedJob("validate", (str(validate_log),)),
-                    FailedJob("all_done", ())]
+    assert jobs == [FailedJob("extract", (str(extract_log), str(slurm_log))),
+                    FailedJob("validate", (str(validate_log),)), FailedJob("all_done", ())]
     lines = failure_lines(jobs, lambda job: f"{job.rule} p11" if job.rule == "extract" else job.rule)
     assert lines == [
         f"extract p11 failed: SLURM: JOB 12 ON n1 CANCELLED AT 2026-12-07T19:36:49 DUE TO TIME LIMIT; FileExistsError: "

@@ -45,8 +45,8 @@ def test_an_error_fraction_below_one_over_the_max_files_is_judged_by_how_likely_
                                  "(n < 100): 1 or more errors happen at that rate with p = 0.059")
     # two of six happen at that rate in 0.15 % of trials: too many, whatever the size
     passed, detail = error_fraction_verdict(2, 6, 0.01)
-    assert not passed and detail == ("2/6 error rows = 0.3333 > 0.01: too many to be chance at that rate, even in 6 files"
-                                  " (p = 0.0015)")
+    assert not passed and detail == ("2/6 error rows = 0.3333 > 0.01: too many to be chance at that rate, even in "
+                                     "6 files (p = 0.0015)")
     assert error_fraction_verdict(6, 6, 0.01)[0] is False  # a decoder missing: every file an error row
     # from 1/max files on, the fraction is the fraction
     assert error_fraction_verdict(2, 100, 0.01) == (False, "2/100 error rows = 0.0200 > 0.01")

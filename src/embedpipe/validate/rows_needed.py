@@ -60,7 +60,8 @@ def error_fraction_verdict(errors: int, files: int, max_fraction: float) -> tupl
         return False, f"{stated} > {max_fraction}"
     chance = binomial_tail(errors, files, max_fraction)
     if chance < ERROR_TAIL:
-        return False, f"{stated} > {max_fraction}: too many to be chance at that rate, even in {files} files (p = {chance:.2g})"
+        return False, (f"{stated} > {max_fraction}: too many to be chance at that rate, even in {files} files "
+                       f"(p = {chance:.2g})")
     return True, (f"{stated} > {max_fraction}, but {files} files are too few to judge the fraction (n < {needed}): "
                   f"{errors} or more errors happen at that rate with p = {chance:.2g}")
 
