@@ -60,6 +60,7 @@ include: "rules/upload.smk"
 include: "rules/export.smk"
 include: "rules/doctor.smk"
 include: "rules/status.smk"
+include: "rules/console.smk"
 
 
 rule all:

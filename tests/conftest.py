@@ -19,7 +19,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 def demo_run(tmp_path_factory) -> Path:
     """The demo, run once through Snakemake; tests read it and add targets, never change its inputs."""
     work = tmp_path_factory.mktemp("demo")
-    snakemake(work, "--cores", "2", "--configfile", str(REPO / "config" / "demo.yaml"))
+    proc = snakemake(work, "--cores", "2", "--configfile", str(REPO / "config" / "demo.yaml"))
+    (work / "console.txt").write_text(proc.stdout + proc.stderr)  # what the run printed, for the console tests
     return work
 
 

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from embedpipe.discover.exclusions import Exclusions
 from embedpipe.discover.scan import (
     DiscoverError,
     ShardSpec,
@@ -12,6 +13,7 @@ from embedpipe.discover.scan import (
     discover_shards,
     read_manifest,
     scan_files,
+    scan_tree,
 )
 
 
@@ -26,6 +28,16 @@ def test_scan_finds_configured_extensions_sorted_and_relative(tmp_path):
     make_tree(tmp_path, ["p11/b.mp4", "p10/z/a.MP4", "p10/a.mp4", "p10/notes.txt", "p10/.hidden.mp4"])
     assert scan_files(tmp_path, [".mp4"]) == ["p10/a.mp4", "p10/z/a.MP4", "p11/b.mp4"]
     assert scan_files(tmp_path, ["mp4"], subdir="p11") == ["p11/b.mp4"]
+
+
+def test_snakemakes_own_folder_marker_is_neither_a_file_nor_a_skipped_one(tmp_path):
+    # a directory() output (the demo's input folder) holds Snakemake's .snakemake_timestamp
+    make_tree(tmp_path, [".snakemake_timestamp", "p10/a.mp4", "p10/.snakemake_timestamp", "p10/notes"])
+    exclusions = Exclusions()
+    assert scan_tree(tmp_path, [".mp4", ".dcm"], exclusions=exclusions) == ["p10/a.mp4"]
+    assert exclusions.as_dict()["skipped_by_extension"] == {"": 1}  # `notes` alone
+    assert exclusions.hidden == [] and exclusions.summary() == [
+        "skipped 1 files: (no extension) 1 — add them to `extensions` to embed them"]
 
 
 def test_dicom_files_without_an_extension_are_found_by_their_preamble_when_dcm_is_asked_for(tmp_path):

@@ -156,7 +156,7 @@ def test_a_run_without_per_row_arrays_says_so(tmp_path):
     write_shard(tmp_path, "p10", ["a", "b", "c"], [])
     m = validate(tmp_path, ["p10"])
     assert check(m, "arrays_finite") == {"name": "arrays_finite", "passed": True,
-                                         "detail": "no per-row arrays in this run's files"}
+                                         "detail": "no per-row arrays in this run's files", "key": None}
 
 
 def test_walk_finds_each_rows_leaves_whatever_the_nesting(tmp_path: Path):

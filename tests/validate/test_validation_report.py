@@ -71,13 +71,36 @@ def test_reservoir_is_uniform_over_rows():
 
 
 def test_collapsed_embeddings_trip_cosine_rank_and_duplicate_checks(tmp_path):
-    same = np.tile([0.3, -1.0, 2.0, 0.5], (12, 1))
-    write_shard(tmp_path, "p10", [f"k{i}" for i in range(12)], same)
+    same = np.tile([0.3, -1.0, 2.0, 0.5], (24, 1))  # past the 20 rows the spread checks need
+    write_shard(tmp_path, "p10", [f"k{i}" for i in range(24)], same)
     result = run(tmp_path, ["p10"])
     assert failed(result) == {"not_collapsed", "effective_rank", "unique_embeddings"}
     emb = result.metrics["embedding"]
     assert emb["cosine"]["mean"] == pytest.approx(1.0)
-    assert emb["pca"]["effective_rank"] == 0.0 and emb["duplicate_embeddings"] == 11
+    assert emb["pca"]["effective_rank"] == 0.0 and emb["duplicate_embeddings"] == 23
+    # the console's line: each failure's value and the config key of its threshold
+    assert result.failures() == (
+        "23 rows identical to an earlier row under another key (max 0), e.g. [('k0', 'k1'), ('k0', 'k10')]"
+        " (validate.max_duplicate_embeddings); mean cosine of random pairs 1.0000 > 0.99 (validate.max_mean_cosine);"
+        " effective rank 0.0000 < 2.0 (validate.min_effective_rank)")
+
+
+def test_a_few_rows_are_too_few_to_judge_their_spread(tmp_path):
+    # 6 rows in one direction plus a little noise (a trial of a low-rank model): collapsed by both
+    # measures, but 6 rows' spread is the sample's
+    rng = np.random.default_rng(4)
+    values = np.outer(rng.normal(size=6), [1.0, 0.5, 0.2, 0.1]) + 5 + rng.normal(scale=1e-3, size=(6, 4))
+    write_shard(tmp_path, "p10", [f"k{i}" for i in range(6)], values)
+    result = run(tmp_path, ["p10"])
+    assert failed(result) == set()
+    checks = {c["name"]: c["detail"] for c in result.metrics["checks"]}
+    assert checks["not_collapsed"] == "too few rows to judge (n = 6 < 20)"
+    assert checks["effective_rank"] == "too few rows to judge (n = 6 < 20): 10 rows per unit of the rank judged"
+    # the rank needed scales with the threshold judged: 40 rows for 4.0
+    result = run(tmp_path, ["p10"], min_effective_rank=4.0)
+    assert "(n = 6 < 40)" in next(c["detail"] for c in result.metrics["checks"] if c["name"] == "effective_rank")
+    # the statistics are still measured and reported
+    assert result.metrics["embedding"]["pca"]["effective_rank"] < 2.0
 
 
 def test_nan_rows_fail_and_stay_out_of_the_statistics(tmp_path):
@@ -110,10 +133,14 @@ def test_report_script_writes_plots_and_html_or_fails_into_failed_folder(tmp_pat
     assert "effective_rank" in page and "p11" in page
     assert json.loads((out / "metrics.json").read_text())["totals"]["rows"] == 50
 
-    bad = run_script("validate.py", *script_args(tmp_path, ["p10", "p11"], out), "--max_error_fraction", "0.001",
+    bad = run_script("validate.py", *script_args(tmp_path, ["p10", "p11"], out), "--max_error_fraction", "0",
                      check=False)
     assert bad.returncode == 1
     assert "FAIL error_fraction" in bad.stderr
+    # the log's last line (what the Snakefile's onerror prints): the value and the threshold's key
+    assert bad.stderr.strip().splitlines()[-1].endswith(
+        "1 check failed: 1/51 error rows = 0.0196 > 0.0 (validate.max_error_fraction); report in "
+        f"{out / 'failed' / 'report.html'}")
     assert (out / "failed" / "report.html").exists() and "FAILED" in (out / "failed" / "report.html").read_text()
     assert not json.loads((out / "failed" / "metrics.json").read_text())["passed"]
 

@@ -107,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s. The dataset files are untouched; free space and rerun validate.", what)
         return 1
     if not result.passed:
-        log.error("validation failed; report in %s", paths["report"])
+        # the last line: what the Snakefile's onerror prints for this job
+        failed = sum(not c["passed"] for c in result.metrics["checks"])
+        log.error("%d check%s failed: %s; report in %s", failed, "" if failed == 1 else "s", result.failures(),
+                  paths["report"])
         return 1
     totals = result.metrics["totals"]
     log.info("validation passed: %d rows, %d errors; report %s", totals["rows"], totals["errors"], paths["report"])

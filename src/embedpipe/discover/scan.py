@@ -71,6 +71,10 @@ def list_top_folders(input_dir: str | os.PathLike) -> list[str]:
     return sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
 
 
+# Snakemake's own marker in a folder a rule made (directory() outputs: the demo's input folder; a
+# user's own rule that writes input_dir): its mtime stands for the folder's. Not an input file, so not
+# counted as one the scan skipped (the demo's card said "1 with other extensions").
+SNAKEMAKE_MARKERS = frozenset({".snakemake_timestamp"})
 DICOM_EXTENSION = ".dcm"
 WFDB_HEADER = ".hea"
 
@@ -115,6 +119,8 @@ def scan_tree(root: str | os.PathLike, extensions: list[str], subdir: str | None
             dirnames[:] = entered
             records = wfdb_records(filenames) if WFDB_HEADER in exts else set()
             for name in filenames:
+                if name in SNAKEMAKE_MARKERS:
+                    continue
                 if not name.lower().endswith(exts) and not (dicom and is_unnamed_dicom(here / name)):
                     stem, ext = os.path.splitext(name)
                     out.by_extension[ext.lower()] += 1

@@ -23,12 +23,12 @@ from embedpipe.store.key_hashes import key_hashes, repeated_keys
 from embedpipe.store.made_with import model_problems
 from embedpipe.store.parquet_io import streamed
 from embedpipe.validate.arrays import ColumnTally, array_checks, array_metrics, scan_arrays
+from embedpipe.validate.rows_needed import error_fraction_verdict, mean_cosine_verdict, rank_verdict
 from embedpipe.validate.settings import ValidationConfig
 from embedpipe.validate.stats import EmbeddingStats, effective_rank, summarise
 
 log = logging.getLogger(__name__)
 BATCH_ROWS = 8192
-MIN_ROWS_FOR_SPREAD = 3
 EXAMPLES = 3  # keys quoted in a failed check's detail
 
 
@@ -37,6 +37,7 @@ class Check:
     name: str
     passed: bool
     detail: str
+    key: str | None = None  # the config key of its threshold: what a failed run's console line names
 
 
 @dataclass
@@ -103,6 +104,12 @@ class ValidationResult:
     @property
     def passed(self) -> bool:
         return bool(self.metrics["passed"])
+
+    def failures(self) -> str:
+        """The failed checks in one line, each with its value and its threshold's config key."""
+        failed = [c for c in self.metrics["checks"] if not c["passed"]]
+        return "; ".join(f"{c['detail']} ({c['key']})" if c.get("key") else f"{c['name']}: {c['detail']}"
+                         for c in failed)
 
 
 def scan_dataset_file(path: Path, counts: ShardCounts, hashes: list[np.ndarray], stats_for: Any,
@@ -213,8 +220,7 @@ def assemble_metrics(per_shard: list[ShardCounts], duplicates: list[str], dtypes
     embedding = embedding_metrics(stats, config) if stats is not None and stats.count else {}
     mean_cos = embedding.get("cosine", {}).get("mean")
     erank = embedding.get("pca", {}).get("effective_rank")
-    # Spread needs a few rows to mean anything; the finite/not_empty checks cover the rest.
-    judged = stats is not None and stats.count >= MIN_ROWS_FOR_SPREAD
+    finite_rows = stats.count if stats is not None else 0  # the spread checks' n (rows_needed.py)
     dup_pairs = stats.duplicate_pairs if stats is not None else []
     model = model_problems({c.shard: (c.made_with, c.fingerprint) for c in per_shard}, made_with)
     fingerprints = {c.fingerprint for c in per_shard}
@@ -237,18 +243,17 @@ def assemble_metrics(per_shard: list[ShardCounts], duplicates: list[str], dtypes
             f", e.g. {duplicates[:3]}" if duplicates else "")),
         Check("unique_embeddings", len(dup_pairs) <= config.max_duplicate_embeddings,
               f"{len(dup_pairs)} rows identical to an earlier row under another key (max "
-              f"{config.max_duplicate_embeddings})" + (f", e.g. {dup_pairs[:2]}" if dup_pairs else "")),
+              f"{config.max_duplicate_embeddings})" + (f", e.g. {dup_pairs[:2]}" if dup_pairs else ""),
+              "validate.max_duplicate_embeddings"),
         Check("dimension", expected_dim is None and len(dims) <= 1 or dims == {expected_dim},
               f"widths {sorted(dims)}, expected {expected_dim}"),
         Check("dtype", dtypes <= {"float"}, f"value types {sorted(dtypes)} (float = float32)"),
-        Check("error_fraction", error_fraction <= config.max_error_fraction,
-              f"{total_errors}/{total_files} = {error_fraction:.4f} (max {config.max_error_fraction})"),
-        Check("not_collapsed", not judged or mean_cos is not None and mean_cos <= config.max_mean_cosine,
-              f"mean cosine of random pairs {_fmt(mean_cos)} (max {config.max_mean_cosine})" if judged
-              else f"not judged: fewer than {MIN_ROWS_FOR_SPREAD} finite rows"),
-        Check("effective_rank", not judged or erank is not None and erank >= config.min_effective_rank,
-              f"effective rank {_fmt(erank)} (min {config.min_effective_rank})" if judged
-              else f"not judged: fewer than {MIN_ROWS_FOR_SPREAD} finite rows"),
+        Check("error_fraction", *error_fraction_verdict(total_errors, total_files, config.max_error_fraction),
+              "validate.max_error_fraction"),
+        Check("not_collapsed", *mean_cosine_verdict(finite_rows, mean_cos, config.max_mean_cosine),
+              "validate.max_mean_cosine"),
+        Check("effective_rank", *rank_verdict(finite_rows, erank, config.min_effective_rank),
+              "validate.min_effective_rank"),
     ]
     return {
         "passed": all(c.passed for c in checks),
@@ -320,6 +325,3 @@ def embedding_metrics(stats: EmbeddingStats, config: ValidationConfig) -> dict[s
                      f"2-D scatter use a uniform sample of {len(sample)} rows"),
     }
 
-
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.4f}"
