@@ -162,3 +162,13 @@ def test_a_failed_job_says_why_in_one_line_and_status_exits_1(video_tree, tmp_pa
     (shard,) = run_status(out).shards
     assert shard.state == "failed" and shard.note == record.message
     assert status_main([str(out)]) == 1
+
+
+def test_an_attempt_after_an_unfinished_record_counts_one_more():
+    from embedpipe.extract.progress_report import attempt_after
+    from embedpipe.store.progress import FINISHED, STOPPED, ShardProgress
+
+    assert attempt_after(None) == 0
+    assert attempt_after(ShardProgress("p10", STOPPED, 40, 12, attempt=0)) == 1  # requeued after preemption
+    assert attempt_after(ShardProgress("p10", "running", 40, 12, attempt=1)) == 2  # killed, retried
+    assert attempt_after(ShardProgress("p10", FINISHED, 40, 40, attempt=2)) == 0  # a new run of a finished shard

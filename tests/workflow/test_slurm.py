@@ -122,6 +122,10 @@ def test_failed_shard_is_retried_then_rerun_alone_and_the_run_equals_a_local_one
     failed = snakemake(work, "--profile", str(profile), "--configfile", DEMO, check=False,
                        env={"HF_TOKEN": "hf_only_for_the_upload"})
     assert failed.returncode != 0
+    # the console names the failed shard once, with its reason and log, though it failed three times
+    lines = (failed.stdout + failed.stderr).splitlines()
+    failures = [line for line in lines if "embedpipe: extract p11 failed:" in line]
+    assert len(failures) == 1 and "(log: logs/demo/extract/p11.log" in failures[0], failures
     for shard in ("p10", "p12"):
         log = (work / "logs" / "demo" / "extract" / f"{shard}.log").read_text()
         assert "no Hugging Face token in this SLURM job's environment" in log, log

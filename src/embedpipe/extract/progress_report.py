@@ -26,6 +26,7 @@ The stage seconds, all of this attempt and wall-clock:
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import threading
 import time
@@ -39,10 +40,12 @@ import pyarrow.parquet as pq
 from embedpipe.extract.gpu_report import GpuReport
 from embedpipe.extract.sink import RowSink
 from embedpipe.store.progress import (
+    FINISHED,
     RUNNING,
     WRITE_INTERVAL_S,
     ShardProgress,
     StageSeconds,
+    read_progress,
     where_am_i,
     write_progress,
 )
@@ -69,6 +72,16 @@ def one_line(message: str) -> str:
     return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 1] + "…"
 
 
+def attempt_after(previous: ShardProgress | None) -> int:
+    """This attempt's number: one more than the shard's last record when that did not finish (a requeue
+    after preemption, a retry after a failure, a job that was killed), else SLURM's restart count. The
+    record is the surer count: SLURM_RESTART_COUNT is set in a job's batch script, not always in the
+    step that runs the job (not on the test cluster's 22.05), and a Snakemake retry is a new job."""
+    if previous is not None and previous.state != FINISHED:
+        return previous.attempt + 1
+    return int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+
+
 class ProgressReport:
     """One attempt's record of a shard; `path` None: nothing written (a job run outside a results folder)."""
 
@@ -81,6 +94,7 @@ class ProgressReport:
         self.gpu: GpuReport | None = None
         self.device, self.batch_size = "", 0
         self.started = time.time()
+        self.attempt = 0
         self._loop_start: float | None = None  # when the loop began: the rate leaves the start-up out
         self._begun = False
         self._done: int | None = None
@@ -92,6 +106,7 @@ class ProgressReport:
     def begin(self, total: int) -> None:
         """The job holds the shard: a RUNNING record now, and every interval until `end`."""
         self.total, self._begun = total, True
+        self.attempt = attempt_after(read_progress(self.path) if self.path is not None else None)
         self.write(RUNNING)
         if self.path is not None:
             self._heartbeat = threading.Thread(target=self._beat, name="progress", daemon=True)
@@ -143,7 +158,8 @@ class ProgressReport:
             done=self.done_before + self.processed if self._done is None else self._done,
             embedded_now=self.processed, reused=self.reused,
             rate=round(self.processed / elapsed, 4) if elapsed > 0 else 0.0,
-            errors=dict(sorted(errors.items())), started=self.started, updated=now, **where_am_i(),
+            errors=dict(sorted(errors.items())), started=self.started, updated=now,
+            **(where_am_i() | {"attempt": self.attempt}),
             device=self.device, batch_size=self.batch_size,
             gpu=gpu.now() if gpu is not None else None,
             seconds=StageSeconds(round(self.seconds["decode"], 3), round(self.seconds["model"], 3), round(write, 3)),

@@ -75,7 +75,7 @@ class ShardProgress:
     host: str = ""
     pid: int = 0
     slurm_job: str | None = None  # 4711_3 for an array task, 4712 for a plain job, None outside SLURM
-    attempt: int = 0  # SLURM_RESTART_COUNT: requeues of this job
+    attempt: int = 0  # starts of this shard's job before this one that did not finish (requeue, retry, kill)
     device: str = ""
     batch_size: int = 0
     gpu: GpuNow | None = None
