@@ -1,6 +1,12 @@
 # A trial run's plan of its full run (extract.limit: the trial's runs only): its own timings and file sizes
 # extrapolated to the file counts discover found. After parquet, whose files it measures; printed on the
 # console, written to plan.json and plan.md. The full run's card holds it against what the run took.
+# Local: a few seconds of reading files, and its launch flags are this launch's (a cluster job's own
+# Snakemake would read its own command line, not the profile's jobs and runtime).
+
+
+localrules:
+    plan,
 
 
 rule plan:

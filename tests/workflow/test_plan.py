@@ -70,3 +70,14 @@ def test_the_full_run_meets_the_plan_and_its_card_says_so(planned_run):
     for name in ("pt", "npy", "keys.txt"):
         path = out / f"vjepa2-tiny_embeddings_all.{name}"
         assert within(plan["disk_bytes"][path.name], path.stat().st_size), name
+
+
+def test_on_the_slurm_profile_the_plan_reads_its_jobs_and_extract_runtime(tmp_path):
+    """A dry run of a trial with the SLURM profile: the plan job (local: its flags are this launch's) is
+    given the profile's extract runtime at the first attempt (`2880 * attempt`) and the jobs at once,
+    the fewest of the shards, the profile's jobs and plan.gpus."""
+    profile = str(REPO / "profiles" / "slurm")
+    proc = snakemake(tmp_path, "-n", "-p", "--profile", profile, "--configfile", str(REPO / "config" / "demo.yaml"),
+                     "--config", "extract={limit: 2}", "plan={gpus: 2}", env={"EMBEDPIPE_PREFLIGHT": "warn"})
+    assert "--slots=2 --slots_basis='plan.gpus: 2' --job_minutes=2880 --out=results/demo-trial2/plan.json" in (
+        proc.stdout + proc.stderr)

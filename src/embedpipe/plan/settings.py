@@ -15,3 +15,9 @@ class PlanOptions:
                                      "an extract job's threads)")
     job_minutes: int | None = setting(None, "one job's time limit on the cluster, in minutes: a shard must finish or "
                                             "checkpoint inside it; null: the profile's extract runtime")
+
+    def __post_init__(self) -> None:
+        # `--config plan='{gpus: 4}'` gives "4": the schema takes digits as text, the class makes them numbers
+        for key in ("gpus", "job_minutes"):
+            if (value := getattr(self, key)) is not None:
+                object.__setattr__(self, key, int(value))
