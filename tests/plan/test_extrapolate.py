@@ -58,14 +58,17 @@ def test_steady_seconds_from_the_logs_throughput_lines_leave_the_warm_up_out(tmp
     # batches of 4: the first ends 5 s into the loop (warm-up), the next two take 2 s each (0.5 s a file)
     (logs / "extract" / "a.log").write_text(
         "2026-01-01 00:00:00,000 INFO extract: shard a: 12 files; vjepa2 vitl on cuda:0, batch 4, 8 decode workers\n"
+        "2026-01-01 00:00:00,500 INFO embedpipe.extract.loop: GPU cuda:0: NVIDIA L40S, 44.4 GiB total, 44.0 GiB free\n"
         "2026-01-01 00:00:05,000 INFO embedpipe.extract.loop: a: 4/12 files, 0.8 files/s, 0 decode errors\n"
         "a:  50%|#####| 6/12 [00:06<00:06]2026-01-01 00:00:07,000 INFO embedpipe.extract.loop: a: 8/12 files, "
         "1.1 files/s, 0 decode errors\n"
         "2026-01-01 00:00:09,000 INFO embedpipe.extract.loop: a: 12/12 files, 1.3 files/s, 0 decode errors\n"
-        "2026-01-01 00:00:09,000 INFO embedpipe.extract.loop: a: 12/12 files, 1.3 files/s, 0 decode errors\n"
+        "2026-01-01 00:00:09,000 INFO embedpipe.extract.loop: a: 12/12 files, 1.3 files/s, 0 decode errors, "
+        "GPU mem peak 12.3 GiB\n"
         "2026-01-01 00:00:10,000 INFO extract: shard a done: 12 rows\n")
     (timing,) = run_timings(run, logs, ["a"])
     assert timing.source == ("log",) and timing.device == "cuda:0" and timing.batch_size == 4
+    assert timing.gpu_name == "NVIDIA L40S" and timing.peak_gpu_gib == 12.3
     assert timing.files == 12 and timing.wall_s == 10.0 and timing.batches_seen == 3
     assert timing.steady_s_per_file == 0.5  # (9 − 5) s over (12 − 4) files
     assert timing.loop_s == pytest.approx(12 / 1.3)

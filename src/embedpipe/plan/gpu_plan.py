@@ -59,17 +59,20 @@ def gpu_rows(timings: Sequence[ShardTiming], fixed: tuple[float, float, float], 
         batch, basis = batch_that_fits(gpu.memory_gb, encoder, timings, measured_on is not None)
         row |= {"batch_fits": batch, "batch_basis": basis}
         if measured_on is None:
-            row["basis"] = "not scaled: the trial ran on the CPU (a CPU's and a GPU's speed have no common measure)"
-        elif share is None:
+            on_gpu = any(t.device.startswith("cuda") for t in timings)
+            row["basis"] = ("not scaled: the trial's GPU is not in this table (or not named in its log)" if on_gpu else
+                            "not scaled: the trial ran on the CPU (a CPU's and a GPU's speed have no common measure)")
+        elif gpu != measured_on and share is None:
             row["basis"] = "not scaled: no progress file gave the trial's model seconds apart from decode and write"
         else:
-            central, low, high = model_seconds_on(gpu, measured_on, share)  # the model's share, rescaled
-            cpu = 1 - share  # decode and write: the CPU's, not scaled
-            s = Estimate(per_file.value * (cpu + central), per_file.low * (cpu + low), per_file.high * (cpu + high),
-                         "measured" if gpu == measured_on else
-                         f"the model's share of a file's seconds ({share:.0%}) × {measured_on.name}'s over "
-                         f"{gpu.name}'s dense bf16 rate; ×½–×2 and the bandwidth ratio for the range")
+            central, low, high = model_seconds_on(gpu, measured_on, share or 0.0)  # the model's share, rescaled
+            cpu = 1 - (share or 0.0)  # decode and write: the CPU's, not scaled
+            s = (per_file if gpu == measured_on else
+                 Estimate(per_file.value * (cpu + central), per_file.low * (cpu + low), per_file.high * (cpu + high),
+                          f"the model's share of a file's seconds ({share:.0%}) × {measured_on.name}'s over "
+                          f"{gpu.name}'s dense bf16 rate; ×½–×2 and the bandwidth ratio for the range"))
             row |= {"measured": gpu == measured_on, "seconds_per_file": s.as_dict(),
-                    "gpu_hours": device_hours(shard_seconds(fixed, full_files, s)).as_dict(), "basis": s.basis}
+                    "gpu_hours": device_hours(shard_seconds(fixed, full_files, s)).as_dict(),
+                    "basis": "measured: the trial ran on it" if gpu == measured_on else s.basis}
         rows.append(row)
     return rows

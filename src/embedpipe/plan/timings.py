@@ -24,6 +24,9 @@ THROUGHPUT = re.compile(_STAMP + r"(?P<shard>.+?): (?P<n>\d+)/(?P<total>\d+) fil
 ANY_LINE = re.compile(_STAMP)
 # step.py's line before the loop: "shard p10: 10 files; vjepa2 vjepa2-tiny on cpu, batch 4, 1 decode workers"
 SETUP = re.compile(r"shard .+?: \d+ files; \S+ \S+ on (?P<device>\S+), batch (?P<batch>\d+)")
+# gpu_report's lines: the card at the start, its peak on the last throughput line
+GPU_NAME = re.compile(r"GPU \S+: (?P<name>.+?), [\d.]+ GiB total")
+GPU_PEAK = re.compile(r"GPU mem peak (?P<gib>[\d.]+) GiB")
 
 
 @dataclass(frozen=True)
@@ -90,9 +93,10 @@ def read_log(path: Path) -> dict[str, object] | None:
             points.append((n, t, rate))
     if not stamps:
         return None
-    setup = SETUP.search(text)
+    setup, gpu, peaks = SETUP.search(text), GPU_NAME.search(text), GPU_PEAK.findall(text)
     return {"first": stamps[0], "last": stamps[-1], "points": points,
-            "device": setup.group("device") if setup else "", "batch": int(setup.group("batch")) if setup else 0}
+            "device": setup.group("device") if setup else "", "batch": int(setup.group("batch")) if setup else 0,
+            "gpu": gpu.group("name") if gpu else "", "peak_gib": max(map(float, peaks)) if peaks else None}
 
 
 def steady_per_file(points: list[tuple[int, float, float]]) -> float | None:
@@ -134,9 +138,10 @@ def shard_timing(run_dir: Path, log_dir: Path, shard: str) -> ShardTiming:
     return ShardTiming(
         shard=shard, files=files, wall_s=wall, start=None if wall is None else end - wall, end=end, loop_s=loop,
         steady_s_per_file=steady_per_file(points), batches_seen=len(points), stage_s=stages, peak_rss_mb=rss,
-        peak_gpu_gib=progress.peak_gpu_memory_gib if progress else None,
+        peak_gpu_gib=progress.peak_gpu_memory_gib if progress and progress.peak_gpu_memory_gib else (
+            log["peak_gib"] if log else None),
         device=progress.device if progress and progress.device else (log["device"] if log else ""),
-        gpu_name=progress.gpu.name if progress and progress.gpu else "",
+        gpu_name=progress.gpu.name if progress and progress.gpu else (log["gpu"] if log else ""),
         batch_size=progress.batch_size if progress and progress.batch_size else (log["batch"] if log else 0),
         source=source)
 

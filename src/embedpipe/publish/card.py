@@ -225,6 +225,7 @@ def card_body(files: list[Path], metrics: dict[str, Any], dataset: dict[str, Any
     columns += pca_note(files[0])
     columns += truncation_note(files)
     columns += decoder_note(files)
+    planned_part = f"\n\n{planned}" if planned else ""  # a card without a trial's plan stays as it was
     credentialed = (
         "\n> **Credentialed data.** The source files are under a data use agreement. These embeddings are "
         "derived from them: share them only with people who hold the same agreement, and keep the "
@@ -274,9 +275,7 @@ cosine similarity of random pairs {emb.get("cosine", {}).get("mean", float("nan"
 
 {checks}
 
-{disk}
-
-{planned}
+{disk}{planned_part}
 
 ## Loading
 
