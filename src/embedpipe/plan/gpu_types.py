@@ -1,18 +1,16 @@
 """GPU types a user picks from, as their datasheets state them: dense bfloat16 tensor throughput (not
 the "with sparsity" figure datasheets print first, which is twice it), memory bandwidth and memory.
 
-Sources (NVIDIA's product datasheets, SXM variants unless named):
-- V100: https://images.nvidia.com/content/technologies/volta/pdf/volta-v100-datasheet-update-us-1165301-r5.pdf
-  (no bfloat16: the float16 tensor figure, 125 TFLOPS; a bf16 model runs slower than that on it)
-- T4: https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/tesla-t4/t4-tensor-core-datasheet-951643.pdf
-  (no bfloat16: float16 tensor, 65 TFLOPS)
-- A10: https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a10/pdf/datasheet-new/nvidia-a10-datasheet.pdf
-- A40: https://images.nvidia.com/content/Solutions/data-center/a40/nvidia-a40-datasheet.pdf
-- L4: https://resources.nvidia.com/en-us-data-center-overview/l4-gpu-datasheet
-- L40S: https://resources.nvidia.com/en-us-l40s/l40s-datasheet-28413
-- A100 (40 and 80 GB): https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pdf/nvidia-a100-datasheet-us-nvidia-1758950-r4-web.pdf
-- H100 (SXM and PCIe): https://resources.nvidia.com/en-us-tensor-core/nvidia-tensor-core-gpu-datasheet
-- H200: https://nvdam.widen.net/s/nb5zzzsjdf/hpc-datasheet-sc23-h200-datasheet-3002446
+Sources: NVIDIA's product pages and the datasheets they link (SXM variants unless named):
+- V100: https://www.nvidia.com/en-us/data-center/v100/ (no bfloat16: the float16 tensor figure)
+- T4: https://www.nvidia.com/en-us/data-center/tesla-t4/ (no bfloat16: the float16 tensor figure)
+- A10: https://www.nvidia.com/en-us/data-center/products/a10-gpu/
+- A40: https://www.nvidia.com/en-us/data-center/a40/
+- L4: https://www.nvidia.com/en-us/data-center/l4/
+- L40S: https://www.nvidia.com/en-us/data-center/l40s/
+- A100 (40 and 80 GB): https://www.nvidia.com/en-us/data-center/a100/
+- H100 (SXM and PCIe): https://www.nvidia.com/en-us/data-center/h100/
+- H200: https://www.nvidia.com/en-us/data-center/h200/
 
 Scaling a trial's model seconds by the ratio of two rows' tensor throughput is an estimate: what a
 model reaches of a card's peak differs between generations, clocks under power limits, and with the

@@ -47,6 +47,17 @@ def free_bytes(folder: str) -> int | None:
         return None
 
 
+def per_row_by_folder(files: Sequence[FileBytes]) -> dict[str, dict[str, float | None]]:
+    """Each folder's measured bytes a row (its rows' files, weighted by rows) and its files' fixed bytes."""
+    out = {}
+    for label in dict.fromkeys(f.label for f in files):
+        rows = [f for f in files if f.label == label and f.counts != ERRORS and f.per_row is not None and f.rows]
+        n = sum(f.rows for f in rows)
+        out[label] = {"bytes_per_row": sum(f.per_row * f.rows for f in rows) / n if n else None,
+                      "fixed_bytes": sum(f.fixed for f in files if f.label == label)}
+    return out
+
+
 def make_plan(timings: Sequence[ShardTiming], files: Sequence[FileBytes], given: PlanInputs) -> dict[str, Any]:
     s = x.per_file_seconds(timings)
     fixed = x.fixed_range(timings, s)
@@ -102,6 +113,7 @@ def make_plan(timings: Sequence[ShardTiming], files: Sequence[FileBytes], given:
         "parallel_jobs": {"jobs": given.slots, "basis": given.slots_basis},
         "wall_seconds": x.run_wall(shards, given.slots).as_dict(),
         "disk_bytes": {label: e.as_dict() for label, e in disk.items()},
+        "bytes_per_row": per_row_by_folder(files),
         "disk": {"own_bytes_high": own_high, "free_bytes": free, "results_dir": given.results_dir,
                  "fits": None if free is None else free >= own_high,
                  "basis": "every folder but parquet/ (hard links of staged/) at its high bound; while a shard runs "
@@ -153,9 +165,12 @@ def render(plan: Mapping[str, Any], where: str) -> str:
               f"- wall with {jobs} job{'' if jobs == 1 else 's'} at once ({plan['parallel_jobs']['basis']}): "
               f"{duration(wall['value'])} ({duration(wall['low'])}–{duration(wall['high'])})",
               f"- rows: {span(full['rows'], '{:,.0f}')}, error rows {span(full['error_rows'], '{:,.0f}')}", "",
-              "| folder | bytes | low | high |", "|---|---|---|---|"]
-    lines += [f"| `{label}` | {size(e['value'])} | {size(e['low'])} | {size(e['high'])} |"
-              for label, e in plan["disk_bytes"].items()]
+              "| folder | a row (measured) | fixed (footers) | bytes | low | high |", "|---|---|---|---|---|---|"]
+    for label, e in plan["disk_bytes"].items():
+        measured = plan["bytes_per_row"][label]
+        row = "—" if measured["bytes_per_row"] is None else f"{measured['bytes_per_row']:,.0f} B"
+        lines.append(f"| `{label}` | {row} | {size(measured['fixed_bytes'])} | {size(e['value'])} | {size(e['low'])} "
+                     f"| {size(e['high'])} |")
     d, m = plan["disk"], plan["memory"]
     free = "unknown" if d["free_bytes"] is None else size(d["free_bytes"])
     lines += ["", f"Disk: up to {size(d['own_bytes_high'])} of its own; {free} free under {d['results_dir']}"
