@@ -44,7 +44,10 @@ doctor:
 	@test -x $(BIN)/python || { echo "no $(BIN)/python: make install-gpu VENV=$(VENV) (or make demo) first"; exit 1; }
 	$(BIN)/python -m embedpipe doctor $(if $(CONFIG),--config $(CONFIG))
 
+# A trial of the video demo first (2 files a shard): its plan predicts the full demo, whose card then
+# holds the prediction against what the run took.
 demo: $(BIN)/.installed
+	$(BIN)/snakemake --cores 2 --configfile config/demo.yaml --config extract='{limit: 2}'
 	$(BIN)/snakemake --cores 2 --configfile config/demo.yaml
 	$(BIN)/snakemake --cores 2 --configfile config/demo_audio.yaml
 	$(BIN)/snakemake export_json --cores 2 --configfile config/demo_audio.yaml
@@ -63,7 +66,8 @@ demo: $(BIN)/.installed
 	@echo "  Images (V-JEPA 2): results/demo-image/parquet/ (+ tokens/), results/demo-image/export/deepearth_pt/"
 	@echo "  Parquet dataset : results/demo/parquet/"
 	@echo "  merge_all       : results/demo/vjepa2-tiny_embeddings_all.{pt,npy,keys.txt}"
-	@echo "  Dataset card    : results/demo/parquet/README.md"
+	@echo "  Dataset card    : results/demo/parquet/README.md (its Plan against actual: the trial's prediction)"
+	@echo "  Plan (trial)    : results/demo-trial2/plan.json, results/demo-trial2/plan.md"
 	@echo "  Errors          : results/demo/embeddings/*.errors.parquet"
 	@echo "  Metrics         : results/demo/validation/metrics.json"
 	@echo "  Report          : $(abspath results/demo/validation/report.html)"

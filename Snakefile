@@ -56,6 +56,13 @@ include: "rules/staged.smk"
 include: "rules/validate.smk"
 include: "rules/evaluate.smk"
 include: "rules/parquet.smk"
+
+
+if TRIAL_FILES:
+
+    include: "rules/plan.smk"
+
+
 include: "rules/upload.smk"
 include: "rules/export.smk"
 include: "rules/doctor.smk"
@@ -69,4 +76,5 @@ rule all:
         METRICS,
         DATASET_FILE_LIST,
         EVALUATION_OUTPUTS,
+        PLAN_OUTPUTS,  # a trial's plan of its full run
     default_target: True

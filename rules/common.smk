@@ -17,6 +17,8 @@ from embedpipe.config.preflight import RunFiles, preflight, stops_and_warnings  
 from embedpipe.discover.settings import HfDatasetOptions, ShardOptions  # noqa: E402
 from embedpipe.encoders import all_exports, family  # noqa: E402
 from embedpipe.evaluate.settings import PTBXL_FILES  # noqa: E402
+from embedpipe.plan.launch import first_attempt_minutes, jobs_at_once  # noqa: E402
+from embedpipe.plan.settings import PlanOptions  # noqa: E402
 from embedpipe.publish.hub_configs import config_name_of  # noqa: E402
 from embedpipe.publish.settings import CardOptions, UploadOptions  # noqa: E402
 from embedpipe.runtime.runinfo import submit_without_hub_token  # noqa: E402
@@ -56,6 +58,9 @@ EXTRACT = checked(extract_options, config)
 # Discover applies it (each manifest lists the first N); the other rules only name the trial's folder.
 TRIAL_FILES = EXTRACT.limit
 RUN = f"{config['run']}-trial{TRIAL_FILES}" if TRIAL_FILES else config["run"]
+if TRIAL_FILES:
+    # A throughput line after every batch: the planner tells the first batch's warm-up from a file's cost.
+    EXTRACT = replace(EXTRACT, log_every=1)
 
 
 def safe_dir(path):
@@ -164,6 +169,11 @@ STAGED_FILES = expand(STAGED, shard=SHARDS)
 DATASET_DIR = f"{RUN_DIR}/parquet"
 CARD = f"{DATASET_DIR}/README.md"
 DATASET_FILE_LIST = f"{RUN_DIR}/dataset.files.json"
+# A trial's plan of its full run (rules/plan.smk): part of a trial's default target, not a full run's.
+PLAN = f"{RUN_DIR}/plan.json"
+PLAN_MARKDOWN = f"{RUN_DIR}/plan.md"
+PLAN_OUTPUTS = [PLAN] if TRIAL_FILES else []
+PLAN_OPTIONS = from_block(PlanOptions, config.get("plan") or {}, "plan")
 # merge_all's files, each a full copy of the embeddings: written only where merge.formats lists them, by
 # `snakemake merge_all`, or by every run when merge.in_default_run (then the card counts them too).
 MERGE = from_block(MergeOptions, config["merge"], "merge")
@@ -230,6 +240,24 @@ def current_launch():
                      raw_resources(settings.default_resources), dryrun=bool(getattr(args, "dryrun", False)),
                      partition_config=partition_config, targets=tuple(getattr(args, "targets", None) or ()),
                      official_settings=official_slurm_settings(executor, vars(args) if args is not None else {}))
+
+
+def plan_launch_flags():
+    """The plan script's --slots, --slots_basis and --job_minutes: the full run's extract jobs at once and
+    one job's time limit, from this launch (the profile's jobs and extract runtime) and the plan block."""
+    args = command_line()
+    runtime = raw_resources(workflow.resource_settings.overwrite_resources.get("extract")).get("runtime")
+    minutes = PLAN_OPTIONS.job_minutes or first_attempt_minutes(runtime)
+    try:
+        cores = workflow.cores
+    except WorkflowError:
+        cores = None
+    jobs = getattr(args, "jobs", None) if args is not None else None
+    slots, basis = jobs_at_once(getattr(args, "executor", None) if args is not None else None,
+                                jobs if isinstance(jobs, int) else None, cores, extract_threads(), len(SHARDS),
+                                PLAN_OPTIONS.gpus)
+    flags = f"--slots={slots} --slots_basis={shlex.quote(basis)}"
+    return flags + (f" --job_minutes={minutes}" if minutes else "")
 
 
 # Snakemake's modes that submit nothing (unlocking a folder, touching or listing outputs...): no preflight.

@@ -24,6 +24,8 @@ rule extract:
     threads: extract_threads()
     log:
         f"{LOG_DIR}/extract/{{shard}}.log",
+    benchmark:
+        f"{LOG_DIR}/extract/{{shard}}.benchmark.tsv"
     conda:
         "../envs/gpu.yaml"
     shell:

@@ -31,6 +31,9 @@ rule parquet:
         load_config=f"--load_config={shlex.quote(UPLOAD_CONFIG)}" if UPLOAD_CONFIG and not TRIAL_FILES else "",
         # every merged file's name: counted where one exists (an earlier `snakemake merge_all`'s too)
         merged=" ".join(shlex.quote(path) for path in MERGED.values()),
+        # a full run's card holds the newest trial's plan (results/<run>-trial<N>/plan.json) against the
+        # run's own extract timings (logs/<run>/extract/) and files
+        plan="" if TRIAL_FILES else f"--plan_for={shlex.quote(RUN_DIR)} --extract_logs={shlex.quote(LOG_DIR)}",
     log:
         f"{LOG_DIR}/parquet.log",
     conda:
@@ -38,5 +41,5 @@ rule parquet:
     shell:
         "{params.run} @{params.lists:q} --folder={params.folder:q} --metrics={input.metrics:q}"
         " --exclusions={input.exclusions:q} --dataset={params.dataset:q} --load_name={params.load_name:q}"
-        " --file_list={output.file_list:q} {params.pca} {params.load_config}"
+        " --file_list={output.file_list:q} {params.pca} {params.load_config} {params.plan}"
         " --merged {params.merged} > {log:q} 2>&1"

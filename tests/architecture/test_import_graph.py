@@ -10,7 +10,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 SHARED = {"store", "runtime", "encoders", "readers"}  # used by several steps; they import no step
-STEPS = {"discover", "extract", "publish", "validate", "evaluate", "pretrain"}
+STEPS = {"discover", "extract", "publish", "validate", "evaluate", "pretrain", "plan"}
 
 
 def module_names() -> dict[str, Path]:

@@ -14,6 +14,7 @@ import yaml
 from embedpipe.discover.settings import HfDatasetOptions, ShardOptions
 from embedpipe.evaluate.settings import EvaluationSettings
 from embedpipe.extract.settings import ExtractOptions
+from embedpipe.plan.settings import PlanOptions
 from embedpipe.publish.settings import CardOptions, UploadOptions
 from embedpipe.runtime.step_settings import SettingError, add_arguments, as_json, defaults, from_args, from_block
 from embedpipe.store.merge_settings import MergeOptions
@@ -32,6 +33,7 @@ STEPS = {
     "shards": (ShardOptions, set()),
     "hf_dataset": (HfDatasetOptions, set()),
     "merge": (MergeOptions, set()),
+    "plan": (PlanOptions, set()),
 }
 NOT_SETTINGS = {"enabled"}  # whether the step runs: the DAG's choice, not the step's
 

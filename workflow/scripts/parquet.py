@@ -11,6 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+from embedpipe.plan.against_actual import newest_trial_plan, plan_section
+from embedpipe.plan.timings import run_timings
 from embedpipe.publish.card import build_card
 from embedpipe.publish.dataset_folder import EmptyDatasetError, build_dataset_folder
 from embedpipe.publish.disk_usage import RunFiles, disk_section, matrix_shape, measure
@@ -38,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
                                                                 "--errors theirs: counted in the card's Disk section")
     p.add_argument("--errors", nargs="*", default=[], help="the shards' <shard>.errors.parquet")
     p.add_argument("--merged", nargs="*", default=[], help="merge_all's files, counted where they exist")
+    p.add_argument("--plan_for", default=None, help="this full run's results/<run>: the card's Plan against actual "
+                                                    "section, where a trial beside it wrote a plan.json")
+    p.add_argument("--extract_logs", default=None, help="this run's logs/<run> (its extract jobs' timings)")
     args = p.parse_args(argv)
     setup_logging()
     metrics = json.loads(Path(args.metrics).read_text())
@@ -49,8 +54,21 @@ def main(argv: list[str] | None = None) -> int:
                          [Path(f) for f in args.merged])
 
     def card(published: list[Path]) -> str:
-        disk = disk_section(measure(run_files, published[0].parent), *matrix_shape(staged))
-        return build_card(published, metrics, dataset, args.load_name, exclusions, args.load_config, disk)
+        usage = measure(run_files, published[0].parent)
+        disk = disk_section(usage, *matrix_shape(staged))
+        return build_card(published, metrics, dataset, args.load_name, exclusions, args.load_config, disk,
+                          planned(usage))
+
+    def planned(usage) -> str:
+        """The newest trial's plan against this run's extract jobs and folders; "" without one."""
+        if not args.plan_for or (plan := newest_trial_plan(Path(args.plan_for))) is None:
+            return ""
+        shards = [Path(f).name.removesuffix(".parquet") for f in args.embeddings]
+        timings = run_timings(Path(args.plan_for), Path(args.extract_logs), shards)
+        folders: dict[str, int] = {}
+        for u in usage:
+            folders[u.label] = folders.get(u.label, 0) + u.bytes
+        return plan_section(plan, timings, folders)
 
     remove_leftovers_of(args.file_list)  # a killed run's; the folder's staging copies: build_dataset_folder
     try:
