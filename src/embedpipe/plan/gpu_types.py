@@ -1,5 +1,6 @@
 """GPU types a user picks from, as their datasheets state them: dense bfloat16 tensor throughput (not
-the "with sparsity" figure datasheets print first, which is twice it), memory bandwidth and memory.
+the "with sparsity" figure datasheets print first, which is twice it) and memory bandwidth; their memory
+is the preflight's table (config/gpu_memory.py).
 
 Sources: NVIDIA's product pages and the datasheets they link (SXM variants unless named):
 - V100: https://www.nvidia.com/en-us/data-center/v100/ (no bfloat16: the float16 tensor figure)
@@ -25,6 +26,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from embedpipe.config.gpu_memory import gpu_memory_gb
+
 UNCERTAINTY = 2.0  # the scaled model seconds lie within ×1/2 … ×2 of the compute-ratio figure
 
 
@@ -34,23 +37,28 @@ class GpuType:
     pattern: str  # matched against torch's device name / SLURM's gpu_model, lower-cased without '-', '_', ' '
     bf16_tflops: float  # dense, tensor cores (float16 where the card has no bfloat16)
     bandwidth_gbs: float
-    memory_gb: float
     note: str = ""
+
+    @property
+    def memory_gb(self) -> float:
+        """From the preflight's table, the one list of GPU memory (a name that covers two cards, V100 or
+        A100, is the smaller unless it says otherwise)."""
+        return gpu_memory_gb(self.name) or 0.0
 
 
 # First match wins: the more specific names first (a100 80 before a100, l40s before l40, a10 not a100).
 GPU_TYPES: tuple[GpuType, ...] = (
-    GpuType("H200", r"h200", 989.5, 4800, 141),
-    GpuType("H100 PCIe", r"h100.*pcie", 756.0, 2000, 80),
-    GpuType("H100", r"h100", 989.5, 3350, 80),
-    GpuType("A100-80", r"a100.*80|80g.*a100", 312.0, 2039, 80),
-    GpuType("A100-40", r"a100", 312.0, 1555, 40),
-    GpuType("L40S", r"l40s", 362.05, 864, 48),
-    GpuType("A40", r"a40", 149.7, 696, 48),
-    GpuType("A10", r"a10(?!0)", 125.0, 600, 24),
-    GpuType("L4", r"l4(?!0)", 121.0, 300, 24),
-    GpuType("V100", r"v100", 125.0, 900, 32, "no bfloat16 (float16 figure): a bf16 model runs slower"),
-    GpuType("T4", r"t4", 65.0, 320, 16, "no bfloat16 (float16 figure): a bf16 model runs slower"),
+    GpuType("H200", r"h200", 989.5, 4800),
+    GpuType("H100 PCIe", r"h100.*pcie", 756.0, 2000),
+    GpuType("H100", r"h100", 989.5, 3350),
+    GpuType("A100-80", r"a100.*80|80g.*a100", 312.0, 2039),
+    GpuType("A100-40", r"a100", 312.0, 1555),
+    GpuType("L40S", r"l40s", 362.05, 864),
+    GpuType("A40", r"a40", 149.7, 696),
+    GpuType("A10", r"a10(?!0)", 125.0, 600),
+    GpuType("L4", r"l4(?!0)", 121.0, 300),
+    GpuType("V100", r"v100", 125.0, 900, "no bfloat16 (float16 figure): a bf16 model runs slower"),
+    GpuType("T4", r"t4", 65.0, 320, "no bfloat16 (float16 figure): a bf16 model runs slower"),
 )
 
 
