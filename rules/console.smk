@@ -43,12 +43,21 @@ def job_label(job):
 
 
 onsuccess:
-    for line in summary_lines(run_outputs(), ran_rules()):
-        logger.info(line)
+    # A summary is a courtesy: whatever goes wrong making it must not hide that the run succeeded.
+    try:
+        for line in summary_lines(run_outputs(), ran_rules()):
+            logger.info(line)
+    except Exception as exc:
+        logger.warning(f"embedpipe: no summary of this run ({type(exc).__name__}: {exc})")
 
 
 onerror:
-    main_logs = log if isinstance(log, list) else [log]
-    jobs = [job for path in main_logs if path and os.path.exists(path) for job in failed_jobs(read_tail(path, 1 << 24))]
-    for line in failure_lines(jobs, job_label):
-        logger.error(f"embedpipe: {line}")
+    # Nor may the failure lines hide Snakemake's own error report above them.
+    try:
+        main_logs = log if isinstance(log, list) else [log]
+        jobs = [job for path in main_logs if path and os.path.exists(path)
+                for job in failed_jobs(read_tail(path, 1 << 24))]
+        for line in failure_lines(jobs, job_label):
+            logger.error(f"embedpipe: {line}")
+    except Exception as exc:
+        logger.warning(f"embedpipe: no failure lines ({type(exc).__name__}: {exc}); see Snakemake's report above")

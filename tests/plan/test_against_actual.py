@@ -44,3 +44,12 @@ def test_the_section_says_which_actuals_fell_within_the_range(tmp_path):
     assert "| `staged/` bytes | 1 GB | 900 MB – 1.1 GB | 2 GB | **no** |" in text
     assert "3 of 4 fell within the range" in text
     assert plan_section(None, jobs, {}) == ""
+
+
+def test_a_plan_the_card_cannot_read_is_left_out_not_a_failed_parquet_step(tmp_path, caplog):
+    broken = tmp_path / "plan.json"
+    broken.write_text('{"version": 0, "device_kind"')  # cut short
+    assert plan_section(broken, [ShardTiming("p10", files=3, wall_s=10.0)], {}) == ""
+    broken.write_text(json.dumps({"version": 99}))  # another version's keys
+    assert plan_section(broken, [ShardTiming("p10", files=3, wall_s=10.0)], {}) == ""
+    assert "the card leaves out" in caplog.text

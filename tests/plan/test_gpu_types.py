@@ -35,3 +35,10 @@ def test_a_measured_type_is_not_scaled_and_another_is_by_the_compute_ratio_withi
 
 def test_every_row_states_positive_figures():
     assert all(g.bf16_tflops > 0 and g.bandwidth_gbs > 0 and g.memory_gb > 0 for g in GPU_TYPES)
+
+
+def test_a_workstation_rtx_a4000_is_not_an_a40():
+    from embedpipe.config.gpu_memory import gpu_memory_gb
+
+    assert gpu_type("NVIDIA RTX A4000") is None and gpu_memory_gb("rtx_a4000") is None
+    assert gpu_type("NVIDIA A40").name == "A40" and gpu_memory_gb("a40") == 48

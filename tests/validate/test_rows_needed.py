@@ -54,3 +54,14 @@ def test_an_error_fraction_below_one_over_the_max_files_is_judged_by_how_likely_
     # max 0: any error fails, at any size
     assert error_fraction_verdict(1, 3, 0.0) == (False, "1/3 error rows = 0.3333 > 0.0")
     assert error_fraction_verdict(0, 0, 0.0) == (True, "0/0 error rows = 0.0000 ≤ 0.0")
+
+
+def test_leniency_is_for_small_runs_and_an_unmeasured_statistic_on_many_rows_fails():
+    from embedpipe.validate.rows_needed import error_fraction_verdict
+
+    # 1e-6 over 525,000 files: the user's "none", judged as written (3 errors fail)
+    passed, detail = error_fraction_verdict(3, 525_000, 1e-6)
+    assert not passed and "> 1e-06" in detail
+    assert error_fraction_verdict(1, 6, 0.01)[0]  # a 6-file trial with one error is too small to judge
+    assert rank_verdict(525_000, None, 2.0) == (False, "effective rank not measured on 525000 rows")
+    assert mean_cosine_verdict(525_000, None, 0.99) == (False, "mean cosine not measured on 525000 rows")

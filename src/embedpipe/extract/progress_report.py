@@ -174,6 +174,8 @@ class ProgressReport:
             return
         try:
             with self._lock:
+                if state == RUNNING and self._stop.is_set():
+                    return  # the heartbeat, late: the final record is written or being written
                 write_progress(self.path, self.record(state, message))
         except Exception as exc:  # the record is for people watching: the embedding goes on without it
             if not self._failed_write:

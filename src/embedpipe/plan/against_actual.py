@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from embedpipe.plan.report import duration, size
 from embedpipe.plan.timings import ShardTiming
 
 PLAN_NAME = "plan.json"
+log = logging.getLogger("parquet")
 
 
 def newest_trial_plan(run_dir: Path) -> Path | None:
@@ -68,8 +70,12 @@ def plan_section(plan_path: Path | None, timings: Sequence[ShardTiming], bytes_b
     """The card's section; "" when no trial planned this run."""
     if plan_path is None:
         return ""
-    plan = json.loads(plan_path.read_text())
-    rows = comparisons(plan, actuals(timings, bytes_by_folder))
+    try:
+        plan = json.loads(plan_path.read_text())
+        rows = comparisons(plan, actuals(timings, bytes_by_folder))
+    except Exception as exc:  # noqa: BLE001 - a plan of another version, or cut short: the card goes on without it
+        log.warning("the card leaves out %s (%s: %s)", plan_path, type(exc).__name__, exc)
+        return ""
     table = ["| what | predicted | range | actual | within the range |", "|---|---|---|---|---|"]
     for r in rows:
         e, fmt = r["predicted"], r["format"]

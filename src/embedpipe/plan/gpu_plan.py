@@ -32,7 +32,9 @@ def batch_that_fits(memory_gb: float, encoder: Mapping[str, Any], timings: Seque
                     measured_on_gpu: bool) -> tuple[int | None, str]:
     """The largest batch within HEADROOM of `memory_gb`, and its basis."""
     estimate = batch_estimate(encoder)  # type: ignore[arg-type]
-    peaks = [(t.peak_gpu_gib * GIB, t.batch_size) for t in timings if t.peak_gpu_gib and t.batch_size]
+    # the batch that ran: a shard of fewer files than a batch ran one block of its files
+    peaks = [(t.peak_gpu_gib * GIB, min(t.batch_size, t.files) if t.files else t.batch_size)
+             for t in timings if t.peak_gpu_gib and t.batch_size]
     usable = memory_gb * HEADROOM
     if measured_on_gpu and peaks:
         peak, batch = max(peaks)

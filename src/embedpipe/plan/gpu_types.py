@@ -54,7 +54,7 @@ GPU_TYPES: tuple[GpuType, ...] = (
     GpuType("A100-80", r"a100.*80|80g.*a100", 312.0, 2039),
     GpuType("A100-40", r"a100", 312.0, 1555),
     GpuType("L40S", r"l40s", 362.05, 864),
-    GpuType("A40", r"a40", 149.7, 696),
+    GpuType("A40", r"a40(?!\d)", 149.7, 696),
     GpuType("A10", r"a10(?!0)", 125.0, 600),
     GpuType("L4", r"l4(?!0)", 121.0, 300),
     GpuType("V100", r"v100", 125.0, 900, "no bfloat16 (float16 figure): a bf16 model runs slower"),

@@ -28,7 +28,9 @@ RUNNING, FINISHED, FAILED, STOPPED = "running", "finished", "failed", "stopped" 
 WRITE_INTERVAL_S = 5.0  # a running job rewrites its record this often
 # A running record older than this belongs to a job that died: six missed writes, and never under a
 # minute (a results folder on NFS may show a file's new version seconds late).
-STALE_AFTER_S = max(60.0, 6 * WRITE_INTERVAL_S)
+# NFS clients cache a folder's attributes up to 60 s by default, so a reader may see a record a minute
+# old from a live job; and nodes' clocks differ by seconds. Three minutes is past both.
+STALE_AFTER_S = max(180.0, 6 * WRITE_INTERVAL_S)
 
 
 def progress_path(run_dir: str | os.PathLike, shard: str) -> Path:
