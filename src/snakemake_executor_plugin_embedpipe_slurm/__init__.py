@@ -37,7 +37,15 @@ from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from .array_tasks import ArrayTask, array_comment, batch_script, chunks, link_task_log, write_task_scripts
+from .array_tasks import (
+    ArrayTask,
+    array_comment,
+    batch_script,
+    chunks,
+    link_task_log,
+    task_log,
+    write_task_scripts,
+)
 
 # The versions whose run_jobs/run_array_jobs these replace, and that tests/workflow/test_slurm.py ran.
 TESTED = {"snakemake-executor-plugin-slurm": "2.8.0", "snakemake-executor-plugin-slurm-jobstep": "0.6.1"}
@@ -177,7 +185,7 @@ class Executor(SlurmExecutor):
         group_or_rule = f"rule_{rule}"
         params = {
             "run_uuid": self.run_uuid,
-            "slurm_logfile": self.slurm_logdir / group_or_rule / "%A_%a.log",
+            "slurm_logfile": task_log(self.slurm_logdir, group_or_rule, "%A", "%a"),
             "comment_str": array_comment(rule, wildcards),
             "account": next(self.get_account_arg(jobs[0])),
             "partition": self.get_partition_arg(jobs[0]),
@@ -203,7 +211,7 @@ class Executor(SlurmExecutor):
             return
         slurm_jobid = validate_or_get_slurm_job_id(proc.stdout.strip().split(";")[0], proc.stdout)
         for index, (job, wc) in enumerate(zip(jobs, wildcards, strict=True), start=1):
-            logfile = self.slurm_logdir / group_or_rule / f"{slurm_jobid}_{index}.log"
+            logfile = task_log(self.slurm_logdir, group_or_rule, slurm_jobid, index)
             reported(index - 1)
             self._report_job_submission_threadsafe(
                 SubmittedJobInfo(job, external_jobid=f"{slurm_jobid}_{index}", aux={"slurm_logfile": logfile}))

@@ -78,18 +78,19 @@ def chunks(count: int, limit: int) -> list[tuple[int, int]]:
     return [(first, min(first + limit - 1, count)) for first in range(1, count + 1, limit)]
 
 
-def task_log_link(logdir: Path, group_or_rule: str, wildcards: str, jobid: str, index: int) -> Path:
-    """Where a task's log is found by shard: <logdir>/<rule>/<wildcards>/<jobid>_<index>.log, a link to the
-    file SLURM writes (<logdir>/<rule>/<jobid>_<index>.log: an array has one --output pattern, so SLURM's
-    own messages, a time limit or an out-of-memory kill, land there)."""
-    return logdir / group_or_rule / wildcards / f"{jobid}_{index}.log"
+def task_log(logdir: Path, group_or_rule: str, jobid: str, index: int | str) -> Path:
+    """The file SLURM writes for an array task: <logdir>/<rule>/<jobid>_<index>.log (an array has one
+    --output pattern, so SLURM's own messages, a time limit or an out-of-memory kill, land there). With
+    jobid "%A" and index "%a" it is that pattern."""
+    return logdir / group_or_rule / f"{jobid}_{index}.log"
 
 
 def link_task_log(logdir: Path, group_or_rule: str, wildcards: str, jobid: str, index: int) -> Path:
-    """Make the shard's link to the task's log (dangling until the task starts); the real file's path."""
-    real = logdir / group_or_rule / f"{jobid}_{index}.log"
+    """Make the shard's link to the task's log, <logdir>/<rule>/<wildcards>/<jobid>_<index>.log (dangling
+    until the task starts); the real file's path."""
+    real = task_log(logdir, group_or_rule, jobid, index)
     if wildcards:
-        link = task_log_link(logdir, group_or_rule, wildcards, jobid, index)
+        link = real.parent / wildcards / real.name
         link.parent.mkdir(parents=True, exist_ok=True)
         link.unlink(missing_ok=True)
         link.symlink_to(Path("..") / real.name)
