@@ -29,7 +29,7 @@ from embedpipe.config.slurm import Run, slurm_problems
 from embedpipe.encoders import family
 from embedpipe.encoders.options import FamilyOptions
 from embedpipe.extract.settings import ExtractOptions
-from embedpipe.runtime.runinfo import HUB_TOKEN_VARS
+from embedpipe.runtime.runinfo import HUB_TOKEN_VARS, hub_token_file
 
 MODE_VAR = "EMBEDPIPE_PREFLIGHT"  # "warn": stops become warnings
 
@@ -70,9 +70,7 @@ def hub_token_found(environ: Mapping[str, str]) -> bool:
     """A token huggingface_hub would find: the environment, or its login cache (`hf auth login`)."""
     if any(environ.get(v) for v in HUB_TOKEN_VARS):
         return True
-    home = environ.get("HF_HOME") or os.path.join(environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
-                                                  "huggingface")
-    return os.path.isfile(environ.get("HF_TOKEN_PATH") or os.path.join(home, "token"))
+    return hub_token_file(environ).is_file()
 
 
 def upload_problem(upload: Mapping[str, Any], launch: Launch, environ: Mapping[str, str]) -> LaunchProblem | None:

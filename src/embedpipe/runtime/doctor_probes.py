@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embedpipe.runtime.runinfo import HUB_TOKEN_VARS
+from embedpipe.runtime.runinfo import HUB_TOKEN_VARS, hub_token_file
 
 GIB = 2**30
 # The codecs a video dataset is likely to hold; AV1's software decoders are libdav1d and libaom (FFmpeg's
@@ -223,8 +223,7 @@ def token_lines() -> list[Found]:
     """Each Hub token variable: set or not, by name. The value is never read beyond being non-empty."""
     found = [Found(var, bool(os.environ.get(var)), "set (value not shown)" if os.environ.get(var) else "not set")
              for var in HUB_TOKEN_VARS]
-    home = Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
-    stored = Path(os.environ.get("HF_TOKEN_PATH") or home / "token")
+    stored = hub_token_file()
     found.append(Found("hf auth login", stored.is_file(), f"token file {stored} " +
                        ("present (value not shown)" if stored.is_file() else "absent")))
     return found

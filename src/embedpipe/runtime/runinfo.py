@@ -7,12 +7,23 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 import embedpipe
 
 # The environment variables huggingface_hub takes a token from. Only the upload job needs one: SLURM
 # submissions leave them out (workflow/submit/sbatch), and an extract job says whether it has one.
 HUB_TOKEN_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+
+
+def hub_token_file(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where `hf auth login` keeps its token, as huggingface_hub looks for it: HF_TOKEN_PATH, else
+    <HF_HOME>/token, HF_HOME defaulting to <XDG_CACHE_HOME or ~/.cache>/huggingface."""
+    if path := environ.get("HF_TOKEN_PATH"):
+        return Path(path)
+    cache = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(environ.get("HF_HOME") or os.path.join(cache, "huggingface")) / "token"
 
 
 def submit_without_hub_token(shim_dir: str) -> bool:
