@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from embedpipe.runtime.runinfo import LOG_PREFIX
 from embedpipe.store.progress import FINISHED, ShardProgress, progress_path, read_progress
 
 BENCHMARK_SUFFIX = ".benchmark.tsv"
-_STAMP = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ [\w.]+: "
 # loop.log_throughput's line (the tqdm bar may precede it on the same line: searched, not matched)
-THROUGHPUT = re.compile(_STAMP + r"(?P<shard>.+?): (?P<n>\d+)/(?P<total>\d+) files, (?P<rate>[\d.]+) files/s")
-ANY_LINE = re.compile(_STAMP)
+THROUGHPUT = re.compile(LOG_PREFIX + r"(?P<shard>.+?): (?P<n>\d+)/(?P<total>\d+) files, (?P<rate>[\d.]+) files/s")
+ANY_LINE = re.compile(LOG_PREFIX)
 # step.py's line before the loop: "shard p10: 10 files; vjepa2 vjepa2-tiny on cpu, batch 4, 1 decode workers"
 SETUP = re.compile(r"shard .+?: \d+ files; \S+ \S+ on (?P<device>\S+), batch (?P<batch>\d+)")
 # gpu_report's lines: the card at the start, its peak on the last throughput line
@@ -83,10 +83,10 @@ def read_log(path: Path) -> dict[str, object] | None:
         text = path.read_text(errors="replace")
     except OSError:
         return None
-    stamps = [_stamp(m.group(1)) for m in ANY_LINE.finditer(text)]
+    stamps = [_stamp(m.group("time")) for m in ANY_LINE.finditer(text)]
     points: list[tuple[int, float, float]] = []
     for m in THROUGHPUT.finditer(text):
-        n, t, rate = int(m.group("n")), _stamp(m.group(1)), float(m.group("rate"))
+        n, t, rate = int(m.group("n")), _stamp(m.group("time")), float(m.group("rate"))
         if points and points[-1][0] == n:
             points[-1] = (n, points[-1][1], rate)  # the end's line repeats the last batch's count
         else:

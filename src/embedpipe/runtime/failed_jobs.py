@@ -15,13 +15,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from embedpipe.runtime.error_text import clean_message
+from embedpipe.runtime.runinfo import LOG_PREFIX
 
 TAIL_BYTES = 64 * 1024  # a reason is at a log's end; an extract log of a 50,000-file shard is megabytes
 MAX_REASON = 300
 _ERROR_BLOCK = re.compile(r"^Error in rule (\S+?):?$")
 _LOG_LINE = re.compile(r"^\s+log: (.*?)(?: \(check log file\(s\) for error details\))?$")
 # setup_logging's format: "2026-01-01 12:00:00,123 ERROR extract: the reason"
-_LOGGED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (ERROR|CRITICAL) [\w.]+: (.*)$")
+_LOGGED = re.compile("^" + LOG_PREFIX + r"(?P<message>.*)$")
+_REASON_LEVELS = ("ERROR", "CRITICAL")
 # what SLURM writes into a job's own log when it ends the job (time limit, memory, preemption)
 _SLURM = re.compile(r"slurmstepd: error: \**\s*(.*?)\s*\**$")
 _EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Failure)\b:?(.*)$")
@@ -59,8 +61,8 @@ def reason_of(log_text: str) -> str | None:
     if not lines:
         return None
     for i in range(len(lines) - 1, -1, -1):
-        if match := _LOGGED.match(lines[i]):
-            return _one_line(match.group(2))
+        if (match := _LOGGED.match(lines[i])) and match.group("level") in _REASON_LEVELS:
+            return _one_line(match.group("message"))
         if _EXCEPTION.match(lines[i]) and _in_traceback(lines, i):
             return _one_line(lines[i])
     return _one_line(lines[-1])

@@ -46,10 +46,16 @@ def submit_without_hub_token(shim_dir: str) -> bool:
 PACKAGES = ("torch", "transformers", "decord", "soundfile", "soxr", "pyarrow", "numpy")
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# What LOG_FORMAT puts before each message (asctime's default form), for what reads the jobs' logs: the
+# planner's timings (plan/timings.py) and the console's failure lines (runtime/failed_jobs.py).
+LOG_PREFIX = r"(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (?P<level>\w+) (?P<logger>[\w.]+): "
+
+
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
         stream=sys.stderr,
         force=True,
     )
