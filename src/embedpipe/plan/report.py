@@ -3,12 +3,11 @@ short text (plan.md and the console). Every number carries its range and its bas
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
+from embedpipe.config.disk_space import free_bytes
 from embedpipe.plan import extrapolate as x
 from embedpipe.plan.gpu_plan import gpu_rows
 from embedpipe.plan.sizes import ERRORS, FileBytes
@@ -35,16 +34,6 @@ class PlanInputs:
     max_error_fraction: float
     results_dir: str
     encoder: Mapping[str, Any]
-
-
-def free_bytes(folder: str) -> int | None:
-    path = Path(folder).resolve()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    try:
-        return shutil.disk_usage(path).free
-    except OSError:
-        return None
 
 
 def per_row_by_folder(files: Sequence[FileBytes]) -> dict[str, dict[str, float | None]]:
